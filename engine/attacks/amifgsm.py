@@ -1,0 +1,45 @@
+"""AMI-FGSM as in MSU's benchmark: momentum, step ε/iters, updates the image directly.
+
+g ← ν·g + ∇/mean|∇|; x ← clip_{x₀,ε}(x − (ε/iters)·sign(g)) clamped to [0, 1].
+Constrains: L∞ ≤ ε. MSU defaults: ε = 10/255, 10 iterations, ν = 1.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from engine.attacks.base import ATTACKS, Attack, AttackParams, AttackRun, IterateTracker, loss_and_grad
+from engine.attacks.sign_gradient import l1_normalised, linf_presets
+from engine.metrics.base import Metric
+from engine.params import param
+
+
+@dataclass
+class AMIFGSMParams(AttackParams):
+    eps: float = param(10 / 255, min=0.0, max=1.0, help="L∞ budget", unit="×255", step=1 / 255)
+    iters: int = param(10, min=1, max=10000, help="number of iterations (step = ε/iters)")
+    momentum: float = param(1.0, min=0.0, max=10.0, help="momentum decay ν")
+
+
+@ATTACKS.register("amifgsm")
+class AMIFGSM(Attack):
+    Params = AMIFGSMParams
+    presets = {"msu-default": {}, **linf_presets()}
+
+    def run(self, x: torch.Tensor, metric: Metric, *,
+            generator: torch.Generator | None = None) -> AttackRun:
+        p = self.params
+        x0 = x.detach()
+        alpha = p.eps / p.iters
+        tracker = IterateTracker(metric, x0)
+        xi = x0.clone()
+        g = torch.zeros_like(x0)
+        for i in range(p.iters):
+            scores, loss, grad = loss_and_grad(metric, xi)
+            yield tracker.record(i, xi, scores, loss)
+            g = p.momentum * g + l1_normalised(grad)
+            xi = xi - alpha * g.sign()
+            xi = torch.min(torch.max(xi, x0 - p.eps), x0 + p.eps).clamp(0.0, 1.0)
+        yield tracker.record(p.iters, xi, metric.score(xi))
+        return tracker.outcome(xi, p.iters, p.keep_best)

@@ -1,0 +1,205 @@
+"""Attack protocol: a generator of step records that returns the adversarial image.
+
+An attack raises the quality score a metric reports (white box). Every attack minimises
+the MSU loss ``1 − sign·M(x)/range`` (see :func:`engine.metrics.base.attack_loss`),
+possibly with extra terms. Running one looks like::
+
+    gen = attack.run(x, metric, generator=torch.Generator().manual_seed(0))
+    try:
+        while True:
+            step = next(gen)          # a StepRecord; the caller may stop here
+    except StopIteration as stop:
+        outcome = stop.value          # AttackOutcome with .image
+
+Attacks that optimise other variables (colour curves, Adam on pixels), need the
+reference image (all of them get ``x``, the original) or train over a folder (UAP, via a
+perturbation file) fit the same protocol: only :meth:`Attack.run` is required.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generator
+
+import torch
+
+from engine.metrics.base import Metric, attack_loss
+from engine.params import make_params, param, param_specs, params_to_dict
+from engine.registry import Registry
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What one attack iteration reports (means over the batch).
+
+    ``iteration`` 0 is the clean image; iteration k is the iterate after k updates.
+    """
+
+    iteration: int
+    score: float
+    loss: float
+    linf: float
+    l2: float
+    psnr: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {"iteration": self.iteration, "score": self.score, "loss": self.loss,
+                "linf": self.linf, "l2": self.l2, "psnr": self.psnr}
+
+
+@dataclass
+class AttackOutcome:
+    """The result of an attack run.
+
+    Attributes:
+        image: the adversarial batch, :math:`(B, 3, H, W)` in [0, 1].
+        selection: ``"last"`` (final iterate) or ``"best"`` (best-scoring iterate seen).
+        iteration_used: per image, which iterate was returned (0 = the clean image).
+        steps: every step record, in order.
+        mode: how the metric was attacked: ``"direct"``, or for a defended metric
+            ``"through"``/``"bpda"``/``"eot"`` (set by the defence-aware wrapper).
+    """
+
+    image: torch.Tensor
+    selection: str
+    iteration_used: list[int]
+    steps: list[StepRecord] = field(default_factory=list)
+    mode: str = "direct"
+
+
+@dataclass
+class AttackParams:
+    """Parameters every attack has."""
+
+    keep_best: bool = param(False, help="return the best-scoring iterate seen instead of the last")
+
+
+AttackRun = Generator[StepRecord, None, AttackOutcome]
+
+
+class Attack:
+    """Base class. Subclasses set ``Params`` (a dataclass deriving from AttackParams),
+    optionally ``presets`` (label → parameter overrides), and implement :meth:`run`."""
+
+    name: ClassVar[str] = "attack"
+    Params: ClassVar[type] = AttackParams
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: the attack reads a file made beforehand over a folder (e.g. a trained UAP)
+    universal: ClassVar[bool] = False
+
+    def __init__(self, params: Any = None, **overrides: Any) -> None:
+        if params is None or isinstance(params, dict):
+            params = make_params(self.Params, {**(params or {}), **overrides})
+        elif overrides:
+            params = make_params(self.Params, {**params_to_dict(params), **overrides})
+        self.params = params
+
+    @classmethod
+    def from_preset(cls, label: str, **overrides: Any) -> "Attack":
+        if label not in cls.presets:
+            raise KeyError(f"{cls.name}: unknown preset {label!r}; known: {', '.join(cls.presets)}")
+        return cls({**cls.presets[label], **overrides})
+
+    @classmethod
+    def param_specs(cls):
+        return param_specs(cls.Params)
+
+    def run(self, x: torch.Tensor, metric: Metric, *,
+            generator: torch.Generator | None = None) -> AttackRun:
+        raise NotImplementedError
+
+    def __call__(self, x: torch.Tensor, metric: Metric, *,
+                 generator: torch.Generator | None = None) -> AttackOutcome:
+        """Run to completion and return the outcome (convenience)."""
+        return run_to_end(self.run(x, metric, generator=generator))
+
+
+def run_to_end(gen: AttackRun) -> AttackOutcome:
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+def perturbation_stats(x: torch.Tensor, x0: torch.Tensor) -> tuple[float, float, float]:
+    """Mean over the batch of L∞, L2 and PSNR (dB, data range 1) of ``x − x0``."""
+    d = (x - x0).detach().flatten(1)
+    linf = d.abs().amax(dim=1)
+    l2 = d.norm(dim=1)
+    mse = d.pow(2).mean(dim=1)
+    psnr = torch.where(mse > 0, 10 * torch.log10(1.0 / mse.clamp_min(1e-20)),
+                       torch.full_like(mse, float("inf")))
+    p = psnr.mean().item()
+    return linf.mean().item(), l2.mean().item(), (p if math.isfinite(p) else float("inf"))
+
+
+class IterateTracker:
+    """Builds step records and remembers, per image, the best-scoring iterate.
+
+    Feed it every iterate with the scores computed for it (usually by the same forward
+    pass that produced the gradient, so tracking costs no extra metric call).
+    """
+
+    def __init__(self, metric: Metric, x0: torch.Tensor) -> None:
+        self.metric = metric
+        self.x0 = x0.detach()
+        self.best = x0.detach().clone()
+        self.best_goodness = torch.full((x0.shape[0],), -float("inf"), device=x0.device)
+        self.best_iter = [0] * x0.shape[0]
+        self.clean_scores: torch.Tensor | None = None
+        self.steps: list[StepRecord] = []
+
+    def record(self, iteration: int, x: torch.Tensor, scores: torch.Tensor,
+               loss: torch.Tensor | float | None = None) -> StepRecord:
+        scores = scores.detach().reshape(-1)
+        if self.clean_scores is None and iteration == 0:
+            self.clean_scores = scores.clone()
+        if loss is None:
+            loss_v = attack_loss(self.metric, scores).mean().item()
+        else:
+            loss_v = float(loss.detach().mean().item()) if isinstance(loss, torch.Tensor) else float(loss)
+        goodness = self.metric.sign * scores
+        better = goodness > self.best_goodness
+        if bool(better.any()):
+            self.best_goodness = torch.where(better, goodness, self.best_goodness)
+            self.best = torch.where(better.view(-1, 1, 1, 1), x.detach(), self.best)
+            for i in torch.nonzero(better).flatten().tolist():
+                self.best_iter[i] = iteration
+        linf, l2, psnr = perturbation_stats(x, self.x0)
+        rec = StepRecord(iteration, float(scores.mean().item()), loss_v, linf, l2, psnr)
+        self.steps.append(rec)
+        return rec
+
+    def outcome(self, last: torch.Tensor, last_iteration: int, keep_best: bool) -> AttackOutcome:
+        if keep_best:
+            return AttackOutcome(self.best.clone(), "best", list(self.best_iter), list(self.steps))
+        return AttackOutcome(last.detach().clone(), "last", [last_iteration] * last.shape[0],
+                             list(self.steps))
+
+
+def loss_and_grad(metric: Metric, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One forward+backward of the MSU loss at ``x``.
+
+    Returns:
+        (scores :math:`(B,)`, per-image loss :math:`(B,)`, gradient of the summed loss w.r.t. x).
+    """
+    x = x.detach().requires_grad_(True)
+    scores = metric.score(x, grad=True)
+    loss = attack_loss(metric, scores)
+    (grad,) = torch.autograd.grad(loss.sum(), x)
+    return scores.detach(), loss.detach(), grad
+
+
+def straight_through_clamp(x: torch.Tensor) -> torch.Tensor:
+    """Clamp to [0, 1] in the forward pass, identity in the backward pass (as MSU's
+    ``res.data.clamp_``), so saturated pixels keep receiving gradient."""
+    return x + (x.clamp(0.0, 1.0) - x).detach()
+
+
+ATTACKS: Registry[Attack] = Registry("attack")
+
+
+def sweep(name: str, values: list[Any], fmt: str = "{}", **fixed: Any) -> dict[str, dict[str, Any]]:
+    """Presets that sweep one parameter: label ``name=fmt(value)`` → overrides."""
+    return {f"{name}={fmt.format(v)}": {name: v, **fixed} for v in values}

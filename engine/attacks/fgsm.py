@@ -1,0 +1,21 @@
+"""FGSM (Goodfellow et al., 2015): one sign step of size ε on the MSU loss.
+
+Constrains: L∞ ≤ ε, image in [0, 1]. MSU default ε = 10/255.
+"""
+from __future__ import annotations
+
+from engine.attacks.base import ATTACKS
+from engine.attacks.sign_gradient import SignGradientAttack, linf_presets
+
+
+@ATTACKS.register("fgsm")
+class FGSM(SignGradientAttack):
+    """Single-step fast gradient sign method (``alpha`` and ``iters`` are ignored)."""
+
+    presets = {"msu-default": {}, **linf_presets()}
+
+    def step_size(self) -> float:
+        return self.params.eps
+
+    def num_iters(self) -> int:
+        return 1

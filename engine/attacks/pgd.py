@@ -1,0 +1,21 @@
+"""PGD with random start (Madry et al., 2018) on the MSU loss.
+
+δ₀ ~ U[−ε, ε] (drawn from the caller's generator on the CPU, so it is identical on every
+device), then I-FGSM steps with projection. Constrains: L∞ ≤ ε, image in [0, 1].
+"""
+from __future__ import annotations
+
+import torch
+
+from engine.attacks.base import ATTACKS
+from engine.attacks.sign_gradient import SignGradientAttack, linf_presets
+
+
+@ATTACKS.register("pgd")
+class PGD(SignGradientAttack):
+    presets = {"msu-default": {}, **linf_presets()}
+
+    def init_delta(self, x0: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        eps = self.params.eps
+        u = torch.rand(x0.shape, generator=generator, dtype=torch.float32)
+        return ((2 * u - 1) * eps).to(device=x0.device, dtype=x0.dtype)

@@ -1,0 +1,95 @@
+"""Defence (purification) protocol: a map from a batch to a batch.
+
+A defence declares typed parameters (MSU default), presets (the five MSU values of its
+main parameter), whether it is differentiable (gradients flow through it; otherwise an
+adaptive attack uses BPDA) and whether it is random. A random defence draws everything
+from the ``seed`` it is given, so ``d(x, seed=s)`` and ``d(x_adv, seed=s)`` get the same
+transform: the runner passes one seed per item to both.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+from engine.metrics.base import Availability, check_image_batch
+from engine.params import make_params, param_specs, params_to_dict
+from engine.registry import Registry
+
+
+class DefenceError(RuntimeError):
+    """A defence could not be built or applied (message is user-facing)."""
+
+
+class Defence:
+    """Base class. Subclasses set ``Params``, ``presets``, ``differentiable``, ``random``
+    and implement :meth:`forward`.
+
+    Shape:
+        - Input: :math:`(B, 3, H, W)` in [0, 1].
+        - Output: :math:`(B, 3, H', W')` in [0, 1]; most defences keep the size, random
+          crop does not.
+    """
+
+    name: ClassVar[str] = "defence"
+    Params: ClassVar[type] = None  # type: ignore[assignment]
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    differentiable: ClassVar[bool] = True
+    random: ClassVar[bool] = False
+
+    def __init__(self, params: Any = None, **overrides: Any) -> None:
+        from engine.params import NoParams
+        cls_params = self.Params or NoParams
+        if params is None or isinstance(params, dict):
+            params = make_params(cls_params, {**(params or {}), **overrides})
+        elif overrides:
+            params = make_params(cls_params, {**params_to_dict(params), **overrides})
+        self.params = params
+        self.device = torch.device("cpu")
+
+    def to(self, device: torch.device | str) -> "Defence":
+        """Move any model the defence holds; classical defences just remember the device."""
+        self.device = torch.device(device)
+        return self
+
+    @classmethod
+    def from_preset(cls, label: str, **overrides: Any) -> "Defence":
+        if label not in cls.presets:
+            raise KeyError(f"{cls.name}: unknown preset {label!r}; known: {', '.join(cls.presets)}")
+        return cls({**cls.presets[label], **overrides})
+
+    @classmethod
+    def param_specs(cls):
+        from engine.params import NoParams
+        return param_specs(cls.Params or NoParams)
+
+    @classmethod
+    def availability(cls) -> Availability:
+        """Ready unless the defence needs weights or packages that are missing."""
+        return Availability("ready")
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, x: torch.Tensor, seed: int | None = None) -> torch.Tensor:
+        """Apply the defence.
+
+        Args:
+            x: :math:`(B, 3, H, W)` in [0, 1].
+            seed: the per-item seed; random defences make all their draws from a CPU
+                ``torch.Generator`` seeded with it (same seed → same transform on any
+                device). Ignored by deterministic defences.
+        """
+        check_image_batch(x)
+        gen = None
+        if self.random:
+            gen = torch.Generator().manual_seed(int(seed if seed is not None else 0))
+        return self.forward(x, gen).clamp(0.0, 1.0)
+
+
+DEFENCES: Registry[Defence] = Registry("defence")
+
+
+def sweep(name: str, values: list[Any], fmt: str = "{}", **fixed: Any) -> dict[str, dict[str, Any]]:
+    """Presets that sweep one parameter: label ``name=value`` → overrides."""
+    return {f"{name}={fmt.format(v)}": {name: v, **fixed} for v in values}

@@ -1,0 +1,110 @@
+"""The one interface every no-reference quality metric has."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import torch
+from torch import nn
+
+from engine.registry import Registry
+
+AvailabilityState = Literal["ready", "needs-download", "unavailable"]
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a component can run on this machine now.
+
+    ``ready``: everything is present. ``needs-download``: weights are missing locally but
+    will be fetched on first use (needs network). ``unavailable``: cannot run here; the
+    reason says why (e.g. a missing package).
+    """
+
+    state: AvailabilityState
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "ready"
+
+
+class MetricError(RuntimeError):
+    """A metric could not be built or could not score an input (message is user-facing)."""
+
+
+class Metric(nn.Module):
+    """A no-reference image-quality metric.
+
+    Subclasses set the class attributes and implement :meth:`forward`.
+
+    Attributes:
+        name: registry name (pyiqa's where the metric comes from pyiqa).
+        lower_better: True when a lower score means better quality (NIQE, BRISQUE).
+        bounds: ``(worst, best)`` scores used to normalise (MSU bounds where known).
+        differentiable: whether gradients w.r.t. the input are meaningful.
+
+    Shape:
+        - Input: :math:`(B, 3, H, W)` float in [0, 1], RGB.
+        - Output: :math:`(B,)` float scores.
+    """
+
+    name: ClassVar[str] = "metric"
+    lower_better: bool = False
+    bounds: tuple[float, float] = (0.0, 100.0)
+    differentiable: bool = True
+
+    @property
+    def range(self) -> float:
+        """``|best − worst|``: the normaliser in the MSU loss and gains (100 if unknown)."""
+        r = abs(self.bounds[1] - self.bounds[0])
+        return r if r > 0 else 100.0
+
+    @property
+    def sign(self) -> float:
+        """+1 when higher is better, −1 when lower is better."""
+        return -1.0 if self.lower_better else 1.0
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        for b in self.buffers():
+            return b.device
+        return getattr(self, "_device", torch.device("cpu"))
+
+    def score(self, x: torch.Tensor, *, grad: bool = False) -> torch.Tensor:
+        """Score a batch. With ``grad=False`` no autograd graph is built.
+
+        Args:
+            x: :math:`(B, 3, H, W)` in [0, 1].
+            grad: keep the graph so that ``score.sum().backward()`` reaches ``x``.
+
+        Returns:
+            :math:`(B,)` scores.
+        """
+        check_image_batch(x)
+        if grad:
+            return self.forward(x).reshape(x.shape[0])
+        with torch.no_grad():
+            return self.forward(x).reshape(x.shape[0])
+
+    def normalised(self, scores: torch.Tensor) -> torch.Tensor:
+        """Min-max scale scores with :attr:`bounds` so that 0 = worst and 1 = best."""
+        worst, best = self.bounds
+        return (scores - worst) / (best - worst)
+
+
+def check_image_batch(x: torch.Tensor) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"expected a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(f"expected a B×3×H×W batch, got shape {tuple(x.shape)}")
+
+
+def attack_loss(metric: Metric, scores: torch.Tensor) -> torch.Tensor:
+    """MSU attack loss, minimised by every attack: ``1 − sign·M(x)/range`` (per image)."""
+    return 1.0 - metric.sign * scores / metric.range
+
+
+METRICS: Registry[Metric] = Registry("metric")
