@@ -36,6 +36,9 @@ class Defence:
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     differentiable: ClassVar[bool] = True
     random: ClassVar[bool] = False
+    #: changes the geometry (flip, crop, rotate): quality vs the clean image is then
+    #: reported beside a geometry-aware quality (D(x) vs D(x_a))
+    geometric: ClassVar[bool] = False
 
     def __init__(self, params: Any = None, **overrides: Any) -> None:
         from engine.params import NoParams

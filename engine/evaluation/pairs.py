@@ -1,0 +1,57 @@
+"""Full-reference comparisons between two images: PSNR, SSIM, MSE, L∞, MAE.
+
+All take :math:`(B, 3, H, W)` tensors in [0, 1] and return :math:`(B,)`. When the two
+sizes differ (random crop), ``b`` is resized to ``a``'s size first (bilinear), which is
+why PSNR/SSIM against the clean image punish geometric defences (see the geometry-aware
+quality in :mod:`engine.evaluation.scores`).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from kornia.metrics import ssim as _kornia_ssim
+
+#: PSNR of identical images is infinite; it is capped so that means stay finite.
+PSNR_CAP_DB = 100.0
+
+
+def align(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``b`` resized to ``a``'s spatial size when they differ."""
+    if a.shape[-2:] == b.shape[-2:]:
+        return b
+    return F.interpolate(b, size=a.shape[-2:], mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+
+
+def mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a - align(a, b)).pow(2).flatten(1).mean(1)
+
+
+def mae(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a - align(a, b)).abs().flatten(1).mean(1)
+
+
+def linf(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a - align(a, b)).abs().flatten(1).amax(1)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB for data range 1, capped at :data:`PSNR_CAP_DB`."""
+    m = mse(a, b)
+    out = 10 * torch.log10(1.0 / m.clamp_min(1e-30))
+    return out.clamp(max=PSNR_CAP_DB)
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, window_size: int = 11) -> torch.Tensor:
+    """Mean SSIM (Gaussian window 11, σ 1.5, on RGB channels averaged)."""
+    b = align(a, b)
+    win = min(window_size, int(min(a.shape[-2:])) // 2 * 2 - 1)
+    return _kornia_ssim(a, b, window_size=max(win, 3), max_val=1.0).flatten(1).mean(1)
+
+
+PAIR_MEASURES = {"ssim": ssim, "mse": mse, "psnr": psnr, "l_inf": linf, "mae": mae}
+
+
+@torch.no_grad()
+def compare(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
+    """All pair measures of the first images of ``a`` and ``b`` as plain floats."""
+    return {k: float(f(a[:1], b[:1])[0].item()) for k, f in PAIR_MEASURES.items()}
