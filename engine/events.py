@@ -75,7 +75,7 @@ class ItemImages:
 class ItemFinished:
     item: WorkItem
     rows: list[dict[str, Any]]
-    steps: list[StepRecord]
+    steps: list[dict[str, Any]]   # StepRecord.to_dict() of every attack step
     images: ItemImages | None = None
 
 

@@ -1,0 +1,275 @@
+"""Running an experiment: one path from folder to rows, consumed by CLI, GUI and tests.
+
+:func:`run_item` is a pure function of (item, experiment) — given the same inputs it
+yields the same events and returns the same rows — and :func:`run_experiment` walks the
+pending items, persisting each as it finishes. Consumers only iterate the events.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generator
+
+import torch
+
+from engine.events import (AttackDone, AttackStep, CleanScored, DefenceDone, Event, ItemFailed,
+                           ItemFinished, ItemImages, ItemStarted, RunFinished, RunStarted)
+from engine.evaluation.row import evaluate_pair
+from engine.evaluation.scores import attack_gained
+from engine.experiment import Experiment, WorkItem, derive_seed
+from engine.io.images import ImageLoadError, load_image, save_png, to_uint8
+from engine.runtime import Runtime
+from engine.store import ResultStore
+
+
+class CancelToken:
+    """Thread-safe cancel flag, checked between attack steps."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+class Cancelled(Exception):
+    pass
+
+
+class ItemError(Exception):
+    """A per-item failure with the stage it happened in (load, metric, attack, defence)."""
+
+    def __init__(self, stage: str, message: str) -> None:
+        super().__init__(message)
+        self.stage = stage
+
+
+@dataclass
+class ItemResult:
+    rows: list[dict[str, Any]]
+    steps: list[dict[str, Any]]
+    clean_score: float
+    attacked_score: float
+    seconds: float
+    note: str = ""
+    images: ItemImages | None = None
+    tensors: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def _finite(value: float, what: str, stage: str) -> float:
+    if not math.isfinite(value):
+        raise ItemError(stage, f"{what} is {value} (not a finite number); the item is not scored")
+    return value
+
+
+def _score(metric, x: torch.Tensor, what: str, stage: str) -> float:
+    try:
+        s = metric.score(x)
+    except Exception as exc:  # noqa: BLE001 - any metric failure is this item's error
+        raise ItemError(stage, f"{metric.name} could not score the {what}: {_describe(exc)}") from exc
+    return _finite(float(s[0].item()), f"{metric.name} score of the {what}", stage)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_item(item: WorkItem, exp: Experiment, runtime: Runtime,
+             cancel: CancelToken | None = None, mos: dict[str, float] | None = None,
+             ) -> Generator[Event, None, ItemResult]:
+    """Attack one image on one metric and evaluate every defence of the item.
+
+    Yields CleanScored, AttackStep…, AttackDone and one DefenceDone per defence; returns
+    the rows. Raises :class:`ItemError` for a failure of this item and
+    :class:`Cancelled` when ``cancel`` is set (checked between attack steps).
+    """
+    t_item = time.perf_counter()
+    dev = runtime.device
+    try:
+        loaded = load_image(item.image, max_pixels=exp.max_pixels)
+    except ImageLoadError as exc:
+        raise ItemError("load", str(exc)) from None
+    x = loaded.tensor.to(dev)
+
+    try:
+        metric = runtime.metric(item.metric)
+    except Exception as exc:  # noqa: BLE001
+        raise ItemError("metric", f"cannot build metric {item.metric.label}: {_describe(exc)}") from exc
+    clean = _score(metric, x, "clean image", "metric")
+    yield CleanScored(item.id, clean)
+
+    # --- attack -------------------------------------------------------------------------
+    try:
+        attack = runtime.attack(item.attack)
+        target, mode = metric, "direct"
+        if item.target_defence is not None and item.target_defence.name != "none":
+            from engine.attacks.adaptive import target_metric
+
+            target, mode = target_metric(metric, runtime.defence(item.target_defence),
+                                         max(1, exp.eot_draws), derive_seed(item.seed, "eot"))
+    except Exception as exc:  # noqa: BLE001
+        raise ItemError("attack", f"cannot set up attack {item.attack.label}: {_describe(exc)}") from exc
+    gen = torch.Generator().manual_seed(item.seed)
+    _sync(dev)
+    t0 = time.perf_counter()
+    run = attack.run(x, target, generator=gen)
+    try:
+        while True:
+            if cancel is not None and cancel.cancelled:
+                run.close()
+                raise Cancelled()
+            try:
+                step = next(run)
+            except StopIteration as stop:
+                outcome = stop.value
+                break
+            yield AttackStep(item.id, item.attack.label, step, clean)
+    except (Cancelled, ItemError):
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise ItemError("attack", f"{item.attack.label} failed: {_describe(exc)}") from exc
+    _sync(dev)
+    attack_time = time.perf_counter() - t0
+    x_adv = outcome.image.detach()
+    attacked = _score(metric, x_adv, "attacked image", "attack")
+    if mode != "direct":
+        outcome.mode = mode
+    used = int(outcome.iteration_used[0]) if outcome.iteration_used else -1
+    yield AttackDone(item.id, attacked, attack_time, outcome.selection, used, outcome.mode)
+
+    # --- defences -----------------------------------------------------------------------
+    common = {
+        "image_name": item.image_name, "metric": item.metric.label,
+        "attack": item.attack.name, "attack_preset": item.attack.preset_label,
+        "mos": (mos or {}).get(item.image_name), "attack_time": attack_time,
+        "attack_iterations": max(0, len(outcome.steps) - 1), "iteration_used": used,
+        "attack_selection": outcome.selection, "attack_mode": outcome.mode,
+        "attack_gained": attack_gained(clean, attacked, metric.lower_better),
+        "seed": item.seed, "item_id": item.id, "note": loaded.note,
+    }
+    rows: list[dict[str, Any]] = []
+    images = ItemImages(to_uint8(x), to_uint8(x_adv))
+    for spec in item.defences:
+        row = dict(common, defence=spec.name, defence_preset=spec.preset_label, defence_label=spec.label)
+        try:
+            defence = runtime.defence(spec)
+            dseed = derive_seed(item.seed, spec.key)
+            _sync(dev)
+            t1 = time.perf_counter()
+            with torch.no_grad():
+                dx = defence(x, seed=dseed)
+                dxa = defence(x_adv, seed=dseed)
+            _sync(dev)
+            row["defence_time"] = (time.perf_counter() - t1) / 2
+            s_dx = _score(metric, dx, f"{spec.label}-defended clean image", "defence")
+            s_dxa = _score(metric, dxa, f"{spec.label}-defended attacked image", "defence")
+            row.update(evaluate_pair(clean=clean, attacked=attacked, defended_clean=s_dx,
+                                     defended_attacked=s_dxa,
+                                     images={"x": x, "xa": x_adv, "dx": dx, "dxa": dxa},
+                                     bounds=metric.bounds, score_range=metric.range,
+                                     geometric=getattr(defence, "geometric", False)))
+            row["error"] = None
+            images.defended_clean[spec.label] = to_uint8(dx)
+            images.defended_attacked[spec.label] = to_uint8(dxa)
+        except Exception as exc:  # noqa: BLE001 - one defence failing must not lose the others
+            msg = str(exc) if isinstance(exc, ItemError) else f"{spec.label} failed: {_describe(exc)}"
+            row["error"] = msg
+        rows.append(row)
+        yield DefenceDone(item.id, spec.label, row)
+
+    return ItemResult(rows, [s.to_dict() for s in outcome.steps], clean, attacked,
+                      time.perf_counter() - t_item, loaded.note, images)
+
+
+def _save_images(store: ResultStore, exp_id: str, item: WorkItem, images: ItemImages) -> None:
+    save_png(images.clean, store.image_path(exp_id, item.id, "clean"))
+    save_png(images.attacked, store.image_path(exp_id, item.id, "attacked"))
+    for label, arr in images.defended_clean.items():
+        save_png(arr, store.image_path(exp_id, item.id, "defended-clean", label))
+    for label, arr in images.defended_attacked.items():
+        save_png(arr, store.image_path(exp_id, item.id, "defended-attacked", label))
+
+
+def _load_mos(exp: Experiment) -> dict[str, float]:
+    if not exp.mos_file:
+        return {}
+    from engine.evaluation.correlation import read_mos
+
+    return read_mos(exp.mos_file)
+
+
+def run_experiment(exp: Experiment, store: ResultStore, *, cancel: CancelToken | None = None,
+                   runtime: Runtime | None = None) -> Generator[Event, None, RunFinished]:
+    """Run every pending item of ``exp``, committing each to ``store`` as it finishes.
+
+    Items already done in the store are skipped (resume). A failing item is stored as a
+    failure and the run goes on. Cancel takes effect between attack steps; the item in
+    flight is then dropped and everything finished stays in the store.
+    """
+    t_start = time.perf_counter()
+    runtime = runtime or Runtime(exp.device)
+    items = exp.items()
+    done = store.done_item_ids(exp.id)
+    pending = [it for it in items if it.id not in done]
+    mos = _load_mos(exp)
+    run_id = store.open_experiment(exp, {"experiment_id": exp.id, "spec": exp.to_dict(),
+                                         "seed": exp.seed, **runtime.manifest()})
+    yield RunStarted(exp.id, len(items), len(pending), str(runtime.device))
+    finished = failed = 0
+    cancelled = False
+    for pos, item in enumerate(pending, 1):
+        if cancel is not None and cancel.cancelled:
+            cancelled = True
+            break
+        yield ItemStarted(item, pos, len(pending))
+        gen = run_item(item, exp, runtime, cancel, mos)
+        try:
+            while True:
+                try:
+                    yield next(gen)
+                except StopIteration as stop:
+                    result: ItemResult = stop.value
+                    break
+        except Cancelled:
+            cancelled = True
+            break
+        except ItemError as exc:
+            store.write_failure(exp.id, item, str(exc), exc.stage, run=run_id)
+            failed += 1
+            yield ItemFailed(item, str(exc), exc.stage)
+            continue
+        except Exception as exc:  # noqa: BLE001 - a bug must not lose the run
+            msg = f"internal error: {_describe(exc)}\n{traceback.format_exc(limit=4)}"
+            store.write_failure(exp.id, item, msg, "internal", run=run_id)
+            failed += 1
+            yield ItemFailed(item, msg, "internal")
+            continue
+        if exp.save_images and result.images is not None:
+            _save_images(store, exp.id, item, result.images)
+        store.write_item(exp.id, item, result.rows, clean_score=result.clean_score,
+                         attacked_score=result.attacked_score, steps=result.steps,
+                         seconds=result.seconds, note=result.note, run=run_id)
+        finished += 1
+        yield ItemFinished(item, result.rows, result.steps, result.images)
+    summary = RunFinished(exp.id, finished, failed, cancelled, time.perf_counter() - t_start)
+    yield summary
+    return summary
+
+
+def store_path_for(out_dir: str | Path) -> Path:
+    """The conventional store file inside an output folder."""
+    return Path(out_dir) / "results.sqlite"
