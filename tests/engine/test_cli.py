@@ -1,0 +1,112 @@
+"""The headless CLI: run, resume after a kill, export, list, exit codes."""
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.cli import EXIT_ALL_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cli(*args: str) -> int:
+    return main(list(args))
+
+
+def test_run_and_export(tmp_path, photo_folder, capsys):
+    out = tmp_path / "out"
+    rc = _cli("run", str(photo_folder), "--metric", "niqe", "--attack", "ifgsm:iters=2",
+              "--defence", "jpeg,median-blur", "--out", str(out), "--device", "cpu", "--seed", "1", "-q")
+    assert rc == EXIT_OK
+    assert (out / "results.sqlite").exists()
+    with open(out / "raw.csv") as f:
+        assert len(list(csv.DictReader(f))) == 3 * 3
+    rc = _cli("export", str(out), "--out", str(tmp_path / "again"))
+    assert rc == EXIT_OK
+    assert (tmp_path / "again" / "raw.csv").read_text() == (out / "raw.csv").read_text()
+
+
+def test_usage_errors(tmp_path, photo_folder, capsys):
+    assert _cli("run", str(tmp_path / "missing"), "--metric", "niqe", "--attack", "ifgsm",
+                "--out", str(tmp_path / "o")) == EXIT_USAGE
+    assert "no such file or folder" in capsys.readouterr().err
+    assert _cli("run", str(photo_folder), "--metric", "no-such-metric", "--attack", "ifgsm",
+                "--out", str(tmp_path / "o")) == EXIT_USAGE
+    assert "unknown metric" in capsys.readouterr().err
+    assert _cli("run", str(photo_folder), "--metric", "niqe", "--attack", "ifgsm:eps=7",
+                "--out", str(tmp_path / "o")) == EXIT_USAGE
+    assert "eps" in capsys.readouterr().err
+    assert _cli("run", str(photo_folder), "--metric", "niqe", "--attack", "ifgsm", "--defence", "jpeg[q=11]",
+                "--out", str(tmp_path / "o")) == EXIT_USAGE
+    assert "preset" in capsys.readouterr().err
+    assert _cli("export", str(tmp_path / "nothing.sqlite"), "--out", str(tmp_path)) != EXIT_OK
+
+
+def test_exit_codes_for_failures(tmp_path, photo_folder):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.png").write_bytes(b"")
+    assert _cli("run", str(bad), "--metric", "niqe", "--attack", "fgsm", "--out", str(tmp_path / "o1"),
+                "--device", "cpu", "-q") == EXIT_ALL_FAILED
+    (photo_folder / "z.png").write_bytes(b"")
+    assert _cli("run", str(photo_folder), "--metric", "niqe", "--attack", "fgsm", "--defence", "",
+                "--out", str(tmp_path / "o2"), "--device", "cpu", "-q") == EXIT_PARTIAL
+
+
+def test_list_shows_components_and_status(capsys):
+    assert _cli("list") == EXIT_OK
+    out = capsys.readouterr().out
+    for name in ("niqe", "brisque", "metaiqa", "linearity", "spaq", "ifgsm", "mifgsm", "amifgsm", "pgd",
+                 "jpeg", "median-blur", "random-crop"):
+        assert name in out
+    niqe_line = next(l for l in out.splitlines() if l.startswith("niqe "))
+    assert "[ready" in niqe_line
+    assert "eps=10/255" in out and "presets:" in out
+
+
+def _done_count(db: Path) -> int:
+    try:
+        with sqlite3.connect(db, timeout=5) as c:
+            return c.execute("SELECT COUNT(*) FROM items WHERE status='done'").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_without_duplicates_or_gaps(tmp_path, photo_folder):
+    from PIL import Image
+
+    from tests.conftest import photo
+
+    for n in ("rocket", "immunohistochemistry", "coffee"):
+        Image.fromarray(photo(n, (160, 160))).save(photo_folder / f"{n}-2.png")
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(ROOT / "main.py"), "run", str(photo_folder), "--metric", "niqe",
+           "--attack", "ifgsm:iters=4", "--defence", "jpeg", "--out", str(out), "--device", "cpu", "-q",
+           "--no-export"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    db = out / "results.sqlite"
+    deadline = time.time() + 240
+    while time.time() < deadline and _done_count(db) < 2 and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = _done_count(db)
+    assert 2 <= killed_at < 6, "the run should have been killed part-way"
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert f"{killed_at} already done" in done.stderr
+    with sqlite3.connect(db) as c:
+        n_rows, n_distinct = c.execute("SELECT COUNT(*), COUNT(DISTINCT item_id || defence) FROM rows").fetchone()
+        statuses = c.execute("SELECT status, COUNT(*) FROM items GROUP BY status").fetchall()
+    assert n_rows == n_distinct == 6 * 2
+    assert statuses == [("done", 6)]
