@@ -1,0 +1,183 @@
+"""DiffPure (Nie et al., ICML 2022) with a DDPM: diffuse to step t*, denoise back.
+
+The image is resized to the model's ``sample_size`` (square, bicubic, antialiased),
+mapped to [−1, 1], noised in one go to ``x_t* = √ᾱ_t*·x + √(1 − ᾱ_t*)·ε`` and denoised
+with t* ancestral DDPM steps (t* − 1, …, 0), then resized back. t* is counted in the
+model's training steps (1000 for the usual DDPMs): the presets 5/10/20/30/50 are light
+purification (DiffPure's ImageNet setting t* = 0.15 would be 150).
+
+Model (``model``): a local diffusers folder (``UNet2DModel``, either at its root or in
+``unet/`` as ``DDPMPipeline.save_pretrained`` writes it, scheduler config beside it) or
+a Hugging Face hub id. The default is ``google/ddpm-ema-church-256``: a 256×256
+unconditional DDPM of outdoor scenes (LSUN church), the closest of the diffusers-format
+DDPMs to the natural photos IQA data sets hold (the others are faces, bedrooms, cats,
+CIFAR-10). The paper's guided-diffusion ImageNet 256×256 model is an OpenAI ADM
+checkpoint, not a diffusers UNet2DModel; it can be used once converted to a diffusers
+folder. Hub ids are looked up only in the local caches (the weights folder's
+``huggingface/`` and the default Hugging Face cache) unless ``allow_download`` is set.
+
+Random: all noise comes from the per-item generator, so clean and attacked images get
+the same draw. Not differentiable: adaptive attacks use BPDA.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.defences._neural import NeuralDefence, resize, weights_folder
+from engine.defences.base import DEFENCES, DefenceError, sweep
+from engine.params import param
+
+DEFAULT_MODEL = "google/ddpm-ema-church-256"
+
+
+@dataclass
+class DiffPureParams:
+    t: int = param(5, min=1, max=1000, help="diffusion steps t* (of the model's training steps)")
+    model: str = param(DEFAULT_MODEL, help="diffusers DDPM: a local folder or a hub id")
+    allow_download: bool = param(False, help="fetch a hub model that is not cached (needs network)")
+
+
+def hub_cache_dir() -> Path:
+    """Where hub models are cached inside the weights folder."""
+    return weights_folder() / "huggingface"
+
+
+def _local_layout(folder: Path) -> tuple[str | None, str | None] | None:
+    """(unet subfolder, scheduler subfolder) of a diffusers folder, None if it is not one."""
+    if (folder / "unet" / "config.json").is_file():
+        return "unet", ("scheduler" if (folder / "scheduler" / "scheduler_config.json").is_file() else "")
+    if (folder / "config.json").is_file():
+        return None, (None if (folder / "scheduler_config.json").is_file() else "")
+    return None
+
+
+def _cached_hub_layout(repo: str) -> tuple[str | None, str | None, str | None] | None:
+    """(cache dir, unet subfolder, scheduler subfolder) of a cached hub model, or None."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    for cache in (str(hub_cache_dir()), None):
+        for sub in (None, "unet"):
+            name = f"{sub}/config.json" if sub else "config.json"
+            try:
+                hit = try_to_load_from_cache(repo, name, cache_dir=cache)
+            except Exception:  # noqa: BLE001 - an invalid repo id is simply "not cached"
+                hit = None
+            if isinstance(hit, str):
+                sched = "scheduler" if sub else None
+                sname = f"{sched}/scheduler_config.json" if sched else "scheduler_config.json"
+                try:
+                    has_sched = isinstance(try_to_load_from_cache(repo, sname, cache_dir=cache), str)
+                except Exception:  # noqa: BLE001
+                    has_sched = False
+                return cache, sub, (sched if has_sched else "")
+    return None
+
+
+def _is_local(model: str) -> bool:
+    p = Path(model).expanduser()
+    return p.exists() or model.startswith((".", "/", "~")) or "\\" in model or model.count("/") != 1
+
+
+def _missing_model(model: str) -> str | None:
+    try:
+        import diffusers  # noqa: F401
+    except ImportError:
+        return "diffpure needs the 'diffusers' package (pip install diffusers)"
+    if _is_local(model):
+        folder = Path(model).expanduser()
+        if not folder.is_dir():
+            return f"diffpure: model folder {str(folder)!r} not found"
+        if _local_layout(folder) is None:
+            return (f"diffpure: {str(folder)!r} is not a diffusers UNet2DModel folder "
+                    "(no config.json at its root or in unet/)")
+        return None
+    if _cached_hub_layout(model) is None:
+        return (f"diffpure: model {model!r} is not in the local cache; download "
+                f"https://huggingface.co/{model} into {hub_cache_dir()} (e.g. `hf download {model} "
+                f"--cache-dir {hub_cache_dir()}`; IQA_LAB_WEIGHTS sets the weights folder), name a local "
+                "diffusers folder, or allow_download=true")
+    return None
+
+
+@DEFENCES.register("diffpure")
+class DiffPureDefence(NeuralDefence):
+    """DiffPure with a diffusers DDPM. Random (seeded), not differentiable.
+
+    Example:
+        >>> d = DiffPureDefence(t=10, model="models/ddpm-church-256")
+        >>> y = d(x, seed=7)          # same size as x
+    """
+
+    Params = DiffPureParams
+    presets = sweep("t", [5, 10, 20, 30, 50])
+    differentiable = False
+    random = True
+
+    @classmethod
+    def missing(cls, params: Any) -> list[str]:
+        reason = _missing_model(params.model)
+        return [reason] if reason else []
+
+    @classmethod
+    def can_download(cls, params: Any) -> bool:
+        return bool(params.allow_download) and not _is_local(params.model)
+
+    def load(self) -> tuple[Any, Any]:
+        from diffusers import DDPMScheduler, UNet2DModel
+
+        model = self.params.model
+        if _is_local(model):
+            src, cache, (unet_sub, sched_sub) = str(Path(model).expanduser()), None, _local_layout(Path(model).expanduser())
+        else:
+            hit = _cached_hub_layout(model)
+            if hit is not None:
+                cache, unet_sub, sched_sub = hit
+            else:
+                cache, unet_sub, sched_sub = str(hub_cache_dir()), None, None
+            src = model
+        offline = not self.params.allow_download
+        try:
+            unet = UNet2DModel.from_pretrained(src, subfolder=unet_sub, cache_dir=cache, local_files_only=offline)
+            if sched_sub == "":
+                scheduler = DDPMScheduler()
+            else:
+                scheduler = DDPMScheduler.from_pretrained(src, subfolder=sched_sub, cache_dir=cache,
+                                                          local_files_only=offline)
+        except Exception as exc:  # noqa: BLE001 - any loading failure is one user-facing message
+            raise DefenceError(f"diffpure: cannot load model {model!r}: {type(exc).__name__}: {exc}") from None
+        if unet.config.in_channels != 3:
+            raise DefenceError(f"diffpure: {model!r} takes {unet.config.in_channels} channels, not RGB")
+        if self.params.t > scheduler.config.num_train_timesteps:
+            raise DefenceError(f"diffpure: t = {self.params.t} exceeds the model's "
+                               f"{scheduler.config.num_train_timesteps} diffusion steps")
+        return unet.eval().requires_grad_(False), scheduler
+
+    @staticmethod
+    def move(model: tuple[Any, Any], device: torch.device) -> tuple[Any, Any]:
+        unet, scheduler = model
+        return unet.to(device), scheduler
+
+    @property
+    def sample_size(self) -> tuple[int, int]:
+        size = self.model[0].config.sample_size or 256
+        return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        unet, scheduler = self.model
+        h, w = x.shape[-2:]
+        dev = next(unet.parameters()).device
+        z = resize(x.to(dev), self.sample_size) * 2.0 - 1.0
+        t_star = self.params.t
+        noise = torch.randn(z.shape, generator=generator).to(dev, z.dtype)
+        z = scheduler.add_noise(z, noise, torch.tensor([t_star - 1]))
+        for t in range(t_star - 1, -1, -1):
+            eps = unet(z, t).sample
+            z = scheduler.step(eps, t, z, generator=generator).prev_sample
+        return resize(((z + 1.0) / 2.0).clamp(0.0, 1.0), (h, w)).to(x.device)
