@@ -67,8 +67,12 @@ class Defence:
         return param_specs(cls.Params or NoParams)
 
     @classmethod
-    def availability(cls) -> Availability:
-        """Ready unless the defence needs weights or packages that are missing."""
+    def availability(cls, params: dict[str, Any] | None = None) -> Availability:
+        """Ready unless the defence needs weights or packages that are missing.
+
+        Args:
+            params: the parameters it would run with (a checkpoint path can make it ready).
+        """
         return Availability("ready")
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
