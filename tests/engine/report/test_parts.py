@@ -1,0 +1,58 @@
+"""Report pieces on hand-made rows: Pareto front, strip selection, HTML escaping."""
+from __future__ import annotations
+
+import math
+
+from engine.export import summarise
+from engine.report.data import ReportData
+from engine.report.html import render_page
+from engine.report.plots import pareto_front, pareto_points
+from engine.report.strips import select_cases
+
+EVIL = '<img src=x onerror="alert(1)">'
+
+
+def _row(item: str, defence: str, gain: float, **kw) -> dict:
+    base = {"item_id": item, "image_name": f"{item}.png", "metric": "niqe", "attack": "ifgsm",
+            "attack_preset": "default", "defence": defence, "defence_preset": "default",
+            "defence_label": defence, "robust_abs_gain": gain, "nonpurified_abs_gain": kw.pop("attack_gain", gain),
+            "quality_score": kw.pop("quality", 0.5), "clear": 5.0, "attacked": 4.0, "error": None}
+    base.update(kw)
+    return base
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    pts = [(0.10, 0.60), (0.20, 0.50), (0.05, 0.30), (0.10, 0.60), (0.30, 0.90), (math.nan, 1.0)]
+    # (0.2, 0.5) is beaten by (0.1, 0.6); equal points do not dominate each other
+    assert pareto_front(pts) == [True, False, True, True, True, False]
+
+
+def test_pareto_points_use_the_all_attacks_block():
+    rows = [_row("a", "none", 0.8, quality=0.9), _row("a", "jpeg", 0.1, quality=0.6),
+            _row("b", "none", 0.4, quality=0.7, attack="fgsm"), _row("b", "jpeg", 0.3, quality=0.4, attack="fgsm")]
+    pts = {lab: (g, q) for lab, g, q in pareto_points(summarise(rows))["niqe"]}
+    assert math.isclose(pts["none"][0], 0.6) and math.isclose(pts["none"][1], 0.8)
+    assert math.isclose(pts["jpeg"][0], 0.2) and math.isclose(pts["jpeg"][1], 0.5)
+
+
+def test_strip_cases_rank_by_gain_and_skip_failed_defences():
+    rows = [_row("a", "none", 0.2), _row("a", "jpeg", 0.15), _row("a", "blur", 0.01),
+            _row("b", "none", 0.9), _row("b", "jpeg", 0.5), _row("b", "blur", math.nan, error="blur failed"),
+            _row("c", "none", 0.5), _row("c", "jpeg", 0.05)]
+    attack, defence = select_cases(rows, k=2)
+    assert [c.attack_row["item_id"] for c in attack] == ["b", "c"]
+    assert attack[0].row["defence"] == "jpeg"  # the failed blur row is never shown as "best"
+    assert [(c.row["item_id"], c.row["defence"]) for c in defence] == [("b", "jpeg"), ("a", "jpeg")]
+
+
+def test_user_strings_are_escaped():
+    rows = [_row("a", "none", 0.3, image_name=EVIL), _row("a", EVIL, 0.1, defence_label=EVIL)]
+    data = ReportData(experiment_id="x1", spec={"seed": 3, "metrics": [{"name": "niqe"}], "images": [EVIL]},
+                      manifest={"versions": {"tool": EVIL}}, rows=rows,
+                      items=[{"item_id": "a", "status": "failed", "error": EVIL, "image_name": EVIL}],
+                      summary=summarise(rows), total=2, done=1, failed=1)
+    page = render_page(data, figures=[], strips=[], strips_note=EVIL, files=[EVIL],
+                       store_name=EVIL, tool_version="0", generated="now")
+    assert EVIL not in page
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
+    assert "1 failed" in page and 'data-missing="0"' in page
