@@ -12,9 +12,9 @@ from tests.conftest import photo
 PHOTOS = ("astronaut", "coffee", "chelsea")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def report_run(tmp_path_factory) -> SimpleNamespace:
-    """The photos of ``photo_folder`` (module-scoped so the run is computed once)."""
+    """The photos of ``photo_folder`` (package-scoped so the run is computed once)."""
     from engine.events import ItemFinished
     from engine.experiment import Experiment, find_images
     from engine.report import build_report
