@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import torch
 
 from engine.defences.base import DEFENCES, Defence, DefenceError
+from engine.metrics.base import Availability
 from engine.params import ParamError, param
 
 
@@ -35,6 +36,11 @@ def split_steps(text: str) -> list[str]:
     return [s.strip() for s in items]
 
 
+def _step_params(cls: type[Defence], spec: Any) -> dict[str, Any]:
+    """The parameters a step would run with: its preset's overrides, then its own."""
+    return {**cls.presets.get(spec.preset or "", {}), **spec.params}
+
+
 def build_step(text: str) -> Defence:
     """Build one step from its spec text; any problem is a :class:`ParamError` naming it."""
     from engine.experiment import ComponentSpec
@@ -49,7 +55,7 @@ def build_step(text: str) -> Defence:
         raise ParamError(f"chain step {text!r}: unknown defence {spec.name!r}; "
                          f"known: {', '.join(n for n in DEFENCES.names() if n != 'chain')}")
     cls = DEFENCES.get(spec.name)
-    avail = cls.availability()
+    avail = cls.availability(_step_params(cls, spec))
     if avail.state == "unavailable":  # needs-download is fine: fetched on first use
         raise DefenceError(f"chain step {spec.name!r} is not available: {avail.reason}")
     try:
@@ -104,6 +110,16 @@ class Chain(Defence):
         self.differentiable = all(s.differentiable for s in self.steps)
         self.random = any(s.random for s in self.steps)
         self.geometric = any(getattr(s, "geometric", False) for s in self.steps)
+
+    @classmethod
+    def availability(cls, params: dict[str, Any] | None = None) -> Availability:
+        """Unavailable when a step is (e.g. a neural purifier without its weights) or the
+        steps cannot be parsed; the reason names the step."""
+        try:
+            cls(params or {})
+        except (DefenceError, ParamError) as exc:
+            return Availability("unavailable", str(exc))
+        return Availability("ready")
 
     def to(self, device: torch.device | str) -> Chain:
         super().to(device)

@@ -68,3 +68,24 @@ def test_gradients_flow_through_a_differentiable_chain(x):
 def test_bad_steps_raise_param_error(steps):
     with pytest.raises(ParamError):
         Chain(steps=steps)
+
+
+def test_a_step_that_cannot_run_makes_the_chain_unavailable_with_its_reason():
+    from engine.defences.base import DefenceError
+
+    class Missing(DEFENCES.get("none")):
+        @classmethod
+        def availability(cls, params=None):
+            from engine.metrics.base import Availability
+            return Availability("unavailable", "weights file w.pth missing")
+
+    DEFENCES._items["test-missing"] = Missing  # registered only for this test
+    try:
+        avail = Chain.availability({"steps": "gaussian-blur,test-missing"})
+        assert avail.state == "unavailable" and "w.pth" in avail.reason
+        with pytest.raises(DefenceError, match="w.pth"):
+            Chain(steps="test-missing")
+    finally:
+        del DEFENCES._items["test-missing"]
+    assert Chain.availability({"steps": "gaussian-blur,unsharp"}).state == "ready"
+    assert Chain.availability({"steps": "no-such-defence"}).state == "unavailable"
