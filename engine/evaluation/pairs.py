@@ -11,8 +11,10 @@ import torch
 import torch.nn.functional as F
 from kornia.metrics import ssim as _kornia_ssim
 
-#: PSNR of identical images is infinite; it is capped so that means stay finite.
-PSNR_CAP_DB = 100.0
+#: PSNR of identical images is infinite; it is capped so that means stay finite. 80 dB is
+#: the prototype quality score's own normaliser ((SSIM + PSNR/80)/2), so identical images
+#: score exactly 1 there.
+PSNR_CAP_DB = 80.0
 
 
 def align(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

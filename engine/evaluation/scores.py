@@ -22,7 +22,8 @@ nonpurified_robustness     the same with s' = s(M(x_a))
 =========================  ============================================================
 
 The relative gains divide by |M(x)| rather than MSU's M(x) so that metrics with negative
-scores (BRISQUE, Linearity) still give non-negative gains. PSNR is capped at 100 dB.
+scores (BRISQUE, Linearity) still give non-negative gains. PSNR is capped at 80 dB, so
+the quality score of an unchanged image is exactly 1.
 """
 from __future__ import annotations
 
