@@ -79,6 +79,10 @@ def build_experiment(args: argparse.Namespace):
         v = getattr(args, name, None)
         if v is not None:
             setattr(exp, name, v)
+    if exp.mos_file is None and src.is_dir():
+        from engine.experiment import find_mos_file
+
+        exp.mos_file = find_mos_file(src)
     if args.save_images:
         exp.save_images = True
     if args.adaptive:

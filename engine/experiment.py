@@ -267,6 +267,18 @@ def expand(exp: Experiment) -> list[WorkItem]:
     return items
 
 
+MOS_FILE_NAMES = ("mos.csv", "MOS.csv", "mos.txt")
+
+
+def find_mos_file(folder: str | Path) -> str | None:
+    """A MOS file (``mos.csv``: image name, MOS) lying in the image folder, if any."""
+    for name in MOS_FILE_NAMES:
+        p = Path(folder) / name
+        if p.is_file():
+            return str(p)
+    return None
+
+
 def find_images(folder: str | Path, recursive: bool = True) -> list[str]:
     """Image files under ``folder`` (by suffix, sorted; hidden files skipped)."""
     folder = Path(folder)

@@ -21,7 +21,8 @@ RAW_COLUMNS = [
     # columns beyond MSU's
     "metric", "defence", *SCORE_COLUMNS,
     "attack_time", "defence_time", "attack_iterations", "iteration_used", "attack_selection",
-    "attack_gained", "attack_mode", "seed", "item_id", "note", "error",
+    "attack_gained", "attack_mode", "eot_draws", "defended-clear_std", "defended-attacked_std",
+    "both_defended_abs_gain_std", "seed", "item_id", "note", "error",
 ]
 
 #: what the summary averages (per group), in this order
@@ -106,11 +107,25 @@ def failure_rows(store: ResultStore, exp_id: str) -> list[dict[str, Any]]:
             for it in store.items(exp_id) if it["status"] == "failed"]
 
 
+CORRELATION_COLUMNS = ["metric", "attack", "attack_preset", "defence", "defence_preset", "n"] + [
+    f"{kind}_{c}" for c in ("clear", "attacked", "defended-clear", "defended-attacked") for kind in ("srocc", "plcc")]
+
+
+def correlation_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """SROCC/PLCC of each score column against MOS, per configuration (rows with a MOS)."""
+    from engine.evaluation.correlation import mos_correlations
+
+    return list(mos_correlations(rows).values())
+
+
 def export_csv(store: ResultStore, out_dir: str | Path, exp_id: str | None = None) -> tuple[Path, Path]:
-    """Write ``raw.csv`` and ``summary.csv`` for one experiment (the latest by default)."""
+    """Write ``raw.csv`` and ``summary.csv`` for one experiment (the latest by default),
+    and ``correlations.csv`` when the images have MOS values."""
     exp_id = store.resolve(exp_id)
     rows = store.rows(exp_id)
     out_dir = Path(out_dir)
     raw = write_csv_atomic(out_dir / "raw.csv", RAW_COLUMNS, rows + failure_rows(store, exp_id))
     summary = write_csv_atomic(out_dir / "summary.csv", SUMMARY_COLUMNS, summarise(rows))
+    if any(r.get("mos") is not None for r in rows):
+        write_csv_atomic(out_dir / "correlations.csv", CORRELATION_COLUMNS, correlation_rows(rows))
     return raw, summary

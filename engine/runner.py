@@ -175,8 +175,11 @@ def run_item(item: WorkItem, exp: Experiment, runtime: Runtime,
                 dxa = defence(x_adv, seed=dseed)
             _sync(dev)
             row["defence_time"] = (time.perf_counter() - t1) / 2
-            s_dx = _score(metric, dx, f"{spec.label}-defended clean image", "defence")
-            s_dxa = _score(metric, dxa, f"{spec.label}-defended attacked image", "defence")
+            if exp.eot_draws > 1 and defence.random:
+                s_dx, s_dxa = _eot(row, metric, defence, x, x_adv, dseed, exp.eot_draws)
+            else:
+                s_dx = _score(metric, dx, f"{spec.label}-defended clean image", "defence")
+                s_dxa = _score(metric, dxa, f"{spec.label}-defended attacked image", "defence")
             row.update(evaluate_pair(clean=clean, attacked=attacked, defended_clean=s_dx,
                                      defended_attacked=s_dxa,
                                      images={"x": x, "xa": x_adv, "dx": dx, "dxa": dxa},
@@ -193,6 +196,20 @@ def run_item(item: WorkItem, exp: Experiment, runtime: Runtime,
 
     return ItemResult(rows, [s.to_dict() for s in outcome.steps], clean, attacked,
                       time.perf_counter() - t_item, loaded.note, images)
+
+
+def _eot(row: dict[str, Any], metric, defence, x: torch.Tensor, x_adv: torch.Tensor, seed: int,
+         draws: int) -> tuple[float, float]:
+    """EOT over ``draws`` random draws: the mean scores become the row's scores (gains are
+    computed from them), spreads go to ``*_std`` columns; image comparisons use draw 0."""
+    from engine.evaluation.eot import eot_scores
+
+    r = eot_scores(metric, defence, x, x_adv, seed, draws)
+    row["eot_draws"] = int(r["draws"])
+    for key in ("defended-clear", "defended-attacked", "both_defended_abs_gain"):
+        row[f"{key}_std"] = float(r[f"{key}_std"][0])
+    return (_finite(float(r["defended-clear_mean"][0]), "EOT mean of M(D(x))", "defence"),
+            _finite(float(r["defended-attacked_mean"][0]), "EOT mean of M(D(x_a))", "defence"))
 
 
 def _save_images(store: ResultStore, exp_id: str, item: WorkItem, images: ItemImages) -> None:

@@ -110,3 +110,17 @@ def test_killed_run_resumes_without_duplicates_or_gaps(tmp_path, photo_folder):
         statuses = c.execute("SELECT status, COUNT(*) FROM items GROUP BY status").fetchall()
     assert n_rows == n_distinct == 6 * 2
     assert statuses == [("done", 6)]
+
+
+def test_mos_file_in_folder_gives_correlations(tmp_path, photo_folder):
+    (photo_folder / "mos.csv").write_text("image_name,mos\nastronaut.png,3.1\ncoffee.png,4.2\nchelsea.png,2.5\n")
+    out = tmp_path / "out"
+    assert _cli("run", str(photo_folder), "--metric", "niqe", "--attack", "fgsm", "--defence", "jpeg",
+                "--out", str(out), "--device", "cpu", "-q") == EXIT_OK
+    with open(out / "raw.csv") as f:
+        raw = list(csv.DictReader(f))
+    assert {r["image_name"]: float(r["mos"]) for r in raw}["coffee.png"] == 4.2
+    with open(out / "correlations.csv") as f:
+        corr = list(csv.DictReader(f))
+    assert len(corr) == 2 and all(r["n"] == "3" for r in corr)
+    assert all(-1.0 <= float(r["srocc_clear"]) <= 1.0 for r in corr)

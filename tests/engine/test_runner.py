@@ -153,3 +153,22 @@ def test_saved_images_are_lossless(tmp_path, photo_folder):
 
     assert np.array_equal(np.asarray(Image.open(p)), fin.images.attacked)
     assert store.image_path(exp.id, fin.item.id, "defended-attacked", "jpeg").exists()
+
+
+def test_eot_draws_give_mean_and_spread_for_random_defences(tmp_path, photo_folder):
+    exp = _exp(photo_folder, eot_draws=4, defences=["random-noise:sigma=0.05", "jpeg"])
+    store = ResultStore(tmp_path / "r.sqlite")
+    _run(exp, store)
+    rows = store.rows(exp.id)
+    noisy = [r for r in rows if r["defence"] == "random-noise"]
+    assert len(noisy) == 3
+    for r in noisy:
+        assert r["eot_draws"] == 4 and r["defended-attacked_std"] > 0
+    assert all("eot_draws" not in r for r in rows if r["defence"] == "jpeg")
+    # draw 0 of the EOT is the ordinary evaluation's draw
+    single = ResultStore(tmp_path / "s.sqlite")
+    exp1 = _exp(photo_folder, defences=["random-noise:sigma=0.05", "jpeg"])
+    _run(exp1, single)
+    one = {r["image_name"]: r for r in single.rows(exp1.id) if r["defence"] == "random-noise"}
+    for r in noisy:
+        assert r["psnr_clear_defended-attacked"] == pytest.approx(one[r["image_name"]]["psnr_clear_defended-attacked"])
