@@ -65,6 +65,17 @@ class Metric(nn.Module):
         """+1 when higher is better, −1 when lower is better."""
         return -1.0 if self.lower_better else 1.0
 
+    def to(self, *args, **kwargs) -> Metric:  # type: ignore[override]
+        """``nn.Module.to`` that also remembers the device (for metrics with no tensors)."""
+        device = torch._C._nn._parse_to(*args, **kwargs)[0]
+        if device is not None:
+            self._device = torch.device(device)
+        return super().to(*args, **kwargs)
+
+    def train(self, mode: bool = True) -> Metric:
+        """Metrics are frozen scorers: always stay in eval mode (BatchNorm, dropout)."""
+        return super().train(False)
+
     @property
     def device(self) -> torch.device:
         for p in self.parameters():
