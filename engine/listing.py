@@ -71,8 +71,10 @@ def describe_all(as_json: bool = False) -> str:
                     extra.append(f"bounds {c['bounds'][0]}→{c['bounds'][1]}")
             if kind == "defences":
                 extra += [x for x, on in (("differentiable", c["differentiable"]), ("random", c["random"])) if on]
-            head = f"{c['name']:<22} [{status}{': ' + c['reason'] if c.get('reason') else ''}]"
+            head = f"{c['name']:<22} [{status}]"
             lines.append(head + (f"  ({', '.join(extra)})" if extra else ""))
+            if c.get("reason"):
+                lines.append(f"    {status}: {c['reason']}")
             if c["params"]:
                 lines.append("    " + "; ".join(f"{p['name']}={_fmt_default(p['default'])}" for p in c["params"]))
             if c.get("presets"):

@@ -68,7 +68,9 @@ def test_list_shows_components_and_status(capsys):
                  "jpeg", "median-blur", "random-crop"):
         assert name in out
     niqe_line = next(l for l in out.splitlines() if l.startswith("niqe "))
-    assert "[ready" in niqe_line
+    assert "[ready]" in niqe_line
+    musiq = out.splitlines()[out.splitlines().index(next(l for l in out.splitlines() if l.startswith("musiq "))) + 1]
+    assert "needs-download" in musiq and "https://" in musiq and ".pth" in musiq
     assert "eps=10/255" in out and "presets:" in out
 
 
