@@ -27,6 +27,10 @@ class Registry(Generic[T]):
             return cls
         return deco
 
+    def unregister(self, name: str) -> None:
+        """Remove a registration (for tests and plug-ins that are unloaded)."""
+        self._items.pop(name, None)
+
     def get(self, name: str) -> type[T]:
         try:
             return self._items[name]

@@ -120,7 +120,6 @@ def test_bad_files_fail_per_item_and_run_goes_on(tmp_path, photo_folder):
     assert statuses["astronaut.png"] == "done" and statuses["empty.png"] == "failed"
 
 
-@METRICS.register("test-nan")
 class NanMetric(Metric):
     """Scores NaN on any image that is not the clean one (for the NaN-handling test)."""
 
@@ -134,7 +133,14 @@ class NanMetric(Metric):
         return (x.mean(dim=(1, 2, 3)) * self.w) * float("nan")
 
 
-def test_nan_score_is_an_error_not_a_number(tmp_path, photo_folder):
+@pytest.fixture
+def nan_metric():
+    METRICS.register("test-nan")(NanMetric)
+    yield "test-nan"
+    METRICS.unregister("test-nan")
+
+
+def test_nan_score_is_an_error_not_a_number(tmp_path, photo_folder, nan_metric):
     exp = _exp(photo_folder, metrics=["test-nan"], defences=[])
     store = ResultStore(tmp_path / "r.sqlite")
     events = _run(exp, store)
