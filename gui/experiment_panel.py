@@ -1,0 +1,400 @@
+"""Experiment panel: metrics, attacks, defences, options, and the Run/Cancel button."""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.experiment import Experiment
+from gui.catalog import STATE_TEXT, attack_classes, defence_classes
+from gui.components import ComponentPicker
+
+STATE_COLORS = {"ready": "#188038", "needs-download": "#b06000", "unavailable": "#9aa0a6"}
+
+#: the first-launch experiment: seconds on a laptop CPU for four ~256 px photos
+DEFAULT_EXPERIMENT: dict[str, Any] = {
+    "metrics": ["niqe"],
+    "attacks": {"ifgsm": {"checked": True, "preset": "fine", "params": {}}},
+    "defences": {"jpeg": {"checked": True, "preset": "", "params": {}},
+                 "median-blur": {"checked": True, "preset": "", "params": {}}},
+    "seed": 0, "device": "auto", "save_images": True, "adaptive": False,
+}
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None or math.isnan(seconds) or seconds < 0:
+        return "ETA —"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"ETA {seconds} s"
+    m, s = divmod(seconds, 60)
+    if m < 60:
+        return f"ETA {m} min {s:02d} s"
+    h, m = divmod(m, 60)
+    return f"ETA {h} h {m:02d} min"
+
+
+class ProgressTracker:
+    """Progress over the items of a run, refined by the attack iteration in flight."""
+
+    def __init__(self) -> None:
+        self.pending = 0
+        self.finished = 0
+        self.fraction_in_item = 0.0
+        self.started = time.monotonic()
+
+    def start(self, pending: int) -> None:
+        self.pending = max(0, pending)
+        self.finished = 0
+        self.fraction_in_item = 0.0
+        self.started = time.monotonic()
+
+    @property
+    def progress(self) -> float:
+        if self.pending == 0:
+            return 1.0
+        return min(1.0, (self.finished + self.fraction_in_item) / self.pending)
+
+    def eta(self) -> float | None:
+        p = self.progress
+        elapsed = time.monotonic() - self.started
+        if p <= 0.01 or elapsed < 1.0:
+            return None
+        return elapsed * (1 - p) / p
+
+
+class ExperimentPanel(QWidget):
+    """Everything that defines an experiment, plus Run/Cancel and the progress bar."""
+
+    runRequested = Signal()
+    cancelRequested = Signal()
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.metric_info: dict[str, dict[str, Any]] = {}
+        self._pending_metric_state: list[str] | None = None
+        self._running = False
+        self.tracker = ProgressTracker()
+        self._progress_timer = QTimer(self)
+        self._progress_timer.setSingleShot(True)
+        self._progress_timer.setInterval(250)
+        self._progress_timer.timeout.connect(self._show_progress)
+
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(4, 4, 4, 4)
+        outer.setSpacing(6)
+
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("experiment_tabs")
+        mpage = QWidget()
+        ml = QVBoxLayout(mpage)
+        ml.setContentsMargins(6, 6, 6, 6)
+        self.metrics = QListWidget()
+        self.metrics.setObjectName("metrics_list")
+        self.metrics.setAlternatingRowColors(True)
+        self.metrics.itemChanged.connect(lambda *_: self.changed.emit())
+        ml.addWidget(self.metrics, 1)
+        self.metrics_note = QLabel("scanning metrics…")
+        self.metrics_note.setObjectName("metrics_note")
+        self.metrics_note.setWordWrap(True)
+        ml.addWidget(self.metrics_note)
+        self.tabs.addTab(mpage, "Metrics")
+
+        self.attacks = ComponentPicker("Attacks", attack_classes())
+        self.attacks.changed.connect(self.changed)
+        self.tabs.addTab(self.attacks, "Attacks")
+        self.defences = ComponentPicker("Defences", defence_classes(), hidden=("none",))
+        self.defences.changed.connect(self.changed)
+        self.tabs.addTab(self.defences, "Defences")
+        outer.addWidget(self.tabs, 1)
+
+        self.summary = QLabel()
+        self.summary.setObjectName("experiment_summary")
+        self.summary.setWordWrap(True)
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
+        outer.addWidget(self.summary)
+        self.changed.connect(self._update_summary)
+
+        # options
+        obox = QGroupBox("Run options")
+        form = QFormLayout(obox)
+        form.setContentsMargins(6, 6, 6, 6)
+        self.device = QComboBox()
+        self.device.setObjectName("device")
+        self.device.addItem("auto", "auto")
+        self.device.addItem("CPU", "cpu")
+        self.device.addItem("CUDA", "cuda")
+        self.device.setToolTip("auto: CUDA when available, else CPU")
+        self._disable_cuda_if_missing()
+        self.seed = QSpinBox()
+        self.seed.setObjectName("seed")
+        self.seed.setRange(0, 2_147_483_647)
+        self.seed.setToolTip("Master seed: per-item seeds derive from it (same seed → same numbers)")
+        dev_row = QHBoxLayout()
+        dev_row.addWidget(self.device, 1)
+        dev_row.addWidget(QLabel("seed"))
+        dev_row.addWidget(self.seed, 1)
+        form.addRow("device", dev_row)
+        self.save_images = QCheckBox("save images (PNG)")
+        self.save_images.setObjectName("save_images")
+        self.save_images.setToolTip("Write attacked/defended images as lossless PNG next to the store")
+        self.adaptive = QCheckBox("adaptive")
+        self.adaptive.setObjectName("adaptive")
+        self.adaptive.setToolTip("Attack the metric behind each defence (M∘D, BPDA/EOT) instead of the bare metric")
+        opt_row = QHBoxLayout()
+        opt_row.addWidget(self.save_images)
+        opt_row.addWidget(self.adaptive)
+        form.addRow("", opt_row)
+        self.output = QLineEdit()
+        self.output.setObjectName("output_dir")
+        self.output.setToolTip("Folder of the result store (results.sqlite) and saved images")
+        browse = QToolButton()
+        browse.setText("…")
+        browse.clicked.connect(self._browse_output)
+        out_row = QHBoxLayout()
+        out_row.addWidget(self.output, 1)
+        out_row.addWidget(browse)
+        form.addRow("output", out_row)
+        outer.addWidget(obox)
+
+        # run
+        self.run_button = QPushButton("Run")
+        self.run_button.setObjectName("run_button")
+        self.run_button.setMinimumHeight(34)
+        self.run_button.clicked.connect(self._on_run_clicked)
+        outer.addWidget(self.run_button)
+        prow = QHBoxLayout()
+        self.progress = QProgressBar()
+        self.progress.setObjectName("progress")
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("idle")
+        prow.addWidget(self.progress, 1)
+        self.eta = QLabel("ETA —")
+        self.eta.setObjectName("eta")
+        self.eta.setVisible(False)
+        self.eta.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        prow.addWidget(self.eta)
+        outer.addLayout(prow)
+
+        for w in (self.device, self.seed, self.save_images, self.adaptive, self.output):
+            sig = getattr(w, "currentIndexChanged", None) or getattr(w, "valueChanged", None) \
+                or getattr(w, "toggled", None) or w.editingFinished
+            sig.connect(lambda *_: self.changed.emit())
+
+    def _disable_cuda_if_missing(self) -> None:
+        try:
+            import torch
+
+            has_cuda = torch.cuda.is_available()
+        except Exception:  # noqa: BLE001
+            has_cuda = False
+        if not has_cuda:
+            item = self.device.model().item(2)
+            item.setEnabled(False)
+            item.setToolTip("no CUDA device on this machine")
+
+    def _browse_output(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Output folder", self.output.text() or str(Path.home()))
+        if folder:
+            self.output.setText(folder)
+            self.changed.emit()
+
+    # ---- metrics -------------------------------------------------------------------------
+    @Slot(object)
+    def set_metrics(self, entries: list[dict[str, Any]]) -> None:
+        """Fill the metric list from :func:`gui.catalog.scan_metrics` output."""
+        checked = self._pending_metric_state if self._pending_metric_state is not None else self.checked_metrics()
+        self._pending_metric_state = None
+        self.metric_info = {e["name"]: e for e in entries}
+        self.metrics.blockSignals(True)
+        self.metrics.clear()
+        for e in entries:
+            state = e["state"]
+            item = QListWidgetItem(f"{e['name']}  —  {STATE_TEXT.get(state, state)}")
+            item.setData(Qt.ItemDataRole.UserRole, e["name"])
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if e["name"] in checked else Qt.CheckState.Unchecked)
+            item.setForeground(QColor(STATE_COLORS.get(state, "#202124")))
+            tip = [e["name"]]
+            if e.get("lower_better") is not None:
+                tip.append("lower is better" if e["lower_better"] else "higher is better")
+            if e.get("source"):
+                tip.append(f"source: {e['source']}")
+            if e.get("reason"):
+                tip.append(f"{STATE_TEXT.get(state, state)}: {e['reason']}")
+            item.setToolTip("\n".join(tip))
+            if state == "unavailable":
+                item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
+            self.metrics.addItem(item)
+        self.metrics.blockSignals(False)
+        ready = sum(e["state"] == "ready" for e in entries)
+        self.metrics_note.setText(f"{ready} ready · {len(entries) - ready} need a download or are unavailable "
+                                  "(hover for the reason)")
+        self.changed.emit()
+
+    @Slot(str)
+    def metrics_failed(self, message: str) -> None:
+        self.metrics_note.setText(f"metric list unavailable: {message}")
+
+    def checked_metrics(self) -> list[str]:
+        if self._pending_metric_state is not None and self.metrics.count() == 0:
+            return list(self._pending_metric_state)
+        return [self.metrics.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.metrics.count())
+                if self.metrics.item(i).checkState() == Qt.CheckState.Checked]
+
+    def set_checked_metrics(self, names: list[str]) -> None:
+        if self.metrics.count() == 0:
+            self._pending_metric_state = list(names)
+            return
+        for i in range(self.metrics.count()):
+            item = self.metrics.item(i)
+            on = item.data(Qt.ItemDataRole.UserRole) in names and bool(item.flags() & Qt.ItemFlag.ItemIsEnabled)
+            item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+
+    def lower_better(self, metric_label: str) -> bool | None:
+        name = metric_label.split("[")[0].split("(")[0]
+        return (self.metric_info.get(name) or {}).get("lower_better")
+
+    # ---- experiment ----------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """A JSON-able description of the panel (kept in QSettings)."""
+        return {"metrics": self.checked_metrics(), "attacks": self.attacks.state(),
+                "defences": self.defences.state(), "seed": self.seed.value(),
+                "device": self.device.currentData(), "save_images": self.save_images.isChecked(),
+                "adaptive": self.adaptive.isChecked(), "output": self.output.text()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.set_checked_metrics(list(state.get("metrics", [])))
+        self.attacks.set_state(state.get("attacks", {}))
+        self.defences.set_state(state.get("defences", {}))
+        self.seed.setValue(int(state.get("seed", 0)))
+        idx = self.device.findData(state.get("device", "auto"))
+        self.device.setCurrentIndex(max(0, idx))
+        self.save_images.setChecked(bool(state.get("save_images", False)))
+        self.adaptive.setChecked(bool(state.get("adaptive", False)))
+        if state.get("output"):
+            self.output.setText(state["output"])
+            self.output.setCursorPosition(0)
+            self.output.setToolTip(state["output"])
+
+    def build_experiment(self, images: list[str], root: str | None) -> Experiment:
+        """The experiment the panel describes, on ``images``.
+
+        Raises:
+            ValueError: with a user-facing message when something is missing.
+        """
+        if not images:
+            raise ValueError("no images: open a folder first")
+        metrics = self.checked_metrics()
+        if not metrics:
+            raise ValueError("tick at least one metric")
+        attacks = self.attacks.specs()
+        if not attacks:
+            raise ValueError("tick at least one attack")
+        device = self.device.currentData()
+        if device == "cuda" and not self.device.model().item(2).isEnabled():
+            raise ValueError("CUDA was chosen but this machine has no CUDA device")
+        return Experiment(images=list(images), root=root, metrics=metrics, attacks=attacks,
+                          defences=self.defences.specs(), seed=self.seed.value(), adaptive=self.adaptive.isChecked(),
+                          save_images=self.save_images.isChecked(), device=device)
+
+    def _update_summary(self) -> None:
+        metrics = self.checked_metrics()
+        attacks = [a.label for a in self.attacks.specs()]
+        defences = ["none"] + [d.label for d in self.defences.specs()]
+        self.tabs.setTabText(0, f"Metrics ({len(metrics)})")
+        self.tabs.setTabText(1, f"Attacks ({len(attacks)})")
+        self.tabs.setTabText(2, f"Defences ({len(defences) - 1})")
+
+        def short(names: list[str], n: int = 3) -> str:
+            if not names:
+                return "<span style='color:#d93025'>none chosen</span>"
+            return ", ".join(names[:n]) + (f" +{len(names) - n}" if len(names) > n else "")
+
+        self.summary.setText(f"<b>metrics</b> {short(metrics)} · <b>attacks</b> {short(attacks)}<br>"
+                             f"<b>defences</b> {short(defences, 4)}")
+
+    # ---- run state -----------------------------------------------------------------------
+    def _on_run_clicked(self) -> None:
+        if self._running:
+            self.run_button.setEnabled(False)
+            self.run_button.setText("Cancelling…")
+            self.cancelRequested.emit()
+        else:
+            self.runRequested.emit()
+
+    def set_running(self, running: bool) -> None:
+        self._running = running
+        self.run_button.setEnabled(True)
+        self.run_button.setText("Cancel" if running else "Run")
+        self.run_button.setProperty("running", running)
+        self.run_button.style().unpolish(self.run_button)
+        self.run_button.style().polish(self.run_button)
+        for w in (self.metrics, self.attacks, self.defences, self.device, self.seed, self.save_images,
+                  self.adaptive, self.output):
+            w.setEnabled(not running)
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def start_progress(self, pending: int, total: int) -> None:
+        self.tracker.start(pending)
+        self.progress.setValue(0)
+        skipped = total - pending
+        self.progress.setFormat(f"0 / {pending} items" + (f" ({skipped} done before)" if skipped else ""))
+        self.eta.setText("ETA —")
+        self.eta.setVisible(True)
+
+    def update_progress(self, finished: int | None = None, fraction_in_item: float | None = None) -> None:
+        """Record progress; the bar and ETA are repainted by a timer (~4 Hz), not per step."""
+        t = self.tracker
+        if finished is not None:
+            t.finished = finished
+        if fraction_in_item is not None:
+            t.fraction_in_item = max(0.0, min(1.0, fraction_in_item))
+        if not self._progress_timer.isActive():
+            self._progress_timer.start()
+
+    def _show_progress(self) -> None:
+        if not self._running:
+            return
+        t = self.tracker
+        self.progress.setValue(int(round(1000 * t.progress)))
+        self.progress.setFormat(f"{t.finished} / {t.pending} items  ·  {100 * t.progress:.0f}%")
+        self.eta.setText(format_eta(t.eta()))
+
+    def finish_progress(self, text: str) -> None:
+        self._progress_timer.stop()
+        self.progress.setFormat(text)
+        self.progress.setToolTip(text)
+        if self.tracker.pending:
+            self.progress.setValue(int(round(1000 * self.tracker.finished / self.tracker.pending)))
+        self.eta.setText("")
+        self.eta.setVisible(False)

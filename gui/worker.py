@@ -1,0 +1,216 @@
+"""Running the engine off the GUI thread.
+
+:class:`RunWorker` lives in a ``QThread``; it iterates
+:func:`engine.runner.run_experiment` and re-emits every event as a Qt signal. The signals
+cross threads as queued connections, so the receivers (methods of GUI-thread QObjects)
+run in the GUI thread; the worker never touches a widget and the GUI never touches a
+tensor. Cancelling sets an :class:`engine.runner.CancelToken`, which the runner checks
+between attack steps.
+
+:class:`BackgroundCall` runs one plain function in its own thread (metric scan, report).
+"""
+from __future__ import annotations
+
+import os
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from engine.events import (
+    AttackDone,
+    AttackStep,
+    CleanScored,
+    DefenceDone,
+    ItemFailed,
+    ItemFinished,
+    ItemStarted,
+    RunFinished,
+    RunStarted,
+)
+from engine.experiment import Experiment
+
+
+def lower_thread_priority(niceness: int = 10) -> bool:
+    """Make the calling thread (and the compute threads it starts) yield the CPU to the
+    GUI thread when the machine is busy. Linux/macOS only; a no-op elsewhere."""
+    import threading
+
+    if niceness <= 0 or not hasattr(os, "setpriority"):
+        return False
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + niceness))
+        return True
+    except OSError:
+        return False
+
+
+class RunWorker(QObject):
+    """Iterates one experiment in a worker thread and emits its events."""
+
+    runStarted = Signal(object)      # RunStarted
+    itemStarted = Signal(object)     # ItemStarted
+    cleanScored = Signal(object)     # CleanScored
+    attackStep = Signal(object)      # AttackStep
+    attackDone = Signal(object)      # AttackDone
+    defenceDone = Signal(object)     # DefenceDone
+    itemFinished = Signal(object)    # ItemFinished
+    itemFailed = Signal(object)      # ItemFailed
+    runFinished = Signal(object)     # RunFinished (also after a crash, with cancelled state)
+    runError = Signal(str)           # the run as a whole could not go on (message + traceback)
+    done = Signal()                  # always last
+
+    def __init__(self, experiment: Experiment, store_path: str | Path) -> None:
+        super().__init__()
+        from engine.runner import CancelToken
+
+        self.experiment = experiment
+        self.store_path = Path(store_path)
+        self.token = CancelToken()
+
+    def cancel(self) -> None:
+        """Thread-safe; may be called directly from the GUI thread."""
+        self.token.cancel()
+
+    @Slot()
+    def run(self) -> None:
+        lower_thread_priority(int(os.environ.get("IQA_LAB_WORKER_NICE", "5")))
+        from engine.runner import Runtime, run_experiment
+        from engine.store import ResultStore
+
+        dispatch: dict[type, Signal] = {
+            RunStarted: self.runStarted, ItemStarted: self.itemStarted, CleanScored: self.cleanScored,
+            AttackStep: self.attackStep, AttackDone: self.attackDone, DefenceDone: self.defenceDone,
+            ItemFinished: self.itemFinished, ItemFailed: self.itemFailed, RunFinished: self.runFinished,
+        }
+        store = None
+        try:
+            store = ResultStore(self.store_path)
+            runtime = Runtime(self.experiment.device)
+            for event in run_experiment(self.experiment, store, cancel=self.token, runtime=runtime):
+                signal = dispatch.get(type(event))
+                if signal is not None:
+                    signal.emit(event)
+        except Exception as exc:  # noqa: BLE001 - reported in the log panel, never a crash
+            self.runError.emit(f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}")
+            self.runFinished.emit(RunFinished(self.experiment.id, 0, 0, True, 0.0))
+        finally:
+            if store is not None:
+                store.close()
+            self.done.emit()
+
+
+class RunController(QObject):
+    """Owns the worker thread of the run in progress (at most one at a time)."""
+
+    stopped = Signal()  # the worker thread has ended
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.thread: QThread | None = None
+        self.worker: RunWorker | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.isRunning()
+
+    def start(self, experiment: Experiment, store_path: str | Path,
+              connect: Callable[[RunWorker], None]) -> RunWorker:
+        """Start a run; ``connect(worker)`` wires its signals before the thread starts."""
+        if self.running:
+            raise RuntimeError("a run is already in progress")
+        thread = QThread()
+        thread.setObjectName("engine-run")
+        worker = RunWorker(experiment, store_path)
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        worker.done.connect(thread.quit)
+        thread.finished.connect(self._on_thread_finished)
+        connect(worker)
+        self.thread, self.worker = thread, worker
+        thread.start()
+        return worker
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+
+    def wait(self, ms: int = 60_000) -> bool:
+        """Block until the worker thread ends (used at shutdown only)."""
+        return self.thread.wait(ms) if self.thread is not None else True
+
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        thread, worker = self.thread, self.worker
+        self.thread = self.worker = None
+        if worker is not None:
+            worker.deleteLater()
+        if thread is not None:
+            thread.deleteLater()
+        self.stopped.emit()
+
+
+class BackgroundCall(QObject):
+    """Run ``fn()`` in a thread; ``finished(result)`` or ``failed(message)`` in the GUI thread.
+
+    Keep a reference to the object until one of its signals arrives.
+    """
+
+    finished = Signal(object)
+    failed = Signal(str)
+
+    class _Runner(QObject):
+        result = Signal(object)
+        error = Signal(str)
+
+        def __init__(self, fn: Callable[[], Any]) -> None:
+            super().__init__()
+            self.fn = fn
+
+        @Slot()
+        def run(self) -> None:
+            try:
+                value = self.fn()
+            except Exception as exc:  # noqa: BLE001
+                self.error.emit(f"{type(exc).__name__}: {exc}")
+            else:
+                self.result.emit(value)
+            finally:
+                QThread.currentThread().quit()  # the thread ends by itself; nobody blocks on it
+
+    def __init__(self, fn: Callable[[], Any], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._thread = QThread()
+        self._runner = BackgroundCall._Runner(fn)
+        self._runner.moveToThread(self._thread)
+        self._thread.started.connect(self._runner.run)
+        self._runner.result.connect(self._on_result)
+        self._runner.error.connect(self._on_error)
+
+    def start(self) -> BackgroundCall:
+        self._thread.start()
+        return self
+
+    def wait(self, ms: int = 30_000) -> bool:
+        """Block until ``fn`` has returned, then deliver its result signal (tests, shutdown)."""
+        from PySide6.QtCore import QCoreApplication
+
+        ok = self._thread.wait(ms)
+        QCoreApplication.sendPostedEvents(self, 0)
+        QCoreApplication.processEvents()
+        return ok
+
+    @property
+    def running(self) -> bool:
+        return self._thread.isRunning()
+
+    @Slot(object)
+    def _on_result(self, value: Any) -> None:
+        self.finished.emit(value)
+
+    @Slot(str)
+    def _on_error(self, message: str) -> None:
+        self.failed.emit(message)

@@ -1,0 +1,70 @@
+"""GUI test fixtures: a main window with throwaway settings, real photos, the real runner."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gui.qt_env import prepare_qt_environment
+
+prepare_qt_environment()  # before pytest-qt creates the QApplication
+
+#: few, small steps so a whole run takes seconds on a shared CPU
+FAST_ATTACK = {"ifgsm": {"checked": True, "preset": "", "params": {"iters": 3, "alpha": 1 / 255}}}
+DEFENCES = {"jpeg": {"checked": True, "preset": "", "params": {}},
+            "median-blur": {"checked": True, "preset": "", "params": {}}}
+
+
+@pytest.fixture(scope="session")
+def metric_entries():
+    from gui.catalog import scan_metrics
+
+    return scan_metrics()
+
+
+@pytest.fixture
+def settings(tmp_path):
+    from PySide6.QtCore import QSettings
+
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def make_window(qtbot, metric_entries, qapp):
+    from gui.style import apply_style
+
+    apply_style(qapp)
+    windows = []
+
+    def make(settings, resize: bool = True):
+        from gui.main_window import MainWindow
+
+        w = MainWindow(settings, scan=False)
+        w.panel.set_metrics(metric_entries)
+        if resize:
+            w.resize(1280, 800)
+        w.show()
+        windows.append(w)
+        return w
+
+    yield make
+    for w in windows:
+        w.shutdown()
+        qtbot.waitUntil(lambda w=w: not w.controller.running, timeout=60_000)
+        w.close()
+        w.deleteLater()
+
+
+def configure(window, folder: Path, out: Path, *, attack=None, defences=None, save_images=True) -> None:
+    """Open ``folder`` and set a small niqe experiment writing to ``out``."""
+    window.images.set_folder(str(folder))
+    window.images.wait_thumbnails()
+    window.panel.set_state({"metrics": ["niqe"], "attacks": attack or FAST_ATTACK,
+                           "defences": DEFENCES if defences is None else defences, "seed": 3, "device": "cpu",
+                           "save_images": save_images, "adaptive": False, "output": str(out)})
+
+
+def run_to_end(qtbot, window, timeout: int = 120_000) -> None:
+    window.start_run()
+    assert window.controller.running, window.log.entries[-3:]
+    qtbot.waitUntil(lambda: not window.controller.running and not window.panel.running, timeout=timeout)
