@@ -122,12 +122,18 @@ def run_to_end(gen: AttackRun) -> AttackOutcome:
             return stop.value
 
 
-def perturbation_stats(x: torch.Tensor, x0: torch.Tensor) -> tuple[float, float, float]:
-    """Mean over the batch of L∞, L2 and PSNR (dB, data range 1) of ``x − x0``."""
-    d = (x - x0).detach().flatten(1)
-    linf = d.abs().amax(dim=1)
+def perturbation_stats(x: torch.Tensor, x0: torch.Tensor,
+                       out: torch.Tensor | None = None) -> tuple[float, float, float]:
+    """Mean over the batch of L∞, L2 and PSNR (dB, data range 1) of ``x − x0``.
+
+    ``out``: an optional scratch tensor shaped like x0 (saves allocating one per step:
+    on the CPU a fresh image-sized buffer costs about as much as the arithmetic).
+    """
+    d = torch.sub(x.detach(), x0, out=out) if out is not None else x.detach() - x0
+    d = d.flatten(1).abs_()
+    linf = d.amax(dim=1)
     l2 = d.norm(dim=1)
-    mse = d.pow(2).mean(dim=1)
+    mse = l2.pow(2) / max(d.shape[1], 1)
     psnr = torch.where(mse > 0, 10 * torch.log10(1.0 / mse.clamp_min(1e-20)),
                        torch.full_like(mse, float("inf")))
     p = psnr.mean().item()
@@ -149,6 +155,7 @@ class IterateTracker:
         self.best_iter = [0] * x0.shape[0]
         self.clean_scores: torch.Tensor | None = None
         self.steps: list[StepRecord] = []
+        self._scratch = torch.empty_like(self.x0)
 
     def record(self, iteration: int, x: torch.Tensor, scores: torch.Tensor,
                loss: torch.Tensor | float | None = None) -> StepRecord:
@@ -163,10 +170,10 @@ class IterateTracker:
         better = goodness > self.best_goodness
         if bool(better.any()):
             self.best_goodness = torch.where(better, goodness, self.best_goodness)
-            self.best = torch.where(better.view(-1, 1, 1, 1), x.detach(), self.best)
             for i in torch.nonzero(better).flatten().tolist():
+                self.best[i].copy_(x[i].detach())
                 self.best_iter[i] = iteration
-        linf, l2, psnr = perturbation_stats(x, self.x0)
+        linf, l2, psnr = perturbation_stats(x, self.x0, out=self._scratch)
         rec = StepRecord(iteration, float(scores.mean().item()), loss_v, linf, l2, psnr)
         self.steps.append(rec)
         return rec

@@ -27,6 +27,6 @@ class MIFGSM(SignGradientAttack):
     def direction(self, grad: torch.Tensor, state: dict) -> torch.Tensor:
         g = l1_normalised(grad)
         if "g" in state:
-            g = g + self.params.momentum * state["g"]
+            g.add_(state["g"], alpha=self.params.momentum)
         state["g"] = g
         return g

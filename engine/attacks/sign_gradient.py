@@ -55,11 +55,15 @@ class SignGradientAttack(Attack):
         state: dict = {}
         alpha = self.step_size()
         n = self.num_iters()
+        xi = torch.empty_like(x0)  # reused: a fresh image-sized buffer per step costs on the CPU
         for i in range(n):
-            xi = (x0 + delta).clamp(0.0, 1.0)
+            torch.add(x0, delta, out=xi).clamp_(0.0, 1.0)
             scores, loss, grad = loss_and_grad(metric, xi)
             yield tracker.record(i, xi, scores, loss)
-            delta = (delta - alpha * self.direction(grad, state).sign()).clamp(-p.eps, p.eps)
+            direction = self.direction(grad, state)
+            # autograd's gradient is ours to overwrite (unless it is an expanded view)
+            step = torch.sign(direction, out=grad) if grad.is_contiguous() else torch.sign(direction)
+            delta.add_(step, alpha=-alpha).clamp_(-p.eps, p.eps)
         x_adv = (x0 + delta).clamp(0.0, 1.0)
         yield tracker.record(n, x_adv, metric.score(x_adv))
         return tracker.outcome(x_adv, n, p.keep_best)
@@ -67,4 +71,6 @@ class SignGradientAttack(Attack):
 
 def l1_normalised(grad: torch.Tensor) -> torch.Tensor:
     """Per-image gradient divided by its mean absolute value (MI-FGSM's normalisation)."""
-    return grad / grad.abs().mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
+    n = grad[0].numel()
+    mean_abs = torch.linalg.vector_norm(grad, ord=1, dim=(1, 2, 3), keepdim=True) / n  # no |grad| temp
+    return grad / mean_abs.clamp_min(1e-12)
