@@ -112,3 +112,13 @@ def test_reopening_a_store_shows_results_without_recomputing(qtbot, make_window,
     assert im is not None and im.attacked is not None and im.defended_attacked
     assert other.curves.attacks() and len(other.curves.curve_data(other.curves.attacks()[0])[0]) == 4
     assert all(other.images.status(p) == "done" for p in other.images.paths())
+
+
+def test_report_action_writes_the_report(qtbot, make_window, settings, photo_folder, tmp_path):
+    w = make_window(settings)
+    configure(w, photo_folder, tmp_path / "out", defences={"jpeg": {"checked": True}})
+    run_to_end(qtbot, w)
+    assert w.build_report(tmp_path / "report") is not None
+    qtbot.waitUntil(lambda: w.log.contains("report written") or w.log.contains("report failed"), timeout=120_000)
+    assert w.log.contains("report written"), w.log.entries[-2:]
+    assert any((tmp_path / "report").iterdir())
