@@ -25,6 +25,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from engine.metrics.bounds import MSU_BOUNDS
 from engine.metrics.base import METRICS, Metric, MetricError
 from engine.metrics.options import MetricParams
 from engine.metrics.weights import ensure_weights, read_checkpoint
@@ -117,7 +118,7 @@ class Linearity(Metric):
 
     Params: ClassVar[type] = LinearityParams
     lower_better = False
-    bounds = (25.78, 83.23)
+    bounds = MSU_BOUNDS["linearity"]
     differentiable = True
     checkpoint_name: ClassVar[str] = CHECKPOINT
     checkpoint_url: ClassVar[str] = CHECKPOINT_URL

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from engine.metrics.bounds import MSU_BOUNDS
 from engine.metrics.base import METRICS, Metric, MetricError
 from engine.metrics.options import MetricParams
 from engine.metrics.weights import ensure_weights, read_checkpoint
@@ -106,7 +107,7 @@ class Spaq(Metric):
 
     Params: ClassVar[type] = SpaqParams
     lower_better = False
-    bounds = (21.75, 77.76)
+    bounds = MSU_BOUNDS["spaq"]
     differentiable = True
     checkpoint_name: ClassVar[str] = CHECKPOINT
     checkpoint_url: ClassVar[str] = CHECKPOINT_URL
