@@ -1,11 +1,15 @@
 """MPRNet purifier (Zamir et al., CVPR 2021), the authors' denoising weights (SIDD).
 
 spandrel itself does not implement MPRNet: its architecture lives in the companion
-package ``spandrel-extra-arches`` (kept apart for its non-commercial licence). When that
-package is installed it is registered with spandrel and the authors' ``model_denoising.pth``
-loads as is; otherwise the defence is listed as unavailable with that reason. The
-image is reflect-padded to a multiple of 8 (as the authors' test script does) and the
-first (finest-stage) output is kept.
+package ``spandrel-extra-arches`` (installed by this project's ``neural`` and ``dev``
+extras). MPRNet's own code and weights are under the authors' Academic Public Licence
+(non-commercial use only), which is why spandrel keeps it apart. When the package is
+installed it is registered with spandrel and the authors' ``model_denoising.pth``
+(``{"state_dict": ...}``, with or without DataParallel's ``module.`` prefix) loads as
+is; otherwise the defence is listed as unavailable with that reason. The image is
+reflect-padded to a multiple of 8 (MPRNet halves it twice into patches and encodes
+each at three scales) and the first (finest-stage) output is kept, as the authors'
+test script does.
 """
 from __future__ import annotations
 
@@ -71,7 +75,7 @@ class MPRNetDefence(NeuralDefence):
         reasons = []
         if not _extra_arches_present():
             reasons.append(f"mprnet: spandrel does not implement MPRNet; its architecture is in the "
-                           f"'{EXTRA_PACKAGE}' package (non-commercial licence), which is not installed "
+                           f"'{EXTRA_PACKAGE}' package (MPRNet itself is non-commercial), which is not installed "
                            f"(pip install {EXTRA_PACKAGE})")
         if find_weights(params.weights) is None:
             reasons.append(missing_message(params.weights, URL, "mprnet") + " (the SIDD denoising model)")
