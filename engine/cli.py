@@ -255,7 +255,7 @@ def _add_optional_parsers(sub) -> None:
     """Commands contributed by other packages (report, trainers)."""
     for module, fn in (("engine.report.cli", "add_report_parser"),
                        ("engine.training.cli", "add_train_fcn_parser"),
-                       ("engine.attacks.uap_cli", "add_train_uap_parser")):
+                       ("engine.training.uap_cli", "add_train_uap_parser")):
         try:
             mod = __import__(module, fromlist=[fn])
         except ImportError:

@@ -1,0 +1,88 @@
+"""``python main.py train-uap FOLDER --metric … --eps 10/255 --epochs N --out uap.pt``.
+
+Trains one universal perturbation over a folder (:func:`engine.attacks.uap.train_uap`),
+prints one line per epoch and saves δ with a manifest of every setting, so the file
+says how it was made; the ``uap`` attack then applies it (``uap:perturbation=uap.pt``).
+Ctrl+C saves nothing: a half-trained δ would not match its manifest.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+
+
+def _fraction(text: str) -> float:
+    """``"10/255"`` or ``"0.04"`` → float (argparse type)."""
+    try:
+        if "/" in text:
+            a, b = text.split("/", 1)
+            return float(a) / float(b)
+        return float(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"not a number or fraction: {text!r}") from None
+
+
+def add_train_uap_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register the ``train-uap`` sub-command (sets ``func=train_uap_cli``)."""
+    p = subparsers.add_parser(
+        "train-uap", help="train a universal adversarial perturbation on a folder",
+        description="Train one perturbation δ (|δ|∞ ≤ eps) that raises METRIC on every image of "
+                    "FOLDER (sign steps on mini-batches resized to SIZE×SIZE), then save it for "
+                    "the 'uap' attack.")
+    p.add_argument("folder", metavar="FOLDER", help="folder of training images (searched recursively)")
+    p.add_argument("--metric", default="linearity", help="metric to raise (default: linearity)")
+    p.add_argument("--eps", type=_fraction, default=10 / 255, help="L∞ budget, e.g. 10/255 (default)")
+    p.add_argument("--step", type=_fraction, default=1 / 255, help="sign-step size (default: 1/255)")
+    p.add_argument("--epochs", type=int, default=5, help="passes over the folder (default: 5)")
+    p.add_argument("--batch-size", type=int, default=4, help="images per update (default: 4)")
+    p.add_argument("--size", type=int, default=256, help="side of δ and of the training images (default: 256)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the image order (default: 0)")
+    p.add_argument("--out", default="uap.pt", help="file to write (default: uap.pt)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    p.set_defaults(func=train_uap_cli)
+    return p
+
+
+def train_uap_cli(args: argparse.Namespace) -> int:
+    """Run ``train-uap``; returns the process exit code."""
+    from engine.attacks.uap import save_uap, train_uap
+    from engine.metrics import create_metric
+    from engine.metrics.base import MetricError
+    from engine.runtime import resolve_device
+
+    if not Path(args.folder).is_dir():
+        print(f"error: {args.folder!r} is not a folder", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        device = resolve_device(args.device)
+        metric = create_metric(args.metric, device=str(device))
+        run = train_uap(args.folder, metric, eps=args.eps, epochs=args.epochs, batch_size=args.batch_size,
+                        step=args.step, seed=args.seed, size=args.size, device=device)
+        last_score = float("nan")
+        while True:
+            try:
+                s = next(run)
+            except StopIteration as stop:
+                delta = stop.value
+                break
+            if s.epoch_done:
+                last_score = s.mean_score
+                print(f"epoch {s.epoch + 1}/{args.epochs}  mean {args.metric} {s.mean_score:.4f}  "
+                      f"loss {s.loss:.4f}", flush=True)
+    except KeyboardInterrupt:
+        print("stopped; nothing saved", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (MetricError, ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    manifest = {"metric": args.metric, "eps": args.eps, "step": args.step, "epochs": args.epochs,
+                "batch_size": args.batch_size, "size": args.size, "seed": args.seed,
+                "folder": str(Path(args.folder).resolve()), "final_mean_score": last_score,
+                "device": str(device), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    path = save_uap(args.out, delta, manifest)
+    print(f"saved {path} (apply with --attack 'uap:perturbation={path}')", flush=True)
+    return EXIT_OK
