@@ -51,6 +51,7 @@ from gui.images_panel import ImagesPanel
 from gui.inspector import Inspector
 from gui.log_panel import LogBridge, LogPanel
 from gui.results_model import ResultsModel, ResultsProxy
+from gui.training_dialog import FCNTrainDialog
 from gui.worker import BackgroundCall, RunController, RunWorker
 
 APP_NAME = "IQA Purification Lab"
@@ -116,6 +117,7 @@ class MainWindow(QMainWindow):
         self._columns_sized = False
         self._follow_item: str | None = None
         self._done_before = 0
+        self.fcn_dialog: FCNTrainDialog | None = None
 
         self._build_widgets()
         self._build_menus()
@@ -245,6 +247,8 @@ class MainWindow(QMainWindow):
         self.cancel_action = r.addAction("Cancel", self.cancel_run)
         self.cancel_action.setShortcut(QKeySequence("Ctrl+."))
         self.cancel_action.setEnabled(False)
+        t = self.menuBar().addMenu("&Tools")
+        self.train_fcn_action = t.addAction("Train FCN filter…", self.open_fcn_training)
         v = self.menuBar().addMenu("&View")
         v.addAction(self.images_dock.toggleViewAction())
         v.addAction(self.experiment_dock.toggleViewAction())
@@ -860,6 +864,28 @@ class MainWindow(QMainWindow):
         self.log.log("error", f"report failed: {message}")
         self._forget_background()
 
+    # ======================================================================== FCN training
+    def open_fcn_training(self) -> FCNTrainDialog:
+        """Show the FCN training window, offering this window's folder, metrics and output."""
+        if self.fcn_dialog is None:
+            self.fcn_dialog = FCNTrainDialog(self)
+            self.fcn_dialog.useCheckpoint.connect(self.use_fcn_checkpoint)
+        ready = [n for n, e in self.panel.metric_info.items() if e.get("state") == "ready"]
+        checked = [m for m in self.panel.checked_metrics() if m in ready]
+        self.fcn_dialog.prefill(self.images.folder, checked + [m for m in ready if m not in checked],
+                                self.panel.output.text().strip() or None)
+        self.fcn_dialog.show()
+        self.fcn_dialog.raise_()
+        return self.fcn_dialog
+
+    @Slot(str)
+    def use_fcn_checkpoint(self, path: str) -> None:
+        """Tick the ``fcn`` defence with a trained checkpoint."""
+        self.panel.defences.set_choice("fcn", checked=True, params={"checkpoint": path})
+        self.panel.tabs.setCurrentWidget(self.panel.defences)
+        self.panel.defences.select("fcn")
+        self.log.log("info", f"fcn defence set to the checkpoint {path}")
+
     # ======================================================================== misc
     @Slot(int)
     def _on_log_errors(self, n: int) -> None:
@@ -880,6 +906,9 @@ class MainWindow(QMainWindow):
             return
         if not self._closing:
             self._closing = True
+            if self.fcn_dialog is not None and self.fcn_dialog.running:
+                self.fcn_dialog.stop()  # stops after the epoch in progress; what is saved stays
+                self.fcn_dialog.wait(120_000)
             self.save_settings()
             for call in list(self._bg):
                 call.wait(30_000)
@@ -887,7 +916,10 @@ class MainWindow(QMainWindow):
         event.accept()
 
     def shutdown(self, timeout_ms: int = 60_000) -> None:
-        """Cancel any run and wait for it (application exit)."""
+        """Cancel any run or training and wait for them (application exit)."""
+        if self.fcn_dialog is not None and self.fcn_dialog.running:
+            self.fcn_dialog.stop()
+            self.fcn_dialog.wait(timeout_ms)
         if self.controller.running:
             self.controller.cancel()
             self.controller.wait(timeout_ms)

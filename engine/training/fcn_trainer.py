@@ -177,6 +177,21 @@ def _load_last(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
     return state
 
 
+def previous_history(checkpoint_path: str | Path) -> list[dict[str, Any]]:
+    """The epochs a resumable run writing ``checkpoint_path`` has already trained
+    (``[{"epoch", "train_loss", "val_ssim"}, …]``); empty when there is none to resume."""
+    path = last_checkpoint_path(checkpoint_path)
+    if not path.is_file():
+        return []
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - train_fcn reports an unreadable file itself
+        return []
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        return []
+    return [dict(h) for h in state.get("manifest", {}).get("history", [])]
+
+
 def train_fcn(
     source: Any,
     *,

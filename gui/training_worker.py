@@ -1,0 +1,113 @@
+"""Training the FCN filter off the GUI thread.
+
+:class:`FCNTrainWorker` lives in a ``QThread`` and iterates
+:func:`engine.training.train_fcn`, re-emitting its progress as signals (received by
+methods of GUI-thread objects, so they run in the GUI thread). Stopping is cooperative:
+while the pairs are being made the progress callback raises, between epochs the
+generator is closed; what the trainer already saved (the best checkpoint and the
+resumable ``X.last.pt``) stays, so starting again resumes.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from gui.worker import lower_thread_priority
+
+
+@dataclass
+class TrainSettings:
+    """What the dialog asks the trainer for (keyword arguments of ``train_fcn``)."""
+
+    folder: str
+    metric: str
+    checkpoint_path: str
+    attack: str | None = None
+    epochs: int = 200
+    batch_size: int = 4
+    lr: float = 1e-3
+    val_split: float = 0.2
+    seed: int = 0
+    crop_size: int = 128
+    device: str = "auto"
+    resume: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def kwargs(self) -> dict[str, Any]:
+        return {"attack": self.attack or None, "metric": self.metric, "epochs": self.epochs,
+                "batch_size": self.batch_size, "lr": self.lr, "val_split": self.val_split, "seed": self.seed,
+                "checkpoint_path": self.checkpoint_path, "resume": self.resume, "device": self.device,
+                "crop_size": self.crop_size, **self.extra}
+
+
+class _Stopped(Exception):
+    """Raised inside the pair-making callback when the user stops."""
+
+
+class FCNTrainWorker(QObject):
+    """Runs one training in a worker thread."""
+
+    history = Signal(object)          # epochs already trained (resume), list of dicts
+    pairMade = Signal(object)         # (done, total, image name)
+    epochDone = Signal(object)        # FCNTrainStep
+    finished = Signal(str)            # path of the best checkpoint
+    stopped = Signal(str)             # stopped by the user; message
+    failed = Signal(str)              # user-facing error
+    done = Signal()                   # always last
+
+    def __init__(self, settings: TrainSettings) -> None:
+        super().__init__()
+        self.settings = settings
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """Thread-safe; called from the GUI thread."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _on_pair(self, done: int, total: int, name: str) -> None:
+        if self._stop.is_set():
+            raise _Stopped()
+        self.pairMade.emit((done, total, name))
+
+    @Slot()
+    def run(self) -> None:
+        lower_thread_priority(int(os.environ.get("IQA_LAB_WORKER_NICE", "5")))
+        from engine.metrics.base import MetricError
+        from engine.registry import UnknownComponent
+        from engine.training import TrainingError, train_fcn
+        from engine.training.fcn_trainer import previous_history
+
+        s = self.settings
+        run = None
+        try:
+            if s.resume:
+                self.history.emit(previous_history(s.checkpoint_path))
+            run = train_fcn(s.folder, on_pair=self._on_pair, **s.kwargs())
+            while True:
+                if self._stop.is_set():
+                    run.close()
+                    self.stopped.emit("stopped; start again to resume")
+                    return
+                try:
+                    step = next(run)
+                except StopIteration as stop:
+                    self.finished.emit(str(stop.value))
+                    return
+                self.epochDone.emit(step)
+        except _Stopped:
+            self.stopped.emit("stopped while making the training pairs; start again to go on")
+        except (TrainingError, MetricError, UnknownComponent, ValueError) as exc:
+            self.failed.emit(str(exc))
+        except Exception as exc:  # noqa: BLE001 - shown in the dialog, never a crash
+            self.failed.emit(f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}")
+        finally:
+            self.done.emit()
