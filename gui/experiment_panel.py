@@ -169,6 +169,12 @@ class ExperimentPanel(QWidget):
         opt_row.addWidget(self.save_images)
         opt_row.addWidget(self.adaptive)
         form.addRow("", opt_row)
+        self.eot_draws = QSpinBox()
+        self.eot_draws.setObjectName("eot_draws")
+        self.eot_draws.setRange(1, 1000)
+        self.eot_draws.setToolTip("Random defences (noise, crop, rotate, DiffPure…) are evaluated over N seeded "
+                                  "draws: every score is the mean, its spread is stored as *_std (1 = one draw)")
+        form.addRow("EOT draws", self.eot_draws)
         self.output = QLineEdit()
         self.output.setObjectName("output_dir")
         self.output.setToolTip("Folder of the result store (results.sqlite) and saved images")
@@ -202,7 +208,7 @@ class ExperimentPanel(QWidget):
         prow.addWidget(self.eta)
         outer.addLayout(prow)
 
-        for w in (self.device, self.seed, self.save_images, self.adaptive, self.output):
+        for w in (self.device, self.seed, self.save_images, self.adaptive, self.eot_draws, self.output):
             sig = getattr(w, "currentIndexChanged", None) or getattr(w, "valueChanged", None) \
                 or getattr(w, "toggled", None) or w.editingFinished
             sig.connect(lambda *_: self.changed.emit())
@@ -287,7 +293,8 @@ class ExperimentPanel(QWidget):
         return {"metrics": self.checked_metrics(), "attacks": self.attacks.state(),
                 "defences": self.defences.state(), "seed": self.seed.value(),
                 "device": self.device.currentData(), "save_images": self.save_images.isChecked(),
-                "adaptive": self.adaptive.isChecked(), "output": self.output.text()}
+                "adaptive": self.adaptive.isChecked(), "eot_draws": self.eot_draws.value(),
+                "output": self.output.text()}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.set_checked_metrics(list(state.get("metrics", [])))
@@ -298,6 +305,7 @@ class ExperimentPanel(QWidget):
         self.device.setCurrentIndex(max(0, idx))
         self.save_images.setChecked(bool(state.get("save_images", False)))
         self.adaptive.setChecked(bool(state.get("adaptive", False)))
+        self.eot_draws.setValue(int(state.get("eot_draws", 1)))
         if state.get("output"):
             self.output.setText(state["output"])
             self.output.setCursorPosition(0)
@@ -322,7 +330,8 @@ class ExperimentPanel(QWidget):
             raise ValueError("CUDA was chosen but this machine has no CUDA device")
         return Experiment(images=list(images), root=root, metrics=metrics, attacks=attacks,
                           defences=self.defences.specs(), seed=self.seed.value(), adaptive=self.adaptive.isChecked(),
-                          save_images=self.save_images.isChecked(), device=device)
+                          save_images=self.save_images.isChecked(), device=device,
+                          eot_draws=self.eot_draws.value())
 
     def _update_summary(self) -> None:
         metrics = self.checked_metrics()
