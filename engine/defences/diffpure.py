@@ -6,15 +6,25 @@ with t* ancestral DDPM steps (t* − 1, …, 0), then resized back. t* is counte
 model's training steps (1000 for the usual DDPMs): the presets 5/10/20/30/50 are light
 purification (DiffPure's ImageNet setting t* = 0.15 would be 150).
 
-Model (``model``): a local diffusers folder (``UNet2DModel``, either at its root or in
-``unet/`` as ``DDPMPipeline.save_pretrained`` writes it, scheduler config beside it) or
-a Hugging Face hub id. The default is ``google/ddpm-ema-church-256``: a 256×256
-unconditional DDPM of outdoor scenes (LSUN church), the closest of the diffusers-format
-DDPMs to the natural photos IQA data sets hold (the others are faces, bedrooms, cats,
-CIFAR-10). The paper's guided-diffusion ImageNet 256×256 model is an OpenAI ADM
-checkpoint, not a diffusers UNet2DModel; it can be used once converted to a diffusers
-folder. Hub ids are looked up only in the local caches (the weights folder's
-``huggingface/`` and the default Hugging Face cache) unless ``allow_download`` is set.
+Model (``model``), one of:
+
+- an OpenAI guided-diffusion (ADM) checkpoint, ``.pt``/``.pth``: a path, or a file name
+  looked up in the weights folder. The default is the paper's model,
+  ``256x256_diffusion_uncond.pt`` (unconditional ImageNet 256×256, from
+  https://openaipublic.blob.core.windows.net/diffusion/jul-2021/256x256_diffusion_uncond.pt,
+  2.1 GB). It is converted on load to a diffusers ``UNet2DModel`` (engine/defences/_adm.py)
+  and sampled as DiffPure's ``runners/diffpure_guided.py`` does with guided-diffusion's
+  ``p_sample``: linear β 1e-4…0.02 over 1000 steps, the model's learned variance
+  (``learned_range``; ``fixed_large`` for a model without learned σ, guided-diffusion's
+  default) and x̂₀ clipped to [−1, 1] at every step. The training size is read from
+  the file name (``{N}x{N}_…``, else 256) and attention heads are 64 channels wide, as in
+  every released guided-diffusion model; class-conditional checkpoints are refused.
+- a local diffusers folder (``UNet2DModel``, either at its root or in ``unet/`` as
+  ``DDPMPipeline.save_pretrained`` writes it, scheduler config beside it), or
+- a Hugging Face hub id, e.g. ``google/ddpm-ema-church-256`` (LSUN church, the closest
+  of the diffusers-format DDPMs to natural photos). Hub ids are looked up only in the
+  local caches (the weights folder's ``huggingface/`` and the default Hugging Face cache)
+  unless ``allow_download`` is set.
 
 Random: all noise comes from the per-item generator, so clean and attacked images get
 the same draw. Not differentiable: adaptive attacks use BPDA.
@@ -27,18 +37,28 @@ from typing import Any
 
 import torch
 
-from engine.defences._neural import NeuralDefence, resize, weights_folder
+from engine.defences._adm import ADM_UNCOND_256, ADM_UNCOND_256_URL
+from engine.defences._neural import (
+    NeuralDefence,
+    fetch_weights,
+    find_weights,
+    missing_message,
+    resize,
+    weights_folder,
+)
 from engine.defences.base import DEFENCES, DefenceError, sweep
 from engine.params import param
 
-DEFAULT_MODEL = "google/ddpm-ema-church-256"
+DEFAULT_MODEL = ADM_UNCOND_256
+ADM_SUFFIXES = (".pt", ".pth")
 
 
 @dataclass
 class DiffPureParams:
     t: int = param(5, min=1, max=1000, help="diffusion steps t* (of the model's training steps)")
-    model: str = param(DEFAULT_MODEL, help="diffusers DDPM: a local folder or a hub id")
-    allow_download: bool = param(False, help="fetch a hub model that is not cached (needs network)")
+    model: str = param(DEFAULT_MODEL, help="DDPM: a guided-diffusion .pt (path or name in the weights "
+                                          "folder), a diffusers folder or a hub id")
+    allow_download: bool = param(False, help="fetch a missing model (the default .pt, or a hub id) (needs network)")
 
 
 def hub_cache_dir() -> Path:
@@ -79,6 +99,14 @@ def _cached_hub_layout(repo: str) -> tuple[str | None, str | None, str | None] |
     return None
 
 
+def _is_adm(model: str) -> bool:
+    return Path(model).suffix.lower() in ADM_SUFFIXES
+
+
+def _adm_url(model: str) -> str | None:
+    return ADM_UNCOND_256_URL if Path(model).name == ADM_UNCOND_256 else None
+
+
 def _is_local(model: str) -> bool:
     p = Path(model).expanduser()
     return p.exists() or model.startswith((".", "/", "~")) or "\\" in model or model.count("/") != 1
@@ -89,6 +117,15 @@ def _missing_model(model: str) -> str | None:
         import diffusers  # noqa: F401
     except ImportError:
         return "diffpure needs the 'diffusers' package (pip install diffusers)"
+    if _is_adm(model):
+        if find_weights(model) is not None:
+            return None
+        url = _adm_url(model)
+        if url is None:
+            return (f"diffpure: guided-diffusion checkpoint {model!r} not found (neither that path nor "
+                    f"{Path(model).name!r} in {weights_folder()})")
+        return (missing_message(Path(model).name, url, "diffpure") + "; or name a diffusers DDPM folder or "
+                "hub id in model (e.g. google/ddpm-ema-church-256)")
     if _is_local(model):
         folder = Path(model).expanduser()
         if not folder.is_dir():
@@ -126,12 +163,26 @@ class DiffPureDefence(NeuralDefence):
 
     @classmethod
     def can_download(cls, params: Any) -> bool:
+        if _is_adm(params.model):
+            return bool(params.allow_download) and _adm_url(params.model) is not None
         return bool(params.allow_download) and not _is_local(params.model)
 
     def load(self) -> tuple[Any, Any]:
+        model = self.params.model
+        unet, scheduler = self._load_adm(model) if _is_adm(model) else self._load_diffusers(model)
+        if unet.config.in_channels != 3:
+            raise DefenceError(f"diffpure: {model!r} takes {unet.config.in_channels} channels, not RGB")
+        if unet.config.out_channels not in (3, 6):
+            raise DefenceError(f"diffpure: {model!r} predicts {unet.config.out_channels} channels "
+                               "(expected ε, or ε and a variance)")
+        if self.params.t > scheduler.config.num_train_timesteps:
+            raise DefenceError(f"diffpure: t = {self.params.t} exceeds the model's "
+                               f"{scheduler.config.num_train_timesteps} diffusion steps")
+        return unet.eval().requires_grad_(False), scheduler
+
+    def _load_diffusers(self, model: str) -> tuple[Any, Any]:
         from diffusers import DDPMScheduler, UNet2DModel
 
-        model = self.params.model
         if _is_local(model):
             src, cache, (unet_sub, sched_sub) = str(Path(model).expanduser()), None, _local_layout(Path(model).expanduser())
         else:
@@ -151,12 +202,29 @@ class DiffPureDefence(NeuralDefence):
                                                           local_files_only=offline)
         except Exception as exc:  # noqa: BLE001 - any loading failure is one user-facing message
             raise DefenceError(f"diffpure: cannot load model {model!r}: {type(exc).__name__}: {exc}") from None
-        if unet.config.in_channels != 3:
-            raise DefenceError(f"diffpure: {model!r} takes {unet.config.in_channels} channels, not RGB")
-        if self.params.t > scheduler.config.num_train_timesteps:
-            raise DefenceError(f"diffpure: t = {self.params.t} exceeds the model's "
-                               f"{scheduler.config.num_train_timesteps} diffusion steps")
-        return unet.eval().requires_grad_(False), scheduler
+        return unet, scheduler
+
+    def _load_adm(self, model: str) -> tuple[Any, Any]:
+        from diffusers import DDPMScheduler
+
+        from engine.defences._adm import load_adm_unet
+
+        path = find_weights(model)
+        if path is None:
+            url = _adm_url(model)
+            if url is None or not self.params.allow_download:
+                raise DefenceError(_missing_model(model) or f"diffpure: {model!r} not found")
+            path = fetch_weights(Path(model).name, url, allow_download=True, what="diffpure")
+        try:
+            unet = load_adm_unet(path)
+        except DefenceError as exc:
+            raise DefenceError(f"diffpure: cannot load model {model!r}: {exc}") from None
+        learned = unet.config.out_channels == 2 * unet.config.in_channels
+        # guided-diffusion's linear schedule and p_sample(clip_denoised=True), as DiffPure runs it
+        scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
+                                  clip_sample=True, clip_sample_range=1.0,
+                                  variance_type="learned_range" if learned else "fixed_large")
+        return unet, scheduler
 
     @staticmethod
     def move(model: tuple[Any, Any], device: torch.device) -> tuple[Any, Any]:
@@ -177,7 +245,10 @@ class DiffPureDefence(NeuralDefence):
         t_star = self.params.t
         noise = torch.randn(z.shape, generator=generator).to(dev, z.dtype)
         z = scheduler.add_noise(z, noise, torch.tensor([t_star - 1]))
+        learned = scheduler.config.variance_type in ("learned", "learned_range")
         for t in range(t_star - 1, -1, -1):
-            eps = unet(z, t).sample
-            z = scheduler.step(eps, t, z, generator=generator).prev_sample
+            out = unet(z, t).sample
+            if out.shape[1] != z.shape[1] and not learned:
+                out = out[:, : z.shape[1]]  # ε only; a learned variance this scheduler does not read
+            z = scheduler.step(out, t, z, generator=generator).prev_sample
         return resize(((z + 1.0) / 2.0).clamp(0.0, 1.0), (h, w)).to(x.device)

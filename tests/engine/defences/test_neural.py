@@ -189,7 +189,8 @@ def test_diffpure_missing_model_is_reported_quickly(weights, tmp_path):
     av = cls.availability({"model": "nobody-here/no-such-ddpm"})
     assert av.state == "unavailable"
     assert "https://huggingface.co/nobody-here/no-such-ddpm" in av.reason and str(weights) in av.reason
-    assert "ddpm-ema-church-256" in cls.availability().reason  # the documented default
+    # the default is the ADM .pt (test_diffpure_adm.py); hub ids are named explicitly
+    assert "ddpm-ema-church-256" in cls.availability({"model": "google/ddpm-ema-church-256"}).reason
     t0 = time.perf_counter()
     with pytest.raises(DefenceError, match="not in the local cache"):
         cls(model="nobody-here/no-such-ddpm")(photo_tensor("coffee", (32, 32)), seed=0)
