@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from engine.metrics import linearity as _linearity  # noqa: F401 - registers "linearity"
 from engine.metrics import pyiqa_catalog
 from engine.metrics import spaq as _spaq  # noqa: F401 - registers "spaq"
@@ -45,6 +47,9 @@ __all__ = [
     "weights_dir",
     "weights_present",
 ]
+
+#: seed of the weights of a metric built with ``pretrained=False``
+RANDOM_WEIGHTS_SEED = 0
 
 ALIASES = {"meta-iqa": "metaiqa", "hyper-iqa": "hyperiqa", "clip-iqa": "clipiqa",
            "clip-iqa+": "clipiqa+"}
@@ -102,11 +107,16 @@ def create_metric(name: str, device: str = "cpu", **params: Any) -> Metric:
         values = params_to_dict(make_params(cls, params))
     except ParamError as exc:
         raise MetricError(f"{key}: {exc}") from None
-    if key in METRICS:
-        metric: Metric = METRICS.get(key)(**values)
-    else:
-        from engine.metrics.pyiqa_metric import PyiqaMetric
-        metric = PyiqaMetric(key, **values)
+    # Random weights (pretrained=False) are drawn from a fixed seed, so such a metric is
+    # the same function in every build (CPU or CUDA, this run or the next) and its
+    # numbers can be reproduced; the caller's random stream is left untouched.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_WEIGHTS_SEED)
+        if key in METRICS:
+            metric: Metric = METRICS.get(key)(**values)
+        else:
+            from engine.metrics.pyiqa_metric import PyiqaMetric
+            metric = PyiqaMetric(key, **values)
     return metric.to(device)
 
 

@@ -48,7 +48,10 @@ def test_metaiqa_scores_and_gradients(metaiqa, two_photos):
 
 def test_metaiqa_loads_a_local_checkpoint_exactly(metaiqa, two_photos, tmp_path):
     torch.manual_seed(1)
-    source = create_metric("metaiqa", pretrained=False)
+    source = create_metric("metaiqa", pretrained=False)  # the fixed random weights, then moved away
+    with torch.no_grad():
+        for p in source.net.parameters():
+            p.add_(0.01 * torch.randn_like(p))
     path = tmp_path / "metaiqa_random.pth"
     torch.save(source.net.state_dict(), path)
     loaded = create_metric("metaiqa", weights=str(path))
