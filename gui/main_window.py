@@ -52,7 +52,7 @@ from gui.inspector import Inspector
 from gui.log_panel import LogBridge, LogPanel
 from gui.results_model import ResultsModel, ResultsProxy
 from gui.training_dialog import FCNTrainDialog
-from gui.worker import BackgroundCall, RunController, RunWorker
+from gui.worker import BackgroundCall, RunWorker, WorkerThread
 
 APP_NAME = "IQA Purification Lab"
 ORG_NAME = "iqa-lab"
@@ -95,7 +95,7 @@ class MainWindow(QMainWindow):
         self.setObjectName("main_window")
         self.setDockNestingEnabled(True)
 
-        self.controller = RunController(self)
+        self.controller = WorkerThread(self, "engine-run")
         self.controller.stopped.connect(self._on_controller_stopped)
         self.cache = ImageCache()
         self.experiment: Experiment | None = None
@@ -135,22 +135,13 @@ class MainWindow(QMainWindow):
         self.images.imageActivated.connect(self._on_image_activated)
         self.images.sampleRequested.connect(self.load_samples)
         self.images.bannerDismissed.connect(self._on_banner_dismissed)
-        dock = QDockWidget("Images", self)
-        dock.setObjectName("dock_images")
-        dock.setWidget(self.images)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
-        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-        self.images_dock = dock
+        self.images_dock = self._dock("Images", "dock_images", self.images, Qt.DockWidgetArea.LeftDockWidgetArea)
 
         self.panel = ExperimentPanel()
         self.panel.runRequested.connect(self.start_run)
         self.panel.cancelRequested.connect(self.cancel_run)
-        dock = QDockWidget("Experiment", self)
-        dock.setObjectName("dock_experiment")
-        dock.setWidget(self.panel)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-        self.experiment_dock = dock
+        self.experiment_dock = self._dock("Experiment", "dock_experiment", self.panel,
+                                          Qt.DockWidgetArea.RightDockWidgetArea)
 
         self.inspector = Inspector()
         self.curves = LiveCurves()
@@ -227,6 +218,15 @@ class MainWindow(QMainWindow):
         self.status_store.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.statusBar().addWidget(self.status_run, 1)
         self.statusBar().addPermanentWidget(self.status_store)
+
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        """A movable, floatable (not closable) dock holding ``widget``."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(area, dock)
+        return dock
 
     def _build_menus(self) -> None:
         m = self.menuBar().addMenu("&File")
@@ -396,7 +396,7 @@ class MainWindow(QMainWindow):
         self.log.log("info", f"run {exp.id[:8]}: {len(exp.images)} image(s) × {len(exp.metrics)} metric(s) × "
                              f"{len(exp.attacks)} attack(s) × {len(exp.all_defences)} defence(s) → {self.store_path}")
         self._load_store_rows(exp.id, select=False)
-        self.controller.start(exp, self.store_path, self._connect_worker)
+        self.controller.start(RunWorker(exp, self.store_path), self._connect_worker)
 
     def _connect_worker(self, w: RunWorker) -> None:
         # Bound methods of this GUI-thread object: queued, they run in the GUI thread.

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import QThread, Signal, Slot
+from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.training_worker import FCNTrainWorker, TrainSettings
+from gui.worker import WorkerThread
 
 
 def _path_row(edit: QLineEdit, browse: Any) -> QHBoxLayout:
@@ -55,8 +56,8 @@ class FCNTrainDialog(QDialog):
         self.setWindowTitle("Train FCN filter")
         self.setObjectName("fcn_train_dialog")
         self.resize(760, 560)
-        self._thread: QThread | None = None
-        self.worker: FCNTrainWorker | None = None
+        self.host = WorkerThread(self, "fcn-train")
+        self.host.stopped.connect(self._on_thread_finished)
         self.checkpoint: str | None = None
         self.epochs_seen: list[int] = []
         self.losses: list[float] = []
@@ -209,8 +210,7 @@ class FCNTrainDialog(QDialog):
     # ---- run -----------------------------------------------------------------------------
     @property
     def running(self) -> bool:
-        """A training thread exists (until its end has been handled in the GUI thread)."""
-        return self._thread is not None
+        return self.host.running
 
     @Slot()
     def start(self) -> bool:
@@ -224,37 +224,31 @@ class FCNTrainDialog(QDialog):
         Path(s.checkpoint_path).parent.mkdir(parents=True, exist_ok=True)
         self.epochs_seen, self.losses, self.ssims = [], [], []
         self._redraw()
-        self.target_epochs = s.epochs
-        thread = QThread()
-        thread.setObjectName("fcn-train")
-        worker = FCNTrainWorker(s)
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
+        self.host.start(FCNTrainWorker(s), self._connect)
+        self._set_running(True)
+        self.progress.setRange(0, 0)
+        self.progress.setFormat("making training pairs…")
+        self.status.setText(f"attacking the images of {s.folder} with {s.attack or 'advcf'} against {s.metric}…")
+        return True
+
+    def _connect(self, worker: FCNTrainWorker) -> None:
+        # bound methods of this GUI-thread dialog: queued, they run in the GUI thread
         worker.history.connect(self.on_history)
         worker.pairMade.connect(self.on_pair)
         worker.epochDone.connect(self.on_epoch)
         worker.finished.connect(self.on_finished)
         worker.stopped.connect(self.on_stopped)
         worker.failed.connect(self.on_failed)
-        worker.done.connect(thread.quit)
-        thread.finished.connect(self._on_thread_finished)
-        self._thread, self.worker = thread, worker
-        self._set_running(True)
-        self.progress.setRange(0, 0)
-        self.progress.setFormat("making training pairs…")
-        self.status.setText(f"attacking the images of {s.folder} with {s.attack or 'advcf'} against {s.metric}…")
-        thread.start()
-        return True
 
     @Slot()
     def stop(self) -> None:
-        if self.worker is not None:
-            self.worker.stop()
+        if self.running:
+            self.host.cancel()
             self.status.setText("stopping after the current step…")
             self.stop_button.setEnabled(False)
 
     def wait(self, ms: int = 60_000) -> bool:
-        return self._thread.wait(ms) if self._thread is not None else True
+        return self.host.wait(ms)
 
     def _set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)
@@ -314,12 +308,6 @@ class FCNTrainDialog(QDialog):
 
     @Slot()
     def _on_thread_finished(self) -> None:
-        thread, worker = self._thread, self.worker
-        self._thread = self.worker = None
-        if worker is not None:
-            worker.deleteLater()
-        if thread is not None:
-            thread.deleteLater()
         if self.progress.maximum() == 0:
             self.progress.setRange(0, 1)
         self._set_running(False)
@@ -338,7 +326,3 @@ class FCNTrainDialog(QDialog):
     def _use(self) -> None:
         if self.checkpoint:
             self.useCheckpoint.emit(self.checkpoint)
-
-    def closeEvent(self, event: Any) -> None:
-        # the run goes on in the background when the window is closed; Stop stops it
-        super().closeEvent(event)

@@ -10,9 +10,8 @@ resumable ``X.last.pt``) stays, so starting again resumes.
 from __future__ import annotations
 
 import os
-import threading
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -36,13 +35,12 @@ class TrainSettings:
     crop_size: int = 128
     device: str = "auto"
     resume: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def kwargs(self) -> dict[str, Any]:
         return {"attack": self.attack or None, "metric": self.metric, "epochs": self.epochs,
                 "batch_size": self.batch_size, "lr": self.lr, "val_split": self.val_split, "seed": self.seed,
                 "checkpoint_path": self.checkpoint_path, "resume": self.resume, "device": self.device,
-                "crop_size": self.crop_size, **self.extra}
+                "crop_size": self.crop_size}
 
 
 class _Stopped(Exception):
@@ -62,19 +60,17 @@ class FCNTrainWorker(QObject):
 
     def __init__(self, settings: TrainSettings) -> None:
         super().__init__()
+        from engine.runner import CancelToken
+
         self.settings = settings
-        self._stop = threading.Event()
+        self.token = CancelToken()
 
-    def stop(self) -> None:
+    def cancel(self) -> None:
         """Thread-safe; called from the GUI thread."""
-        self._stop.set()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
+        self.token.cancel()
 
     def _on_pair(self, done: int, total: int, name: str) -> None:
-        if self._stop.is_set():
+        if self.token.cancelled:
             raise _Stopped()
         self.pairMade.emit((done, total, name))
 
@@ -93,7 +89,7 @@ class FCNTrainWorker(QObject):
                 self.history.emit(previous_history(s.checkpoint_path))
             run = train_fcn(s.folder, on_pair=self._on_pair, **s.kwargs())
             while True:
-                if self._stop.is_set():
+                if self.token.cancelled:
                     run.close()
                     self.stopped.emit("stopped; start again to resume")
                     return

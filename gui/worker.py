@@ -103,33 +103,38 @@ class RunWorker(QObject):
             self.done.emit()
 
 
-class RunController(QObject):
-    """Owns the worker thread of the run in progress (at most one at a time)."""
+class WorkerThread(QObject):
+    """Owns one worker object and the ``QThread`` it runs in (at most one at a time).
 
-    stopped = Signal()  # the worker thread has ended
+    A worker is a ``QObject`` with a ``run()`` slot, a ``done`` signal emitted last and a
+    thread-safe ``cancel()``; :class:`RunWorker` and the FCN training worker are two.
+    """
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    stopped = Signal()  # the worker thread has ended (after the worker's last signal)
+
+    def __init__(self, parent: QObject | None = None, name: str = "worker") -> None:
         super().__init__(parent)
+        self.name = name
         self.thread: QThread | None = None
-        self.worker: RunWorker | None = None
+        self.worker: Any = None
 
     @property
     def running(self) -> bool:
-        return self.thread is not None and self.thread.isRunning()
+        """A worker thread exists: from :meth:`start` until its end is handled here."""
+        return self.thread is not None
 
-    def start(self, experiment: Experiment, store_path: str | Path,
-              connect: Callable[[RunWorker], None]) -> RunWorker:
-        """Start a run; ``connect(worker)`` wires its signals before the thread starts."""
+    def start(self, worker: Any, connect: Callable[[Any], None] | None = None) -> Any:
+        """Run ``worker`` in a new thread; ``connect(worker)`` wires its signals first."""
         if self.running:
-            raise RuntimeError("a run is already in progress")
+            raise RuntimeError(f"{self.name}: already running")
         thread = QThread()
-        thread.setObjectName("engine-run")
-        worker = RunWorker(experiment, store_path)
+        thread.setObjectName(self.name)
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         worker.done.connect(thread.quit)
         thread.finished.connect(self._on_thread_finished)
-        connect(worker)
+        if connect is not None:
+            connect(worker)
         self.thread, self.worker = thread, worker
         thread.start()
         return worker
@@ -139,7 +144,7 @@ class RunController(QObject):
             self.worker.cancel()
 
     def wait(self, ms: int = 60_000) -> bool:
-        """Block until the worker thread ends (used at shutdown only)."""
+        """Block until the worker thread ends (shutdown only)."""
         return self.thread.wait(ms) if self.thread is not None else True
 
     @Slot()
