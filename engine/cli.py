@@ -252,15 +252,16 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def _add_optional_parsers(sub) -> None:
-    """Commands contributed by other packages (report, trainers)."""
-    for module, fn in (("engine.report.cli", "add_report_parser"),
-                       ("engine.training.cli", "add_train_fcn_parser"),
-                       ("engine.training.uap_cli", "add_train_uap_parser")):
-        try:
-            mod = __import__(module, fromlist=[fn])
-        except ImportError:
-            continue
-        getattr(mod, fn)(sub)
+    """Commands contributed by other packages (report, trainers).
+
+    Imported plainly: a wrong module path must fail here, not make a command vanish.
+    """
+    from engine.report.cli import add_report_parser
+    from engine.training.cli import add_train_fcn_parser
+    from engine.training.uap_cli import add_train_uap_parser
+
+    for add in (add_report_parser, add_train_fcn_parser, add_train_uap_parser):
+        add(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -74,6 +74,15 @@ def test_list_shows_components_and_status(capsys):
     assert "eps=10/255" in out and "presets:" in out
 
 
+def test_help_lists_contributed_commands(capsys):
+    with pytest.raises(SystemExit) as exc:
+        _cli("--help")
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("run", "list", "export", "report", "train-fcn", "train-uap"):
+        assert command in out
+
+
 def _done_count(db: Path) -> int:
     try:
         with sqlite3.connect(db, timeout=5) as c:
