@@ -105,6 +105,7 @@ class ComponentPicker(QWidget):
 
         self.editor_title = QLabel()
         self.editor_title.setObjectName("editor_title")
+        self.editor_title.setWordWrap(True)
         lay.addWidget(self.editor_title)
         head = QFormLayout()
         head.setContentsMargins(0, 0, 0, 0)
@@ -161,7 +162,6 @@ class ComponentPicker(QWidget):
             choice = self.choices[name]
             cls = self.classes[name]
             self.editor_title.setText(f"<b>{name}</b> — {_first_doc_line(cls)}")
-            self.editor_title.setWordWrap(True)
             self.preset.clear()
             self.preset.addItem("defaults", DEFAULTS)
             for label in cls.presets:
@@ -232,11 +232,6 @@ class ComponentPicker(QWidget):
         if self.current_name() == name:
             self._show(name)
         self.changed.emit()
-
-    def clear_checks(self) -> None:
-        for name in self.choices:
-            if self.choices[name].checked:
-                self.set_choice(name, checked=False)
 
     def select(self, name: str) -> None:
         item = self._item(name)

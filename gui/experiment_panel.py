@@ -208,7 +208,8 @@ class ExperimentPanel(QWidget):
         prow.addWidget(self.eta)
         outer.addLayout(prow)
 
-        for w in (self.device, self.seed, self.save_images, self.adaptive, self.eot_draws, self.output):
+        self._options = (self.device, self.seed, self.save_images, self.adaptive, self.eot_draws, self.output)
+        for w in self._options:
             sig = getattr(w, "currentIndexChanged", None) or getattr(w, "valueChanged", None) \
                 or getattr(w, "toggled", None) or w.editingFinished
             sig.connect(lambda *_: self.changed.emit())
@@ -365,8 +366,7 @@ class ExperimentPanel(QWidget):
         self.run_button.setProperty("running", running)
         self.run_button.style().unpolish(self.run_button)
         self.run_button.style().polish(self.run_button)
-        for w in (self.metrics, self.attacks, self.defences, self.device, self.seed, self.save_images,
-                  self.adaptive, self.output):
+        for w in (self.metrics, self.attacks, self.defences, *self._options):
             w.setEnabled(not running)
 
     @property

@@ -152,9 +152,9 @@ class ImagesPanel(QWidget):
         for p in paths:
             item = QListWidgetItem(Path(p).name)
             item.setData(PATH_ROLE, p)
-            item.setToolTip(p)
+            item.setData(STATUS_ROLE, "pending")
             self.list.addItem(item)
-            self.set_status(p, "pending")
+            self._paint(item)
         self._update_summary()
         self.add_recent(folder)
         self._load_thumbnails(paths)
@@ -210,8 +210,7 @@ class ImagesPanel(QWidget):
                 self._thumbs[p] = _placeholder()
                 self._errors.setdefault(p, f"cannot read: {value}")
         for i in range(self.list.count()):
-            item = self.list.item(i)
-            self._paint(item)
+            self._paint(self.list.item(i))
 
     def wait_thumbnails(self, ms: int = 10_000) -> None:
         if self._loader is not None:
@@ -246,7 +245,10 @@ class ImagesPanel(QWidget):
 
     def reset_status(self) -> None:
         for i in range(self.list.count()):
-            self.set_status(self.list.item(i).data(PATH_ROLE), "pending")
+            item = self.list.item(i)
+            item.setData(STATUS_ROLE, "pending")
+            self._paint(item)
+        self._update_summary()
 
     def _paint(self, item: QListWidgetItem) -> None:
         path = item.data(PATH_ROLE)

@@ -34,23 +34,36 @@ class InspectorImages:
     note: str = ""
 
 
+def _check_same_size(a: np.ndarray, b: np.ndarray) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"sizes differ ({a.shape[1]}×{a.shape[0]} vs {b.shape[1]}×{b.shape[0]})")
+
+
 def signed_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a − b`` in units of 1/255, averaged over channels (H×W float32).
 
     Raises:
         ValueError: when the sizes differ (e.g. a random crop).
     """
-    if a.shape != b.shape:
-        raise ValueError(f"sizes differ ({a.shape[1]}×{a.shape[0]} vs {b.shape[1]}×{b.shape[0]})")
+    _check_same_size(a, b)
     return (a.astype(np.float32) - b.astype(np.float32)).mean(axis=2)
 
 
-def amplified_difference(a: np.ndarray, b: np.ndarray, gain: float) -> np.ndarray:
-    """``|a − b| × gain`` per channel, clipped to uint8 (H×W×3)."""
-    if a.shape != b.shape:
-        raise ValueError(f"sizes differ ({a.shape[1]}×{a.shape[0]} vs {b.shape[1]}×{b.shape[0]})")
-    d = np.abs(a.astype(np.int16) - b.astype(np.int16)).astype(np.float32) * gain
-    return np.clip(d, 0, 255).astype(np.uint8)
+def amplified_difference(a: np.ndarray, b: np.ndarray, gain: float | None = None) -> tuple[np.ndarray, float]:
+    """``|a − b| × gain`` per channel, clipped to uint8 (H×W×3).
+
+    Args:
+        gain: the amplification; None maps the largest |a − b| to 255.
+
+    Returns:
+        the amplified difference and the gain used.
+    """
+    _check_same_size(a, b)
+    d = np.abs(a.astype(np.int16) - b.astype(np.int16))
+    if gain is None:
+        m = int(d.max())
+        gain = 255.0 / m if m > 0 else 1.0
+    return np.clip(d.astype(np.float32) * gain, 0, 255).astype(np.uint8), gain
 
 
 def score_line(row: dict | None) -> str:
@@ -203,14 +216,6 @@ class Inspector(QWidget):
         if first:
             self.plots["clean"].autoRange(padding=0.01)
 
-    def clear(self) -> None:
-        self.images = None
-        for img in self.items.values():
-            img.clear()
-        self._diff_signed = self._diff_rgb = None
-        self.colorbar.setVisible(False)
-        self.title.setText("No item selected")
-
     def current_defence(self) -> str | None:
         return self.defence.currentText() or None
 
@@ -223,8 +228,6 @@ class Inspector(QWidget):
         im = self.images
         if im is None:
             return
-        self.plots["clean"].setTitle("clean x", color="#e8eaed", size="9pt")
-        self.plots["attacked"].setTitle("attacked xₐ", color="#e8eaed", size="9pt")
         self._set("clean", im.clean)
         self._set("attacked", im.attacked)
         dfd = self._defended()
@@ -242,8 +245,7 @@ class Inspector(QWidget):
                 raise ValueError("image not available")
             self._diff_signed = signed_difference(other, im.clean)
             if mode.startswith("abs"):
-                gain = self.effective_gain(other, im.clean)
-                self._diff_rgb = amplified_difference(other, im.clean, gain)
+                self._diff_rgb, gain = amplified_difference(other, im.clean, float(self.gain.value()) or None)
                 diff_item.setImage(self._diff_rgb, levels=(0, 255), autoLevels=False)
                 diff_item.setVisible(True)
                 self.signed_item.setVisible(False)
@@ -263,13 +265,6 @@ class Inspector(QWidget):
             self.colorbar.setVisible(False)
             title = f"difference n/a: {exc}"
         self.plots["diff"].setTitle(title, color="#e8eaed", size="9pt")
-
-    def effective_gain(self, a: np.ndarray, b: np.ndarray) -> float:
-        """The spin box's gain, or for ``auto`` the gain that maps the largest |a − b| to 255."""
-        if self.gain.value() > 0:
-            return float(self.gain.value())
-        m = int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max())
-        return 255.0 / m if m > 0 else 1.0
 
     def _set(self, key: str, arr: np.ndarray | None) -> None:
         item = self.items[key]

@@ -185,17 +185,17 @@ class ParamForm(QWidget):
 
     def overrides(self, base: dict[str, Any]) -> dict[str, Any]:
         """The values that differ from ``base`` (defaults merged with a preset's overrides)."""
+        values = self.values()
         out = {}
-        for name, value in self.values().items():
-            ref = base.get(name)
+        for spec in self.specs:
+            value, ref = values[spec.name], base.get(spec.name)
             if isinstance(value, float) and isinstance(ref, (int, float)) and not isinstance(ref, bool):
-                spec = next(s for s in self.specs if s.name == name)
-                tol = 0.5 * 10 ** -_decimals(spec, display_scale(spec)) / display_scale(spec)
-                if abs(value - float(ref)) <= tol:
+                scale = display_scale(spec)
+                if abs(value - float(ref)) <= 0.5 * 10 ** -_decimals(spec, scale) / scale:
                     continue
             elif value == ref:
                 continue
-            out[name] = value
+            out[spec.name] = value
         return out
 
     def editor(self, name: str) -> QWidget:

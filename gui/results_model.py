@@ -20,6 +20,22 @@ HIDDEN = {"defence_label", "item_id", "seed", "note"}
 RAW_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _new_columns(known: list[str], rows: list[dict[str, Any]]) -> list[str]:
+    """Keys of ``rows`` not in ``known`` (nor hidden), in first-seen order."""
+    seen = set(known)
+    new = []
+    for r in rows:
+        for k in r:
+            if k not in seen and k not in HIDDEN:
+                seen.add(k)
+                new.append(k)
+    return new
+
+
 def _fmt(v: Any) -> str:
     if v is None:
         return ""
@@ -73,7 +89,7 @@ class ResultsModel(QAbstractTableModel):
                 return str(row["error"])
             return None if v is None else str(v)
         if role == Qt.ItemDataRole.TextAlignmentRole:
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
+            if _is_number(v):
                 return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ForegroundRole and row.get("error"):
             return QColor("#b3261e")
@@ -81,13 +97,7 @@ class ResultsModel(QAbstractTableModel):
 
     # ---- updates -----------------------------------------------------------------------------
     def _extend_columns(self, rows: list[dict[str, Any]]) -> None:
-        new = []
-        known = set(self.columns)
-        for r in rows:
-            for k in r:
-                if k not in known and k not in HIDDEN:
-                    known.add(k)
-                    new.append(k)
+        new = _new_columns(self.columns, rows)
         if new:
             first = len(self.columns)
             self.beginInsertColumns(QModelIndex(), first, first + len(new) - 1)
@@ -106,13 +116,7 @@ class ResultsModel(QAbstractTableModel):
     def set_rows(self, rows: list[dict[str, Any]]) -> None:
         self.beginResetModel()
         self.rows = list(rows)
-        self.columns = list(LEADING)
-        known = set(self.columns)
-        for r in self.rows:
-            for k in r:
-                if k not in known and k not in HIDDEN:
-                    known.add(k)
-                    self.columns.append(k)
+        self.columns = LEADING + _new_columns(LEADING, self.rows)
         self.endResetModel()
 
     def clear(self) -> None:
@@ -133,8 +137,8 @@ class ResultsProxy(QSortFilterProxyModel):
     def lessThan(self, left: QModelIndex | QPersistentModelIndex, right: QModelIndex | QPersistentModelIndex) -> bool:
         a = left.data(RAW_ROLE)
         b = right.data(RAW_ROLE)
-        a_num = isinstance(a, (int, float)) and not isinstance(a, bool) and not (isinstance(a, float) and math.isnan(a))
-        b_num = isinstance(b, (int, float)) and not isinstance(b, bool) and not (isinstance(b, float) and math.isnan(b))
+        a_num = _is_number(a) and not math.isnan(a)
+        b_num = _is_number(b) and not math.isnan(b)
         if a_num and b_num:
             return a < b
         if a_num != b_num:
