@@ -160,14 +160,25 @@ def _save(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _load_last(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+def _read_last(path: Path) -> Any:
+    """The resumable state saved at ``path`` (None when there is no file).
+
+    Raises:
+        TrainingError: the file cannot be read.
+    """
     if not path.is_file():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
         raise TrainingError(f"cannot resume from {str(path)!r} ({type(exc).__name__}: {exc}); "
                             "start over with resume=False (--no-resume)") from None
+
+
+def _load_last(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+    state = _read_last(path)
+    if state is None:
+        return None
     old = state.get("manifest", {})
     diff = [k for k in _RESUME_KEYS if old.get(k) != settings.get(k)]
     if state.get("format") != CHECKPOINT_FORMAT or diff:
@@ -180,12 +191,9 @@ def _load_last(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
 def previous_history(checkpoint_path: str | Path) -> list[dict[str, Any]]:
     """The epochs a resumable run writing ``checkpoint_path`` has already trained
     (``[{"epoch", "train_loss", "val_ssim"}, …]``); empty when there is none to resume."""
-    path = last_checkpoint_path(checkpoint_path)
-    if not path.is_file():
-        return []
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - train_fcn reports an unreadable file itself
+        state = _read_last(last_checkpoint_path(checkpoint_path))
+    except TrainingError:  # train_fcn reports an unreadable file itself
         return []
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         return []

@@ -10,7 +10,11 @@ from engine.defences import DEFENCES
 from engine.evaluation.pairs import ssim
 from engine.metrics.base import Metric
 from engine.training import FCNTrainStep, TrainingError, train_fcn
-from engine.training.fcn_trainer import last_checkpoint_path, split_indices
+from engine.training.fcn_trainer import (
+    last_checkpoint_path,
+    previous_history,
+    split_indices,
+)
 from engine.training.pairs import attack_folder
 from tests.conftest import photo_tensor
 
@@ -80,6 +84,13 @@ def test_stop_and_resume_follows_the_uninterrupted_run(tmp_path):
     first = next(gen)
     gen.close()  # the GUI's stop button
     assert first.epoch == 1 and last_checkpoint_path(tmp_path / "b" / "f.pt").is_file()
+    # what the GUI plots before resuming; nothing for a run that has no readable resume file
+    assert previous_history(tmp_path / "b" / "f.pt") == [
+        {"epoch": 1, "train_loss": first.train_loss, "val_ssim": first.val_ssim}]
+    assert previous_history(tmp_path / "c" / "f.pt") == []
+    (tmp_path / "c").mkdir()
+    last_checkpoint_path(tmp_path / "c" / "f.pt").write_bytes(b"not a checkpoint")
+    assert previous_history(tmp_path / "c" / "f.pt") == []
     rest, result = run_all(train_fcn(pairs, checkpoint_path=tmp_path / "b" / "f.pt", **kw))
     assert [s.epoch for s in rest] == [2, 3]
     assert [s.train_loss for s in [first, *rest]] == pytest.approx([s.train_loss for s in straight], rel=1e-5)
