@@ -320,10 +320,13 @@ def image_size_from_name(path: str | Path, default: int = 256) -> int:
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a ``.pt`` file (a plain state dict, or one under a ``state_dict`` key)."""
+    from engine.metrics.base import MetricError
+    from engine.metrics.weights import read_checkpoint
+
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - corrupt or foreign files get one message
-        raise DefenceError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
+        obj = read_checkpoint(path)
+    except MetricError as exc:
+        raise DefenceError(str(exc)) from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
