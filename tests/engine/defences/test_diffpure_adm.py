@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -25,20 +26,16 @@ from engine.defences._adm import (
 from engine.defences._neural import resize
 from tests.conftest import photo_tensor
 from tests.engine.defences._adm_reference import ReferenceADM, randomise
+from tests.engine.defences._diffpure_checks import (
+    assert_same_draw_on_clean_and_attacked,
+    assert_small_t_is_nearly_the_resize_round_trip,
+)
 
 TINY = {"image_size": 32, "num_channels": 32, "channel_mult": (1, 2, 2), "num_res_blocks": 2,
         "attention_resolutions": "16,8", "num_head_channels": 16}
 # for DiffPure, which uses the released models' 64 channels per attention head
 TINY_64 = {"image_size": 32, "num_channels": 64, "channel_mult": (1, 2), "num_res_blocks": 1,
            "attention_resolutions": "16", "num_head_channels": 64}
-
-
-@pytest.fixture
-def weights(tmp_path, monkeypatch):
-    folder = tmp_path / "weights"
-    folder.mkdir()
-    monkeypatch.setenv("IQA_LAB_WEIGHTS", str(folder))
-    return folder
 
 
 def _reference(seed: int = 0, **options):
@@ -134,16 +131,19 @@ def test_foreign_or_broken_files_are_clear_errors(tmp_path):
 
 # --- DiffPure on an ADM checkpoint -------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def adm_file(tmp_path_factory):
-    """A tiny learned-σ ADM saved under an OpenAI-style name, and its reference network."""
-    cfg = adm_config(**TINY_64)
-    ref = randomise(ReferenceADM(cfg), 3)
+def _save_tiny_adm(folder: Path) -> tuple[Path, ReferenceADM]:
+    """A tiny learned-σ ADM saved in ``folder`` under an OpenAI-style name: (path, reference network)."""
+    ref = randomise(ReferenceADM(adm_config(**TINY_64)), 3)
     with torch.no_grad():  # a calmer output layer, like a trained model's small ε and ν
         ref.out[2].weight.mul_(0.2)
-    path = tmp_path_factory.mktemp("adm") / "32x32_tiny_uncond.pt"
+    path = folder / "32x32_tiny_uncond.pt"
     torch.save(ref.state_dict(), path)
     return path, ref
+
+
+@pytest.fixture(scope="module")
+def adm_file(tmp_path_factory):
+    return _save_tiny_adm(tmp_path_factory.mktemp("adm"))
 
 
 def _guided_diffusion_sample(ref, x: torch.Tensor, t_star: int, seed: int) -> torch.Tensor:
@@ -190,23 +190,11 @@ def test_diffpure_with_adm_runs_diffpures_guided_sampler(adm_file, weights):
 
 
 def test_diffpure_with_adm_same_seed_same_draw_on_clean_and_attacked(adm_file):
-    d = DEFENCES.get("diffpure")(model=str(adm_file[0]), t=5)
-    x = photo_tensor("astronaut", (32, 32))
-    x_adv = (x + (2 / 255) * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
-    a = d(x, seed=5)
-    assert torch.equal(a, d(x, seed=5))
-    other_draw = (d(x, seed=6) - a).abs().mean()
-    same_draw = (d(x_adv, seed=5) - a).abs().mean()
-    assert same_draw < other_draw / 3
+    assert_same_draw_on_clean_and_attacked(str(adm_file[0]))
 
 
 def test_diffpure_with_adm_small_t_is_nearly_the_resize_round_trip(adm_file):
-    cls = DEFENCES.get("diffpure")
-    x = photo_tensor("chelsea", (40, 56))
-    round_trip = resize(resize(x, (32, 32)), (40, 56))
-    near = (cls(model=str(adm_file[0]), t=1)(x, seed=2) - round_trip).abs().mean()
-    far = (cls(model=str(adm_file[0]), t=20)(x, seed=2) - round_trip).abs().mean()
-    assert near < 0.02 and far > 3 * near
+    assert_small_t_is_nearly_the_resize_round_trip(str(adm_file[0]))
 
 
 def test_the_default_is_the_papers_checkpoint_and_its_absence_is_reported(weights):

@@ -22,14 +22,6 @@ from tests.conftest import photo_tensor
 SIZE = (48, 64)  # non-square: an H/W swap cannot pass
 
 
-@pytest.fixture
-def weights(tmp_path, monkeypatch):
-    folder = tmp_path / "weights"
-    folder.mkdir()
-    monkeypatch.setenv("IQA_LAB_WEIGHTS", str(folder))
-    return folder
-
-
 def _spec(feats: int = 8, blocks: int = 2, hidden=(16, 16), **liif_args) -> dict:
     """The authors' model spec (their config's ``model:`` block), scaled down."""
     return {"name": "liif", "args": {

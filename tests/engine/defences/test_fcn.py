@@ -81,18 +81,17 @@ def test_defence_is_differentiable(tmp_path):
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
-def test_default_checkpoint_comes_from_the_weights_folder(tmp_path, monkeypatch):
-    monkeypatch.setenv("IQA_LAB_WEIGHTS", str(tmp_path))
+def test_default_checkpoint_comes_from_the_weights_folder(weights):
     cls = DEFENCES.get("fcn")
     av = cls.availability()
-    assert av.state == "unavailable" and "fcn.pt" in av.reason and str(tmp_path) in av.reason
+    assert av.state == "unavailable" and "fcn.pt" in av.reason and str(weights) in av.reason
     t0 = time.perf_counter()
     with pytest.raises(DefenceError, match="fcn.pt"):
         cls()(photo_tensor("coffee", (32, 32)))
     assert time.perf_counter() - t0 < 5
     torch.manual_seed(4)
     net = FCNFilter().eval()
-    _save(tmp_path / "fcn.pt", net)
+    _save(weights / "fcn.pt", net)
     assert cls.availability().ok
     x = photo_tensor("coffee", (32, 32))
     assert torch.allclose(cls()(x), net(x), atol=1e-6)

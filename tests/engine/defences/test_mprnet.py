@@ -13,14 +13,6 @@ from tests.conftest import photo_tensor
 pytest.importorskip("spandrel_extra_arches")
 
 
-@pytest.fixture
-def weights(tmp_path, monkeypatch):
-    folder = tmp_path / "weights"
-    folder.mkdir()
-    monkeypatch.setenv("IQA_LAB_WEIGHTS", str(folder))
-    return folder
-
-
 def _tiny_mprnet(seed: int = 0, num_cab: int = 1):
     from spandrel_extra_arches.architectures.MPRNet import MPRNet
 

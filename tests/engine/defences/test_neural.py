@@ -14,15 +14,10 @@ import torch
 from engine.defences import DEFENCES, DefenceError
 from engine.defences._neural import resize
 from tests.conftest import photo_tensor
-
-
-@pytest.fixture
-def weights(tmp_path, monkeypatch):
-    folder = tmp_path / "weights"
-    folder.mkdir()
-    monkeypatch.setenv("IQA_LAB_WEIGHTS", str(folder))
-    return folder
-
+from tests.engine.defences._diffpure_checks import (
+    assert_same_draw_on_clean_and_attacked,
+    assert_small_t_is_nearly_the_resize_round_trip,
+)
 
 # --- Real-ESRGAN -------------------------------------------------------------------------
 
@@ -153,24 +148,12 @@ def test_diffpure_keeps_size_and_range(ddpm):
 
 
 def test_diffpure_same_seed_same_draw_on_clean_and_attacked(ddpm):
-    d = DEFENCES.get("diffpure")(model=str(ddpm), t=5)
-    x = photo_tensor("astronaut", (32, 32))
-    x_adv = (x + (2 / 255) * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
-    a, b = d(x, seed=5), d(x, seed=5)
-    assert torch.equal(a, b)
-    other_draw = (d(x, seed=6) - a).abs().mean()
-    same_draw = (d(x_adv, seed=5) - a).abs().mean()
-    assert same_draw < other_draw / 3
+    assert_same_draw_on_clean_and_attacked(str(ddpm))
 
 
 def test_diffpure_small_t_is_nearly_the_resize_round_trip(ddpm):
-    cls = DEFENCES.get("diffpure")
-    x = photo_tensor("chelsea", (40, 56))
-    round_trip = resize(resize(x, (32, 32)), (40, 56))
-    near = (cls(model=str(ddpm), t=1)(x, seed=2) - round_trip).abs().mean()
-    far = (cls(model=str(ddpm), t=20)(x, seed=2) - round_trip).abs().mean()
-    assert near < 0.02 and far > 3 * near
-    assert [p["t"] for p in cls.presets.values()] == [5, 10, 20, 30, 50]
+    assert_small_t_is_nearly_the_resize_round_trip(str(ddpm))
+    assert [p["t"] for p in DEFENCES.get("diffpure").presets.values()] == [5, 10, 20, 30, 50]
 
 
 def test_diffpure_loads_a_hub_model_from_the_weights_folder_offline(ddpm, weights):
