@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from engine.attacks.base import AttackRun, IterateTracker
+from engine.attacks.base import AttackRun, IterateTracker, loss_and_grad
 from engine.metrics.base import Metric, attack_loss
 
 #: an extra per-image loss term ``f(x) -> (B,)`` added to the MSU loss (e.g. a distance to x₀)
@@ -62,7 +62,7 @@ def adam_pixel_attack(
         x = x0.clone().requires_grad_(True)
         opt = make_adam(x, lr)
         for i in range(iters):
-            scores, loss, gx = _loss_and_grad(metric, x, extra_loss)
+            scores, loss, gx = loss_and_grad(metric, x, extra_loss)
             yield tracker.record(i, x, scores, loss)
             x.grad = gx if w is None else w * gx
             opt.step()
@@ -79,7 +79,7 @@ def adam_pixel_attack(
         x = x0.clone()
         g_buf, d_buf = torch.empty_like(x0), torch.empty_like(x0)
         for i in range(iters):
-            scores, loss, gx = _loss_and_grad(metric, x, extra_loss)
+            scores, loss, gx = loss_and_grad(metric, x, extra_loss)
             yield tracker.record(i, x, scores, loss)
             delta.grad = torch.mul(w, gx, out=g_buf)
             opt.step()
@@ -103,13 +103,3 @@ def make_adam(param: torch.Tensor, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam([param], lr=lr, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.Adam([param], lr=lr)
-
-
-def _loss_and_grad(metric: Metric, x: torch.Tensor, extra_loss: ExtraLoss | None):
-    xr = x if x.requires_grad else x.detach().requires_grad_(True)
-    scores = metric.score(xr, grad=True)
-    loss = attack_loss(metric, scores)
-    if extra_loss is not None:
-        loss = loss + extra_loss(xr)
-    (gx,) = torch.autograd.grad(loss.sum(), xr)
-    return scores.detach(), loss.detach(), gx

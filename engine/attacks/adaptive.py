@@ -88,7 +88,6 @@ class DefendedMetric(Metric):
         self.name = f"{metric.name}@{defence.name}"  # type: ignore[misc]
         self.lower_better = metric.lower_better
         self.bounds = tuple(metric.bounds)  # type: ignore[assignment]
-        self.differentiable = True
 
     @property
     def device(self) -> torch.device:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from engine.attacks.base import ATTACKS, Attack, AttackParams, AttackRun, IterateTracker, loss_and_grad
-from engine.attacks.sign_gradient import l1_normalised, linf_presets
+from engine.attacks.sign_gradient import l1_normalised, linf_presets, sign_into
 from engine.metrics.base import Metric
 from engine.params import param
 
@@ -41,7 +41,6 @@ class AMIFGSM(Attack):
             scores, loss, grad = loss_and_grad(metric, xi)
             yield tracker.record(i, xi, scores, loss)
             g.mul_(p.momentum).add_(l1_normalised(grad))
-            step = torch.sign(g, out=grad) if grad.is_contiguous() else torch.sign(g)
-            xi.add_(step, alpha=-alpha).clamp_(min=lo, max=hi)
+            xi.add_(sign_into(g, grad), alpha=-alpha).clamp_(min=lo, max=hi)
         yield tracker.record(p.iters, xi, metric.score(xi))
         return tracker.outcome(xi, p.iters, p.keep_best)

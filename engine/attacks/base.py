@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generator
+from typing import Any, Callable, ClassVar, Generator
 
 import torch
 
@@ -185,8 +185,15 @@ class IterateTracker:
                              list(self.steps))
 
 
-def loss_and_grad(metric: Metric, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def loss_and_grad(metric: Metric, x: torch.Tensor,
+                  extra_loss: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One forward+backward of the MSU loss at ``x``.
+
+    Args:
+        metric: the metric to attack.
+        x: the iterate :math:`(B, 3, H, W)`.
+        extra_loss: an optional per-image term ``f(x) -> (B,)`` added to the MSU loss.
 
     Returns:
         (scores :math:`(B,)`, per-image loss :math:`(B,)`, gradient of the summed loss w.r.t. x).
@@ -194,6 +201,8 @@ def loss_and_grad(metric: Metric, x: torch.Tensor) -> tuple[torch.Tensor, torch.
     x = x.detach().requires_grad_(True)
     scores = metric.score(x, grad=True)
     loss = attack_loss(metric, scores)
+    if extra_loss is not None:
+        loss = loss + extra_loss(x)
     (grad,) = torch.autograd.grad(loss.sum(), x)
     return scores.detach(), loss.detach(), grad
 

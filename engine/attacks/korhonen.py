@@ -93,9 +93,6 @@ class Korhonen(Attack):
         p = self.params
         check_image_batch(x)
         act = spatial_activity_map(x)
-        if p.mask == "step":
-            scale, weight = act, act
-        else:
-            scale, weight = None, act
         return (yield from adam_pixel_attack(x, metric, lr=p.lr, iters=p.iters, keep_best=p.keep_best,
-                                             eps=p.eps, scale=scale, grad_weight=weight))
+                                             eps=p.eps, scale=act if p.mask == "step" else None,
+                                             grad_weight=act))

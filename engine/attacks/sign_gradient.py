@@ -60,10 +60,7 @@ class SignGradientAttack(Attack):
             torch.add(x0, delta, out=xi).clamp_(0.0, 1.0)
             scores, loss, grad = loss_and_grad(metric, xi)
             yield tracker.record(i, xi, scores, loss)
-            direction = self.direction(grad, state)
-            # autograd's gradient is ours to overwrite (unless it is an expanded view)
-            step = torch.sign(direction, out=grad) if grad.is_contiguous() else torch.sign(direction)
-            delta.add_(step, alpha=-alpha).clamp_(-p.eps, p.eps)
+            delta.add_(sign_into(self.direction(grad, state), grad), alpha=-alpha).clamp_(-p.eps, p.eps)
         x_adv = (x0 + delta).clamp(0.0, 1.0)
         yield tracker.record(n, x_adv, metric.score(x_adv))
         return tracker.outcome(x_adv, n, p.keep_best)
@@ -74,3 +71,10 @@ def l1_normalised(grad: torch.Tensor) -> torch.Tensor:
     n = grad[0].numel()
     mean_abs = torch.linalg.vector_norm(grad, ord=1, dim=(1, 2, 3), keepdim=True) / n  # no |grad| temp
     return grad / mean_abs.clamp_min(1e-12)
+
+
+def sign_into(direction: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """``sign(direction)``, written over ``grad`` (spent by then) to spare an image-sized
+    allocation per step; autograd's gradient is ours to overwrite unless it is an
+    expanded view."""
+    return torch.sign(direction, out=grad) if grad.is_contiguous() else torch.sign(direction)

@@ -82,8 +82,13 @@ def apply_uap(x: torch.Tensor, perturbation: torch.Tensor, eps: float) -> torch.
         :math:`(B, 3, H, W)` in [0, 1] with ``|out − x| ≤ eps``.
     """
     check_image_batch(x)
-    d = resize_to(perturbation.to(device=x.device, dtype=x.dtype), tuple(x.shape[-2:])).clamp(-eps, eps)
-    return (x + d).clamp(0.0, 1.0)
+    return (x + fit_uap(perturbation, x, eps)).clamp(0.0, 1.0)
+
+
+def fit_uap(perturbation: torch.Tensor, like: torch.Tensor, eps: float) -> torch.Tensor:
+    """δ on ``like``'s device and dtype, resized (bilinear) to its H×W and clipped to ±eps."""
+    return resize_to(perturbation.to(device=like.device, dtype=like.dtype),
+                     tuple(like.shape[-2:])).clamp(-eps, eps)
 
 
 def _training_source(images: Iterable[torch.Tensor] | str | os.PathLike) -> list[Any]:
@@ -263,8 +268,8 @@ class UAP(Attack):
     universal = True
     presets = {"msu-default": {}, **{f"eps={round(e * 255)}/255": {"eps": e} for e in LINF_LEVELS}}
 
-    def _resized(self, shape: tuple[int, int], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        """δ resized to ``shape`` and clipped to ±ε, cached per file version and size (a
+    def _fitted(self, x: torch.Tensor) -> torch.Tensor:
+        """:func:`fit_uap` of the file's δ for ``x``, cached per file version and size (a
         run over a folder of same-size images loads and resizes the file once)."""
         path = self.params.perturbation
         stamp = None
@@ -273,20 +278,19 @@ class UAP(Attack):
             stamp = (str(Path(path).resolve()), st.st_mtime_ns, st.st_size, st.st_ino)
         except (OSError, ValueError):
             pass  # load_uap below reports the missing file
-        key = (stamp, tuple(shape), str(device), dtype, self.params.eps)
+        key = (stamp, tuple(x.shape[-2:]), str(x.device), x.dtype, self.params.eps)
         cache = self.__dict__.setdefault("_cache", {})
         if stamp is None or key not in cache:
             delta, _ = load_uap(path)
-            d = resize_to(delta.to(device=device, dtype=dtype), tuple(shape)).clamp(-self.params.eps, self.params.eps)
             cache.clear()
-            cache[key] = d
+            cache[key] = fit_uap(delta, x, self.params.eps)
         return cache[key]
 
     def run(self, x: torch.Tensor, metric: Metric, *,
             generator: torch.Generator | None = None) -> AttackRun:
         p = self.params
         check_image_batch(x)
-        d = self._resized(tuple(x.shape[-2:]), x.device, x.dtype)
+        d = self._fitted(x)
         x0 = x.detach()
         tracker = IterateTracker(metric, x0)
         yield tracker.record(0, x0, metric.score(x0))
