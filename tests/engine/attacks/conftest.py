@@ -32,5 +32,4 @@ def metaiqa():
     """MetaIQA's real architecture (ResNet-18 + head) with random weights."""
     from engine.metrics import create_metric
 
-    torch.manual_seed(0)
     return create_metric("metaiqa", device="cpu", pretrained=False)

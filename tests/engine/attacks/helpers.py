@@ -1,5 +1,8 @@
-"""Test helpers for attacks: a metric wrapper that counts calls, improvement checks."""
+"""Test helpers for attacks: a metric wrapper that counts calls, improvement checks,
+draining a generator."""
 from __future__ import annotations
+
+from typing import Any, Generator
 
 import torch
 
@@ -40,3 +43,13 @@ def is_monotone_curve(x: torch.Tensor, y: torch.Tensor) -> bool:
             if bool((ys[1:][same] != ys[:-1][same]).any()):
                 return False
     return True
+
+
+def run_all(gen: Generator[Any, None, Any]) -> tuple[list[Any], Any]:
+    """Run a generator to the end: ``(everything it yielded, what it returned)``."""
+    items = []
+    while True:
+        try:
+            items.append(next(gen))
+        except StopIteration as stop:
+            return items, stop.value

@@ -57,6 +57,14 @@ def grad_of(metric, x):
     return g
 
 
+def defended_grad(metric, defence, x, mode):
+    """Target M∘D, check the mode and that it scores M(D(x)); return its gradient at x."""
+    dm, got = target_metric(metric, defence)
+    assert got == mode
+    assert torch.equal(dm.score(x), metric.score(defence(x)))
+    return grad_of(dm, x)
+
+
 def test_modes():
     assert defence_aware_mode(Blur()) == "through"
     assert defence_aware_mode(Quantise()) == "bpda"
@@ -80,21 +88,16 @@ def test_same_direction_bounds_and_range(brisque):
 
 def test_through_is_plain_autograd_through_the_defence(brisque, batch):
     x = batch[:2]
-    dm, mode = target_metric(brisque, Blur())
-    assert mode == "through"
-    assert torch.equal(dm.score(x), brisque.score(Blur()(x)))
+    g = defended_grad(brisque, Blur(), x, "through")
     xr = x.clone().requires_grad_(True)
     (expected,) = torch.autograd.grad(brisque.score(Blur()(xr), grad=True).sum(), xr)
-    assert torch.allclose(grad_of(dm, x), expected, rtol=1e-4, atol=1e-6)
+    assert torch.allclose(g, expected, rtol=1e-4, atol=1e-6)
 
 
 def test_bpda_gradient_is_the_gradient_at_the_defended_image(brisque, batch):
     x = batch[:2]
     q = Quantise()
-    dm, mode = target_metric(brisque, q)
-    assert mode == "bpda"
-    assert torch.equal(dm.score(x), brisque.score(q(x)))
-    g = grad_of(dm, x)
+    g = defended_grad(brisque, q, x, "bpda")
     assert torch.allclose(g, grad_of(brisque, q(x)), atol=1e-6)
     assert float(g.abs().max()) > 0
     # without BPDA the quantiser blocks the gradient entirely
@@ -160,10 +163,7 @@ class Shrink(Defence):
 def test_bpda_for_a_size_changing_defence_resizes_the_gradient(brisque, batch):
     x = batch[:1]
     d = Shrink()
-    dm, mode = target_metric(brisque, d)
-    assert mode == "bpda"
-    assert torch.equal(dm.score(x), brisque.score(d(x)))
-    g = grad_of(dm, x)
+    g = defended_grad(brisque, d, x, "bpda")
     assert g.shape == x.shape and bool(torch.isfinite(g).all()) and float(g.abs().max()) > 0
     # the backward pass is the adjoint of a bilinear resize of ∇M at D(x)
     xr = x.clone().requires_grad_(True)

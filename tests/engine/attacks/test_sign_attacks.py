@@ -8,6 +8,7 @@ from engine.attacks.ifgsm import IFGSM
 from engine.attacks.pgd import PGD
 from engine.metrics.base import attack_loss
 from tests.conftest import PHOTO_NAMES, photo_tensor
+from tests.engine.attacks.helpers import run_all
 
 EPS = 10 / 255
 
@@ -58,13 +59,7 @@ def test_ifgsm_equals_an_independent_plain_loop(brisque):
 
 def test_step_records_match_the_iterates(brisque):
     x = five_photos()[:2]
-    gen = IFGSM(iters=3).run(x, brisque)
-    recs = []
-    try:
-        while True:
-            recs.append(next(gen))
-    except StopIteration as stop:
-        out = stop.value
+    recs, out = run_all(IFGSM(iters=3).run(x, brisque))
     assert recs[0].linf == 0.0 and recs[0].psnr == float("inf")
     assert abs(recs[0].score - float(brisque.score(x).mean())) < 1e-4
     assert abs(recs[0].loss - float(attack_loss(brisque, brisque.score(x)).mean())) < 1e-6

@@ -7,19 +7,14 @@ import torch
 from engine.attacks import ATTACKS, run_to_end
 from engine.attacks.uap import UAP, UAPTrainStep, apply_uap, load_uap, save_uap, train_uap
 from tests.conftest import photo_tensor
-from tests.engine.attacks.helpers import CountingMetric, improved
+from tests.engine.attacks.helpers import CountingMetric, improved, run_all
 
 EPS = 8 / 255
 
 
 def train(source, metric, seed=0):
-    gen = train_uap(source, metric, eps=EPS, epochs=4, batch_size=2, step=2 / 255, seed=seed, size=64)
-    steps = []
-    while True:
-        try:
-            steps.append(next(gen))
-        except StopIteration as stop:
-            return steps, stop.value
+    return run_all(train_uap(source, metric, eps=EPS, epochs=4, batch_size=2, step=2 / 255, seed=seed,
+                             size=64))
 
 
 @pytest.fixture(scope="module")
