@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,7 @@ class MainWindow(QMainWindow):
         self._follow_item: str | None = None
         self._done_before = 0
         self.fcn_dialog: FCNTrainDialog | None = None
+        self._shown_request: tuple[Any, ...] | None = None  # what the inspector waits for
 
         self._build_widgets()
         self._build_menus()
@@ -319,18 +321,24 @@ class MainWindow(QMainWindow):
         s.sync()
 
     # ======================================================================== metrics
-    def rescan_metrics(self) -> BackgroundCall:
-        call = BackgroundCall(scan_metrics, self)
-        call.finished.connect(self.panel.set_metrics)
-        call.failed.connect(self.panel.metrics_failed)
-        call.failed.connect(self._on_metrics_failed)
+    def _background(self, fn: Callable[[], Any], on_result: Callable[[Any], None],
+                    on_error: Callable[[str], None]) -> BackgroundCall:
+        """Run ``fn()`` off the GUI thread; its result or error goes to the two methods
+        (of GUI-thread objects), and the call is kept alive until then."""
+        call = BackgroundCall(fn, self)
+        call.finished.connect(on_result)
+        call.failed.connect(on_error)
         call.finished.connect(self._forget_background)
         call.failed.connect(self._forget_background)
         self._bg.append(call)
         return call.start()
 
+    def rescan_metrics(self) -> BackgroundCall:
+        return self._background(scan_metrics, self.panel.set_metrics, self._on_metrics_failed)
+
     @Slot(str)
     def _on_metrics_failed(self, message: str) -> None:
+        self.panel.metrics_failed(message)
         self.log.log("error", f"could not list the metrics: {message}")
 
     @Slot()
@@ -615,14 +623,10 @@ class MainWindow(QMainWindow):
             if iid in self.cache or self._stored(iid):
                 self.show_item(iid)
                 return
-        arr = None
         from gui.image_cache import read_rgb
 
-        arr = read_rgb(path)
-        if arr is not None:
-            from gui.inspector import InspectorImages
-
-            self.inspector.show_images(InspectorImages(f"<b>{Path(path).name}</b> (not run yet)", arr, None))
+        self._shown_request = ("file", path)
+        self._background(lambda: (("file", path), read_rgb(path)), self._on_images_read, self._on_images_failed)
         err = self.images.error(path)
         if err:
             self.status_run.setText(f"{Path(path).name}: {err.splitlines()[0]}")
@@ -631,25 +635,57 @@ class MainWindow(QMainWindow):
         return any(r.get("item_id") == item_id and not r.get("error") for r in self.model.rows)
 
     def show_item(self, item_id: str, defence: str | None = None) -> bool:
-        """Show an item in the inspector and its recorded curve; False if unknown."""
-        images = self.cache.get(item_id)
-        info = self.items.get(item_id)
-        if images is None and self.store_path is not None and self.exp_id is not None and info is not None:
-            from engine.store import ResultStore
+        """Show an item in the inspector and its recorded curve; False if unknown.
 
-            labels = sorted({r.get("defence_label") or r.get("defence") for r in self.model.rows
-                             if r.get("item_id") == item_id and not r.get("error")} - {None})
-            try:
-                with ResultStore(self.store_path, readonly=True) as store:
-                    images = from_store(store, self.exp_id, {"item_id": item_id, "image": info["image"]}, labels,
-                                        self._title(info["image_name"], info["metric"], info["attack"]))
-            except Exception as exc:  # noqa: BLE001
-                self.log.log("error", f"cannot read the images of item {item_id}: {exc}")
-                return False
-            if images.attacked is not None:
-                self.cache.put(item_id, images)
-        if images is None:
+        Images of a finished run are in memory; a stored item's PNGs are read in a
+        background call first and shown when they arrive (unless another item was asked
+        for meanwhile)."""
+        images = self.cache.get(item_id)
+        if images is not None:
+            self._show_item_images(item_id, images, defence)
+            return True
+        info = self.items.get(item_id)
+        if self.store_path is None or self.exp_id is None or info is None:
             return False
+        from engine.store import ResultStore
+
+        labels = sorted({r.get("defence_label") or r.get("defence") for r in self.model.rows
+                         if r.get("item_id") == item_id and not r.get("error")} - {None})
+        store_path, exp_id = self.store_path, self.exp_id
+        item = {"item_id": item_id, "image": info["image"]}
+        title = self._title(info["image_name"], info["metric"], info["attack"])
+        key = ("item", item_id, defence)
+
+        def read() -> tuple[tuple[Any, ...], Any]:
+            with ResultStore(store_path, readonly=True) as store:
+                return key, from_store(store, exp_id, item, labels, title)
+
+        self._shown_request = key
+        self._background(read, self._on_images_read, self._on_images_failed)
+        return True
+
+    @Slot(object)
+    def _on_images_read(self, result: tuple[tuple[Any, ...], Any]) -> None:
+        key, images = result
+        if key[0] == "item" and images.attacked is not None:
+            self.cache.put(key[1], images)
+        if key != self._shown_request:
+            return  # the user has moved on
+        self._shown_request = None
+        if key[0] == "item":
+            self._show_item_images(key[1], images, key[2])
+        elif images is not None:
+            from gui.inspector import InspectorImages
+
+            self.inspector.show_images(InspectorImages(f"<b>{Path(key[1]).name}</b> (not run yet)", images, None))
+
+    @Slot(str)
+    def _on_images_failed(self, message: str) -> None:
+        self._shown_request = None
+        self.log.log("error", f"cannot read the images: {message}")
+
+    def _show_item_images(self, item_id: str, images: Any, defence: str | None) -> None:
+        info = self.items.get(item_id)
         rows = {(r.get("defence_label") or r.get("defence")): r for r in self.model.rows
                 if r.get("item_id") == item_id and (r.get("defence_label") or r.get("defence"))}
         self.inspector.show_images(images, defence, rows)
@@ -658,7 +694,6 @@ class MainWindow(QMainWindow):
             if not self.controller.running and item_id in self.steps:
                 self.curves.show_steps(info["image_name"], info["metric"], self.clean_scores.get(item_id),
                                        self.steps[item_id])
-        return True
 
     # ======================================================================== stores
     def choose_store(self) -> None:
@@ -847,22 +882,17 @@ class MainWindow(QMainWindow):
             self.log.log("error", f"reports are not available in this installation (engine.report: {exc})")
             return None
         store_path, exp_id = str(self.store_path), self.exp_id
-        call = BackgroundCall(lambda: build_report(store_path, str(folder), experiment_id=exp_id), self)
-        call.finished.connect(self._on_report_done)
-        call.failed.connect(self._on_report_failed)
-        self._bg.append(call)
         self.log.log("info", f"building the report in {folder}…")
-        return call.start()
+        return self._background(lambda: build_report(store_path, str(folder), experiment_id=exp_id),
+                                self._on_report_done, self._on_report_failed)
 
     @Slot(object)
     def _on_report_done(self, result: Any) -> None:
         self.log.log("ok", f"report written: {result}")
-        self._forget_background()
 
     @Slot(str)
     def _on_report_failed(self, message: str) -> None:
         self.log.log("error", f"report failed: {message}")
-        self._forget_background()
 
     # ======================================================================== FCN training
     def open_fcn_training(self) -> FCNTrainDialog:

@@ -107,7 +107,8 @@ def test_reopening_a_store_shows_results_without_recomputing(qtbot, make_window,
     before = {key(r): r["robust_abs_gain"] for r in rows_before}
     after = {key(r): r["robust_abs_gain"] for r in other.model.rows}
     assert after == before
-    # images come back from the saved PNGs, curves from the stored steps
+    # images come back from the saved PNGs (read in the background), curves from the stored steps
+    qtbot.waitUntil(lambda: other.inspector.images is not None, timeout=30_000)
     im = other.inspector.images
     assert im is not None and im.attacked is not None and im.defended_attacked
     assert other.curves.attacks() and len(other.curves.curve_data(other.curves.attacks()[0])[0]) == 4
