@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import sys
@@ -125,13 +124,9 @@ def check_defences(x: torch.Tensor, weights: Path) -> list[dict[str, Any]]:
 
 def _adm_params(folder: Path) -> dict[str, dict[str, Any]]:
     """A tiny OpenAI-ADM checkpoint (the paper's DiffPure model family), as the tests build it."""
-    from tests.engine.defences import test_diffpure_adm as t
+    from tests.engine.defences.test_diffpure_adm import _save_tiny_adm
 
-    ref = t.randomise(t.ReferenceADM(t.adm_config(**t.TINY_64)), 3)
-    with torch.no_grad():
-        ref.out[2].weight.mul_(0.2)
-    path = folder / "32x32_tiny_uncond.pt"
-    torch.save(ref.state_dict(), path)
+    path, _ = _save_tiny_adm(folder)
     return {"diffpure-adm": {"model": str(path), "t": 10}}
 
 
@@ -169,8 +164,8 @@ def check_attacks(x: torch.Tensor, metric_name: str) -> list[dict[str, Any]]:
 
 
 def check_run(folder: Path, work: Path, metric_name: str) -> dict[str, Any]:
-    from engine.experiment import Experiment, find_images
     from engine.events import ItemFailed
+    from engine.experiment import Experiment, find_images
     from engine.runner import run_experiment
     from engine.store import ResultStore
 

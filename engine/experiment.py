@@ -96,7 +96,7 @@ class ComponentSpec:
             if "=" not in kv:
                 raise ValueError(f"expected key=value in {kv!r} (component {name!r})")
             k, v = kv.split("=", 1)
-            params[k.strip()] = _parse_scalar(v.strip())
+            params[k.strip()] = parse_scalar(v.strip())
         return cls(name.strip(), params, preset)
 
 
@@ -106,12 +106,14 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _parse_scalar(v: str) -> Any:
+def parse_scalar(v: str) -> Any:
+    """A parameter value typed as text: ``"4/255"`` → float, ``"7"`` → int, ``"0.5"`` →
+    float, ``"true"``/``"false"`` → bool, anything else stays a string."""
     if "/" in v:  # allow eps=4/255
         a, b = v.split("/", 1)
         try:
             return float(a) / float(b)
-        except ValueError:
+        except (ValueError, ZeroDivisionError):
             return v
     for conv in (int, float):
         try:

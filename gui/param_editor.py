@@ -48,12 +48,12 @@ def _tooltip(spec: ParamSpec) -> str:
 
 
 def _parse_text(text: str) -> Any:
-    from engine.experiment import _parse_scalar
+    from engine.experiment import parse_scalar
 
     text = text.strip()
     if not text or text.lower() == "none":
         return None
-    return _parse_scalar(text)
+    return parse_scalar(text)
 
 
 class ParamForm(QWidget):

@@ -16,14 +16,13 @@ EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
 
 
 def _fraction(text: str) -> float:
-    """``"10/255"`` or ``"0.04"`` → float (argparse type)."""
-    try:
-        if "/" in text:
-            a, b = text.split("/", 1)
-            return float(a) / float(b)
-        return float(text)
-    except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(f"not a number or fraction: {text!r}") from None
+    """``"10/255"`` or ``"0.04"`` → float (argparse type), parsed as experiment parameters are."""
+    from engine.experiment import parse_scalar
+
+    value = parse_scalar(text)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise argparse.ArgumentTypeError(f"not a number or fraction: {text!r}")
+    return float(value)
 
 
 def add_train_uap_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

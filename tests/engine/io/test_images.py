@@ -1,7 +1,6 @@
 """Bad and odd inputs: each gives a clear error or a documented conversion."""
 import os
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -9,7 +9,7 @@ import torch
 from engine.defences import DEFENCES
 from engine.evaluation.pairs import ssim
 from engine.metrics.base import Metric
-from engine.training import FCNTrainStep, TrainingError, train_fcn
+from engine.training import TrainingError, train_fcn
 from engine.training.fcn_trainer import (
     last_checkpoint_path,
     previous_history,
@@ -17,6 +17,7 @@ from engine.training.fcn_trainer import (
 )
 from engine.training.pairs import attack_folder
 from tests.conftest import photo_tensor
+from tests.engine.attacks.helpers import run_all
 
 ATTACK = "ifgsm:iters=2:eps=8/255:alpha=4/255"
 
@@ -29,15 +30,6 @@ class Brightness(Metric):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.mean(dim=(1, 2, 3))
-
-
-def run_all(gen) -> tuple[list[FCNTrainStep], object]:
-    steps = []
-    while True:
-        try:
-            steps.append(next(gen))
-        except StopIteration as stop:
-            return steps, stop.value
 
 
 def noisy_pairs(n: int = 4, side: int = 72):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+import pytest
 import torch
 
 from engine.cli import make_parser
@@ -22,6 +23,9 @@ def test_main_cli_offers_train_uap_with_fraction_budgets():
     assert args.func is train_uap_cli
     assert (args.folder, args.metric, args.epochs, args.out) == ("photos", "niqe", 3, "u.pt")
     assert abs(args.eps - 8 / 255) < 1e-12 and args.step == 0.002
+    for bad in ("1/0", "big"):
+        with pytest.raises(SystemExit):
+            make_parser().parse_args(["train-uap", "photos", "--eps", bad])
     d = _parser().parse_args(["train-uap", "photos"])
     assert (d.eps, d.step, d.batch_size, d.size, d.seed) == (10 / 255, 1 / 255, 4, 256, 0)
 
