@@ -145,6 +145,8 @@ class Experiment:
         device: ``auto``, ``cpu`` or ``cuda`` (recorded, not part of the identity).
         eot_draws: for random defences, how many draws to evaluate per item (≥ 1).
         max_pixels: larger images are refused with a clear error.
+        batch_size: how many compatible items run as one batch (an int ≥ 1, or
+            ``"auto"``); where it runs, not what it computes, so not part of the identity.
     """
 
     images: list[str]
@@ -159,6 +161,7 @@ class Experiment:
     device: str = "auto"
     eot_draws: int = 1
     max_pixels: int = 40_000_000
+    batch_size: int | str = 1
 
     def __post_init__(self) -> None:
         self.metrics = [ComponentSpec.from_any(m) for m in self.metrics]
@@ -201,7 +204,7 @@ class Experiment:
     def id(self) -> str:
         """Identity for resuming: everything that changes the numbers, not where it runs."""
         d = self.to_dict()
-        for k in ("device", "save_images"):
+        for k in ("device", "save_images", "batch_size"):
             d.pop(k, None)
         d["images"] = [self.image_name(p) for p in self.images]
         d.pop("root", None)
