@@ -93,8 +93,11 @@ def _sync(device: torch.device) -> None:
 
 def run_item(item: WorkItem, exp: Experiment, runtime: Runtime,
              cancel: CancelToken | None = None, mos: dict[str, float] | None = None,
-             ) -> Generator[Event, None, ItemResult]:
+             image_data: bytes | None = None) -> Generator[Event, None, ItemResult]:
     """Attack one image on one metric and evaluate every defence of the item.
+
+    ``image_data``: the image file's bytes when the caller already read them (a remote
+    worker has no access to the driver's files); otherwise the file is read here.
 
     Yields CleanScored, AttackStep…, AttackDone and one DefenceDone per defence; returns
     the rows. Raises :class:`ItemError` for a failure of this item and
@@ -103,7 +106,7 @@ def run_item(item: WorkItem, exp: Experiment, runtime: Runtime,
     t_item = time.perf_counter()
     dev = runtime.device
     try:
-        loaded = load_image(item.image, max_pixels=exp.max_pixels)
+        loaded = load_image(item.image, max_pixels=exp.max_pixels, data=image_data)
     except ImageLoadError as exc:
         raise ItemError("load", str(exc)) from None
     x = loaded.tensor.to(dev)
@@ -260,14 +263,18 @@ def plan_units(pending: list[WorkItem], exp: Experiment) -> list[list[WorkItem]]
 
 def run_unit(items: list[WorkItem], exp: Experiment, runtime: Runtime,
              cancel: CancelToken | None = None, mos: dict[str, float] | None = None,
+             image_data: dict[str, bytes] | None = None,
              ) -> Generator[Event | ItemOutcome, None, None]:
     """Compute a unit of items: yields their events and one :class:`ItemOutcome` per item.
+
+    ``image_data`` maps an item's image path to the file's bytes, when already read.
 
     A failure of one item (an :class:`ItemError`, or a bug) becomes that item's outcome;
     :class:`Cancelled` propagates (the unit in flight is dropped).
     """
     for item in items:
-        gen = run_item(item, exp, runtime, cancel, mos)
+        data = (image_data or {}).get(item.image)
+        gen = run_item(item, exp, runtime, cancel, mos, data)
         try:
             while True:
                 try:
