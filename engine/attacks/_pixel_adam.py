@@ -76,7 +76,7 @@ def adam_pixel_attack(
             yield tracker.record(i, shown(x), scores, loss)
             if zero_nan_grad:
                 gx = torch.nan_to_num_(gx)
-            x.grad = gx if w is None else w * gx
+            x.grad = same_layout(gx if w is None else w * gx, x)
             opt.step()
             with torch.no_grad():
                 x.clamp_(min=lo, max=hi)
@@ -108,6 +108,15 @@ def adam_pixel_attack(
             loss = loss + extra_loss(x)
     yield tracker.record(iters, shown(x), scores, loss)
     return tracker.outcome(shown(x), iters, keep_best)
+
+
+def same_layout(grad: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
+    """``grad`` in ``param``'s memory layout. The fused Adam kernel (CPU, torch 2.x) pairs
+    gradient and parameter elements by memory order, so a channels-last gradient (BRISQUE's,
+    for instance) on a contiguous image would update the wrong pixels."""
+    if grad.stride() == param.stride():
+        return grad
+    return torch.empty_like(param).copy_(grad)
 
 
 def make_adam(param: torch.Tensor, lr: float) -> torch.optim.Optimizer:
