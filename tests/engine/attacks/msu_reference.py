@@ -189,6 +189,18 @@ def msu_madc(x, metric, lr=0.001, iters=8, eps=10 / 255, pull=0.0005):
     return x.detach()
 
 
+def msu_uap_apply(x: torch.Tensor, uap: np.ndarray, amplitude: float = 0.2) -> torch.Tensor:
+    """MSU's evaluation of a universal perturbation (H×W×3 numpy) on one image: tiled over
+    the image from the top-left with ``np.tile``, scaled by the amplitude, clipped to [0, 1]."""
+    im = x[0].permute(1, 2, 0).numpy()
+    h, w = im.shape[:2]
+    tiled = np.tile(uap, (h // uap.shape[0] + 1, w // uap.shape[1] + 1, 1))[:h, :w, :]
+    return torch.from_numpy(np.clip(im + tiled * amplitude, 0, 1)).permute(2, 0, 1)[None]
+
+
+#: universal attacks: (attack, preset) → reference taking (image, perturbation H×W×3)
+UNIVERSAL_REFERENCES = {("uap", "msu-literal"): msu_uap_apply}
+
 #: (attack, preset) → its reference (called per image)
 REFERENCES: dict[tuple[str, str], Reference] = {
     ("ifgsm", "msu-default"): msu_ifgsm,

@@ -10,7 +10,8 @@ from engine.attacks.korhonen import Korhonen, msu_activity_map, spatial_activity
 from engine.attacks.ssah import SSAH
 from engine.metrics.base import Metric
 from tests.conftest import photo_tensor
-from tests.engine.attacks.msu_reference import REFERENCES, msu_korhonen_map, msu_ssah, per_image
+from tests.engine.attacks.msu_reference import (REFERENCES, UNIVERSAL_REFERENCES, msu_korhonen_map, msu_ssah,
+                                               msu_uap_apply, per_image)
 
 #: the attacks whose defaults follow the paper and whose ``msu-literal`` preset differs
 PAPER_VS_CODE = ("mifgsm", "amifgsm", "korhonen", "ssah")
@@ -22,7 +23,7 @@ def photos(size: tuple[int, int] = (96, 96)) -> torch.Tensor:
 
 def test_every_literal_preset_has_a_reference_loop():
     literal = {(n, label) for n in ATTACKS.names() for label in ATTACKS.get(n).literal_presets}
-    assert literal == set(REFERENCES)
+    assert literal == set(REFERENCES) | set(UNIVERSAL_REFERENCES)
     for name, label in literal:
         assert label in ATTACKS.get(name).presets
     # no preset is called msu-default unless it is MSU's code
@@ -50,6 +51,22 @@ def test_the_papers_recipe_is_not_the_code(name, brisque):
     expected = REFERENCES[(name, "msu-literal")](x, brisque)
     paper = ATTACKS.get(name).from_preset("paper")(x, brisque).image
     assert float((paper - expected).abs().max()) > 1e-3
+
+
+def test_uap_literal_applies_a_file_as_msus_evaluation(tmp_path, brisque):
+    from engine.attacks.uap import UAP, save_uap
+
+    delta = (torch.rand(1, 3, 40, 36, generator=torch.Generator().manual_seed(0)) * 2 - 1) * 0.1
+    path = save_uap(tmp_path / "d.pt", delta)
+    x = photos((96, 100))
+    got = UAP.from_preset("msu-literal", perturbation=str(path))(x, brisque).image
+    uap = delta[0].permute(1, 2, 0).numpy()
+    expected = torch.cat([msu_uap_apply(x[i:i + 1], uap) for i in range(2)])
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert float((got - x).abs().max()) == pytest.approx(0.02, abs=1e-3)  # 0.2 × 0.1
+    # the paper preset resizes the same file instead (and clips it to ε = 10/255)
+    paper = UAP.from_preset("paper", perturbation=str(path))(x, brisque).image
+    assert float((paper - expected).abs().max()) > 0.01
 
 
 def test_korhonen_map_is_msus_signed_horizontal_sobel():
