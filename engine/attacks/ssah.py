@@ -19,8 +19,9 @@ which keeps SSAH's own transform code), reproduced by the preset ``msu-literal``
   ``DWT_2D_tiny``/``IDWT_2D_tiny`` pair), i.e. the full-size image of 2×2 block means, and
   the SmoothL1 term **sums** over its pixels and channels (SSAH's ``reduction='sum'``):
   4·Σ SmoothL1((LL(x) − LL(x₀))/2) over the half-size band, against our per-image mean of
-  SmoothL1(LL(x) − LL(x₀)). On a 256² image the sum weighs the term about 2·10⁵ times
-  more, so at λ = 0.1 it dominates the metric term (ours barely acts, see the tests).
+  SmoothL1(LL(x) − LL(x₀)). For small differences the sum weighs the term 0.75·H·W
+  times more (5·10⁴ at 256²): its gradient is λ·clamp(Δ, −1, 1) per pixel, Δ the block-mean
+  change, and it pulls the block means back where ours barely acts (see the tests).
   The file also holds a full inverse transform whose LL term is commented out; the attack
   does not use it;
 * odd sizes are zero-padded at the bottom/right to even before anything else: the metric
