@@ -24,12 +24,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TORCH_HOME", str((ROOT.parent / "shared" / "iqa-weights").resolve()))
 
-import torch  # noqa: E402
+import torch
 
-from engine.attacks import ATTACKS  # noqa: E402
-from engine.metrics import create_metric  # noqa: E402
-from tests.conftest import PHOTO_NAMES, photo_tensor  # noqa: E402
-from tests.engine.attacks.msu_reference import REFERENCES  # noqa: E402
+from engine.attacks import ATTACKS
+from engine.metrics import create_metric
+from tests.conftest import PHOTO_NAMES, photo_tensor
+from tests.engine.attacks.msu_reference import REFERENCES
 
 
 def gain(metric, clean: torch.Tensor, adv: torch.Tensor) -> float:
