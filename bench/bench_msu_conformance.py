@@ -28,6 +28,7 @@ import torch
 
 from engine.attacks import ATTACKS
 from engine.metrics import create_metric
+from engine.metrics.base import MetricError
 from tests.conftest import PHOTO_NAMES, photo_tensor
 from tests.engine.attacks.msu_reference import REFERENCES
 
@@ -48,7 +49,10 @@ def main() -> None:
     ap.add_argument("--attacks", default="", help="comma-separated attack names (default: all literal)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    metric = create_metric(args.metric, device="cpu")
+    try:
+        metric = create_metric(args.metric, device="cpu")
+    except MetricError as exc:  # e.g. weights not under TORCH_HOME: say which file and where
+        sys.exit(f"bench_msu_conformance: {exc}")
     wanted = set(filter(None, args.attacks.split(",")))
     photos = {n: photo_tensor(n, (args.size, args.size)) for n in PHOTO_NAMES}
     print(f"metric {args.metric}, {len(photos)} photos {args.size}×{args.size}; gain = sign·(M(adv) − M(clean))")
