@@ -111,9 +111,10 @@ def adam_pixel_attack(
 
 
 def same_layout(grad: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
-    """``grad`` in ``param``'s memory layout. The fused Adam kernel (CPU, torch 2.x) pairs
-    gradient and parameter elements by memory order, so a channels-last gradient (BRISQUE's,
-    for instance) on a contiguous image would update the wrong pixels."""
+    """``grad`` in ``param``'s memory layout. The fused Adam kernel pairs gradient and
+    parameter elements by memory order (pytorch/pytorch#106951; torch 2.14 on the CPU gives
+    no error), so a channels-last gradient (BRISQUE's, for instance) on a contiguous image
+    would update the wrong pixels."""
     if grad.stride() == param.stride():
         return grad
     return torch.empty_like(param).copy_(grad)
