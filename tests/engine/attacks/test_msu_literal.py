@@ -85,6 +85,23 @@ def test_korhonen_map_is_msus_signed_horizontal_sobel():
     assert float(paper[..., 16, :].amin()) == 1.0 and float(paper[..., 0, :].amax()) == 0.0
 
 
+def test_ssah_literal_low_band_term_holds_the_block_means(brisque):
+    """MSU's summed term pulls the 2×2 block means back at λ = 0.1; our mean term at the
+    same λ acts like no term at all."""
+    from engine.attacks.ssah import block_means
+
+    x = photos()
+
+    def drift(a: torch.Tensor) -> torch.Tensor:
+        return (block_means(a) - block_means(x)).abs().flatten(1).mean(dim=1)
+
+    literal = drift(SSAH.from_preset("msu-literal")(x, brisque).image)
+    paper = drift(SSAH.from_preset("paper")(x, brisque).image)
+    free = drift(SSAH(lam=0.0)(x, brisque).image)
+    assert bool((literal < 0.85 * paper).all()), (literal, paper)
+    assert torch.allclose(paper, free, rtol=0.01)
+
+
 def test_korhonen_msu_map_needs_the_gradient_mask(brisque):
     with pytest.raises(ValueError, match="mask='gradient'"):
         Korhonen(activity="msu-code", mask="step")(photos()[:1], brisque)
