@@ -5,7 +5,8 @@ The driver claims a unit's items right before its back end takes the unit
 (:meth:`LeaseKeeper.units`); a heartbeat thread renews the leases while they are worked
 on; they are released when the item is committed and when the run ends (finished,
 failed or cancelled). A killed process stops renewing, so its leases expire after
-``IQA_LAB_LEASE_SECONDS`` (default 60) and another process takes those items over.
+``IQA_LAB_LEASE_SECONDS`` (default 60) and another process takes those items over — at
+once when the dead process ran on this host (its pid is gone).
 """
 from __future__ import annotations
 
@@ -29,6 +30,28 @@ def lease_seconds() -> float:
         return max(0.5, float(os.environ.get("IQA_LAB_LEASE_SECONDS", "60")))
     except ValueError:
         return 60.0
+
+
+#: owners of the keepers open in this process (a stale lease of this process is dead)
+_LIVE: set[str] = set()
+
+
+def owner_is_dead(owner: str) -> bool:
+    """Whether the run behind a lease owner (``host:pid:tag``) is gone: only known for
+    this host (a kill -9 here needs no waiting); elsewhere its lease must expire."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    if int(pid_text) == os.getpid():
+        return owner not in _LIVE
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, but not ours to signal
+        return False
+    return False
 
 
 class UnitFeed:
@@ -56,6 +79,7 @@ class LeaseKeeper:
         self.ttl = lease_seconds() if ttl is None else ttl
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.since = time.time()
+        _LIVE.add(self.owner)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._heartbeat, name="lease-heartbeat", daemon=True)
         self._thread.start()
@@ -79,7 +103,8 @@ class LeaseKeeper:
 
     def claim(self, items: list["WorkItem"]) -> tuple[list["WorkItem"], list["WorkItem"]]:
         """``(claimed, held by another live process)`` among ``items``."""
-        got, held = self.store.claim(self.exp_id, [it.id for it in items], self.owner, self.ttl, self.since)
+        got, held = self.store.claim(self.exp_id, [it.id for it in items], self.owner, self.ttl, self.since,
+                                     is_dead=owner_is_dead)
         got_ids, held_ids = set(got), set(held)
         return [it for it in items if it.id in got_ids], [it for it in items if it.id in held_ids]
 
@@ -112,6 +137,7 @@ class LeaseKeeper:
     def close(self) -> None:
         """Stop renewing and release every lease of this run (best effort)."""
         self._stop.set()
+        _LIVE.discard(self.owner)
         try:
             self.store.release(self.owner)
         except Exception:  # noqa: BLE001 - a lease that is not released expires anyway

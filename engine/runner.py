@@ -223,14 +223,23 @@ def _eot(row: dict[str, Any], metric, defence, x: torch.Tensor, x_adv: torch.Ten
 
 
 def _save_images(store: ResultStore, exp_id: str, item: WorkItem, images: ItemImages) -> int:
-    """Save an item's images as PNG; returns the bytes written."""
-    paths = [save_png(images.clean, store.image_path(exp_id, item.id, "clean")),
-             save_png(images.attacked, store.image_path(exp_id, item.id, "attacked"))]
-    for label, arr in images.defended_clean.items():
-        paths.append(save_png(arr, store.image_path(exp_id, item.id, "defended-clean", label)))
-    for label, arr in images.defended_attacked.items():
-        paths.append(save_png(arr, store.image_path(exp_id, item.id, "defended-attacked", label)))
-    return sum(p.stat().st_size for p in paths)
+    """Save an item's images as PNG; returns the bytes written. On a failure (a full
+    disk) the item's images saved so far are removed: the item is not committed."""
+    todo = [(images.clean, store.image_path(exp_id, item.id, "clean")),
+            (images.attacked, store.image_path(exp_id, item.id, "attacked"))]
+    todo += [(arr, store.image_path(exp_id, item.id, "defended-clean", label))
+             for label, arr in images.defended_clean.items()]
+    todo += [(arr, store.image_path(exp_id, item.id, "defended-attacked", label))
+             for label, arr in images.defended_attacked.items()]
+    saved: list[Path] = []
+    try:
+        for arr, path in todo:
+            saved.append(save_png(arr, path))
+    except BaseException:
+        for p in saved:
+            p.unlink(missing_ok=True)
+        raise
+    return sum(p.stat().st_size for p in saved)
 
 
 def _load_mos(exp: Experiment) -> dict[str, float]:
@@ -353,32 +362,31 @@ def _drive(backend: "Backend", units: Any, exp: Experiment, store: ResultStore, 
                 yield out
                 continue
             item = out.item
-            try:
-                if not out.ok:
-                    store.write_failure(exp.id, item, out.error, out.stage, run=run_id)
-                    failed += 1
-                    keeper.done_with(item.id)
-                    yield ItemFailed(item, out.error, out.stage)
-                    continue
-                result = out.result
-                if exp.save_images and result.images is not None:
-                    written += _save_images(store, exp.id, item, result.images)
-                store.write_item(exp.id, item, result.rows, clean_score=result.clean_score,
-                                 attacked_score=result.attacked_score, steps=result.steps,
-                                 seconds=result.seconds, note=result.note, run=run_id)
-            except OSError as exc:
-                if not (isinstance(exc, DiskFullError) or is_disk_full(exc)):
-                    raise
-                done_now = finished + failed
-                per_item = (written + max(0, _store_bytes(store) - size0)) / done_now if done_now else None
-                rest = len(pending) - done_now
-                raise DiskFullError(getattr(exc, "filename", None) or store.path,
-                                    needed=int(per_item * rest) if per_item else None,
-                                    done=f"{len(store.done_item_ids(exp.id))} of {len(exp.items())} items"
-                                    ) from None
+            if not out.ok:
+                store.write_failure(exp.id, item, out.error, out.stage, run=run_id)
+                failed += 1
+                keeper.done_with(item.id)
+                yield ItemFailed(item, out.error, out.stage)
+                continue
+            result = out.result
+            if exp.save_images and result.images is not None:
+                written += _save_images(store, exp.id, item, result.images)
+            store.write_item(exp.id, item, result.rows, clean_score=result.clean_score,
+                             attacked_score=result.attacked_score, steps=result.steps,
+                             seconds=result.seconds, note=result.note, run=run_id)
             finished += 1
+            grown = max(0, _store_bytes(store) - size0)
             keeper.done_with(item.id)
             yield ItemFinished(item, result.rows, result.steps, result.images)
+    except OSError as exc:
+        if not (isinstance(exc, DiskFullError) or is_disk_full(exc)):
+            raise
+        store.free_log_space()
+        per_item = (written + grown) / finished if finished else None
+        rest = len(pending) - finished - failed
+        raise DiskFullError(getattr(exc, "filename", None) or store.path,
+                            needed=int(per_item * rest) if per_item else None,
+                            done=f"{len(store.done_item_ids(exp.id))} of {len(exp.items())} items") from None
     finally:
         close = getattr(outputs, "close", None)
         if close is not None:

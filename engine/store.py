@@ -21,7 +21,7 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from engine.errors import DiskFullError, is_disk_full
 from engine.experiment import Experiment, WorkItem
@@ -306,16 +306,24 @@ class ResultStore:
             self._db.execute("DELETE FROM rows WHERE item_id = ?", (item.id,))
             self._upsert_item(values)
 
+    def free_log_space(self) -> None:
+        """After a full disk: fold the write-ahead log into the store and truncate it
+        (what a failed transaction left in it is space the CSVs can use). Best effort."""
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:
+            pass
+
     # ---- leases: concurrent runs on one store share the work ------------------------
     @_guarded
     def claim(self, exp_id: str, item_ids: Iterable[str], owner: str, ttl: float,
-              since: float) -> tuple[list[str], list[str]]:
+              since: float, is_dead: Callable[[str], bool] | None = None) -> tuple[list[str], list[str]]:
         """Lease to ``owner`` for ``ttl`` seconds those of ``item_ids`` no one else works on.
 
         Skipped: items done, items finished or failed by any run at or after ``since``
         (the claimer's start: another process got there first), and items leased to
-        another owner whose lease has not expired. One transaction, so two claimers never
-        both get an item.
+        another owner whose lease has not expired (unless ``is_dead(owner)`` says that
+        process is gone). One transaction, so two claimers never both get an item.
 
         Returns:
             ``(claimed, held)``: ``held`` are leased to another live owner (they become
@@ -332,7 +340,8 @@ class ResultStore:
                     continue
                 lease = self._db.execute("SELECT owner, expires FROM leases WHERE item_id = ?",
                                          (item_id,)).fetchone()
-                if lease is not None and lease["owner"] != owner and lease["expires"] > now:
+                if (lease is not None and lease["owner"] != owner and lease["expires"] > now
+                        and not (is_dead is not None and is_dead(lease["owner"]))):
                     held.append(item_id)
                     continue
                 self._db.execute("INSERT OR REPLACE INTO leases (item_id, experiment_id, owner, expires) "

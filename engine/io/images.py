@@ -101,8 +101,8 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
             w, h = im.size
             if w * h > max_pixels:
                 raise ImageLoadError(
-                    f"{p.name}: too large ({w}×{h} = {w * h / 1e6:.1f} MP; the limit is "
-                    f"{max_pixels / 1e6:.1f} MP — raise --max-pixels (max_pixels in a config) to allow it)")
+                    f"{p.name}: too large ({w}×{h} = {w * h:,} pixels; the limit is "
+                    f"{max_pixels:,} — raise --max-pixels (max_pixels in a config) to allow it)")
             if min(w, h) < min_side:
                 raise ImageLoadError(f"{p.name}: too small ({w}×{h} px; at least {min_side} px per side needed)")
             im.load()
