@@ -289,7 +289,8 @@ def make_parser() -> argparse.ArgumentParser:
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_list)
 
-    e = sub.add_parser("export", help="write raw.csv and summary.csv from a store")
+    e = sub.add_parser("export", help="write raw.csv and summary.csv from a store", epilog=epilog(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("store", help="results.sqlite or the folder holding it")
     e.add_argument("--out", required=True)
     e.add_argument("--experiment", default=None, help="experiment id (default: the latest)")

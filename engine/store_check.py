@@ -56,7 +56,9 @@ class CheckReport:
 
 def _connect(path: Path) -> sqlite3.Connection:
     if not path.is_file():
-        raise UsageError(f"{path}: no such store file")
+        from engine.store import StoreError
+
+        raise StoreError(f"{path}: no such store file (give results.sqlite or the folder holding it)")
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
     db.row_factory = sqlite3.Row
     return db

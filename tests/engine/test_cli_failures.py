@@ -103,6 +103,8 @@ def test_damaged_store_fails_clearly_everywhere(tmp_path, photo_folder, damaged_
     line = _error_line(capsys)
     assert str(db) in line and "--salvage" in line and "nothing was written" in line
     assert db.read_bytes() == before
+    assert _cli("check", tmp_path / "nowhere.sqlite") == EXIT_STORE
+    assert "no such store" in _error_line(capsys)
     assert _cli("check", damaged_store) == EXIT_STORE
     out = capsys.readouterr().out
     assert "DAMAGED" in out and "rows:" in out and "readable" in out
