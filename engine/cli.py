@@ -1,8 +1,10 @@
-"""Headless command line: ``run``, ``list``, ``export`` (and ``report``, ``train-*``).
+"""Headless command line: ``run``, ``list``, ``export``, ``check`` (and ``report``, ``train-*``).
 
-Exit codes: 0 success; 1 the run finished but some items failed; 2 bad usage or
-configuration; 3 no item could be computed; 4 a store could not be read;
-130 interrupted (finished items are kept; run the same command again to resume).
+Every command runs inside one error boundary (:func:`main`): an expected failure prints
+one line (what, which file, what to do) and exits with its code; a bug prints a short
+message and the path of its saved traceback. The codes are :data:`engine.errors.EXIT_CODES`
+(0 done, 1 some items failed, 2 bad usage, 3 nothing computed, 4 store unreadable,
+5 disk full, 6 weights missing, 70 internal error, 130 interrupted).
 """
 from __future__ import annotations
 
@@ -13,11 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_ALL_FAILED, EXIT_STORE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
-
-
-class UsageError(Exception):
-    pass
+from engine.errors import (EXIT_ALL_FAILED, EXIT_DISK_FULL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL,  # noqa: F401
+                           EXIT_STORE, EXIT_USAGE, DiskFullError, UsageError, describe, epilog)
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -43,7 +42,7 @@ def _split(values: list[str] | None) -> list[str]:
 
 def build_experiment(args: argparse.Namespace):
     """The experiment from ``--config`` (JSON) overridden by command-line options."""
-    from engine.experiment import ComponentSpec, Experiment, find_images
+    from engine.experiment import ComponentSpec, Experiment, scan_images
 
     cfg: dict[str, Any] = {}
     if args.config:
@@ -53,11 +52,13 @@ def build_experiment(args: argparse.Namespace):
             raise UsageError(f"cannot read config {args.config}: {exc}") from None
     src = Path(args.images)
     if src.is_dir():
-        images, root = find_images(src), str(src)
+        images, skipped = scan_images(src)
+        root = str(src)
+        _say_skipped(src, skipped)
     elif src.is_file():
         images, root = [str(src)], str(src.parent)
     else:
-        raise UsageError(f"{src}: no such file or folder")
+        raise UsageError(f"{src}: no such file or folder; give an image file or a folder of images")
     if not images:
         raise UsageError(f"{src}: no image files found (looked for .png, .jpg, .bmp, .tif, .webp, …)")
     try:
@@ -74,7 +75,7 @@ def build_experiment(args: argparse.Namespace):
     fields = {k: v for k, v in cfg.items() if k not in ("metrics", "attacks", "defences", "images", "root")}
     exp = Experiment(images=images, root=root, metrics=metrics, attacks=attacks, defences=defences,
                      **fields)
-    for name in ("seed", "device", "mos_file", "eot_draws"):
+    for name in ("seed", "device", "mos_file", "eot_draws", "max_pixels"):
         v = getattr(args, name, None)
         if v is not None:
             setattr(exp, name, v)
@@ -90,6 +91,14 @@ def build_experiment(args: argparse.Namespace):
     return exp
 
 
+def _say_skipped(folder: Path, skipped: dict[str, int]) -> None:
+    """One line for the entries named like images that are not used."""
+    why = {"hidden": "hidden (name starting with '.')", "folder": "folders named like an image"}
+    if skipped:
+        parts = ", ".join(f"{n} {why[k]}" for k, n in skipped.items())
+        print(f"note: {folder}: skipped {sum(skipped.values())} entries: {parts}", file=sys.stderr)
+
+
 def _validate(exp) -> None:
     """Fail before running anything when a name, preset or parameter is wrong."""
     from engine.attacks import ATTACKS
@@ -99,36 +108,56 @@ def _validate(exp) -> None:
     from engine.registry import UnknownComponent
     from engine.runtime import merged_params
 
-    known_metrics = set(list_metrics())
+    from engine.registry import did_you_mean
+
+    known_metrics = list_metrics()
     for m in exp.metrics:
         if m.name not in known_metrics:
-            raise UsageError(f"unknown metric {m.name!r} (see `main.py list`)")
+            raise UsageError(f"unknown metric {m.name!r}{did_you_mean(m.name, known_metrics)}; "
+                             f"known: {', '.join(known_metrics)} (see `main.py list`)")
     for registry, specs in ((ATTACKS, exp.attacks), (DEFENCES, exp.all_defences)):
         for spec in specs:
             try:
                 cls = registry.get(spec.name)
                 make_params(cls.Params, merged_params(cls, spec)) if cls.Params else None
             except (UnknownComponent, KeyError, ParamError) as exc:
-                raise UsageError(str(exc)) from None
+                # KeyError's str() quotes the message; its first argument is the text
+                raise UsageError(exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)) from None
+
+
+def _out_folder(path: str) -> Path:
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is a file; give a folder (new or existing) for "
+                         "results.sqlite and the CSVs")
+    return out
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from engine.runner import store_path_for
+    from engine.runtime import Runtime
+    from engine.store import ResultStore
+
+    exp = build_experiment(args)
+    runtime = Runtime(exp.device)
+    out = _out_folder(args.out)
+    with ResultStore(store_path_for(out)) as store:
+        if exp.save_images:
+            from engine.diskspace import space_warning
+
+            warning = space_warning(exp, store)
+            if warning:
+                print(f"warning: {warning}", file=sys.stderr)
+        return _run_into(args, exp, runtime, out, store)
+
+
+def _run_into(args: argparse.Namespace, exp, runtime, out: Path, store) -> int:
+    """Run ``exp`` into the open ``store`` with a progress bar; write the CSVs; the exit code."""
     from tqdm import tqdm
 
     from engine.events import AttackStep, ItemFailed, ItemFinished, ItemStarted, RunFinished, RunStarted
-    from engine.export import export_csv
-    from engine.runner import CancelToken, run_experiment, store_path_for
-    from engine.runtime import DeviceError, Runtime
-    from engine.store import ResultStore
+    from engine.runner import CancelToken, run_experiment
 
-    try:
-        exp = build_experiment(args)
-        runtime = Runtime(exp.device)
-    except (UsageError, DeviceError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    out = Path(args.out)
-    store = ResultStore(store_path_for(out))
     cancel = CancelToken()
     interrupted = {"n": 0}
 
@@ -141,6 +170,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     old = signal.signal(signal.SIGINT, on_sigint)
     bar = None
     summary = None
+    disk_full: DiskFullError | None = None
     try:
         for ev in run_experiment(exp, store, cancel=cancel, runtime=runtime):
             if isinstance(ev, RunStarted):
@@ -159,43 +189,58 @@ def cmd_run(args: argparse.Namespace) -> int:
                     bar.write(f"failed: {ev.item.image_name} [{ev.stage}] {ev.error.splitlines()[0]}")
             elif isinstance(ev, RunFinished):
                 summary = ev
+    except DiskFullError as exc:
+        disk_full = exc
     finally:
         signal.signal(signal.SIGINT, old)
         if bar is not None:
             bar.close()
+    if disk_full is not None:
+        _export_what_fits(args, store, out, exp.id)
+        print(f"error: {disk_full}", file=sys.stderr)
+        return EXIT_DISK_FULL
     if not args.no_export:
-        raw, summ = export_csv(store, out, exp.id)
-        print(f"wrote {raw} and {summ}", file=sys.stderr)
-    store.close()
+        _export(store, out, exp.id)
     assert summary is not None
     print(f"finished {summary.finished}, failed {summary.failed}"
           f"{', cancelled — run the same command again to resume' if summary.cancelled else ''}",
           file=sys.stderr)
     if summary.cancelled:
         return EXIT_INTERRUPTED
-    if summary.failed and not summary.finished and not store_has_done(out, exp.id):
+    if summary.failed and not summary.finished and not store.done_item_ids(exp.id):
         return EXIT_ALL_FAILED
     return EXIT_PARTIAL if summary.failed else EXIT_OK
 
 
-def store_has_done(out: Path, exp_id: str) -> bool:
-    from engine.runner import store_path_for
-    from engine.store import ResultStore
+def _export(store, out: Path, exp_id: str) -> None:
+    from engine.export import export_csv
 
-    with ResultStore(store_path_for(out)) as s:
-        return bool(s.done_item_ids(exp_id))
+    raw, summ = export_csv(store, out, exp_id)
+    print(f"wrote {raw} and {summ}", file=sys.stderr)
+
+
+def _export_what_fits(args: argparse.Namespace, store, out: Path, exp_id: str) -> None:
+    """After a full disk: the CSVs of the finished items, if they still fit."""
+    from engine.errors import is_disk_full
+
+    if args.no_export:
+        return
+    try:
+        _export(store, out, exp_id)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        print(f"note: the CSVs do not fit either; after freeing space, "
+              f"`python main.py export {out} --out {out}` writes them", file=sys.stderr)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from engine.export import export_csv
-    from engine.store import ResultStore, StoreError
+    from engine.store import ResultStore
 
-    try:
-        store = ResultStore(_store_file(args.store), readonly=True)
-        raw, summary = export_csv(store, args.out, args.experiment)
-    except StoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_STORE
+    out = _out_folder(args.out)
+    with ResultStore(_store_file(args.store), readonly=True) as store:
+        raw, summary = export_csv(store, out, args.experiment)
     print(f"wrote {raw} and {summary}")
     return EXIT_OK
 
@@ -215,10 +260,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="main.py", description=(
         "Adversarial robustness lab for no-reference image-quality metrics. "
-        "Without a command the desktop app starts."))
+        "Without a command the desktop app starts."), epilog=epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command")
 
-    r = sub.add_parser("run", help="run an experiment headless")
+    r = sub.add_parser("run", help="run an experiment headless", epilog=epilog(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("images", help="an image file or a folder of images")
     r.add_argument("--metric", action="append", help="metric name(s), comma separated (see `list`)")
     r.add_argument("--attack", action="append",
@@ -231,6 +278,8 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--save-images", action="store_true", help="save attacked/defended images as PNG")
     r.add_argument("--adaptive", action="store_true", help="attack the metric behind each defence (BPDA/EOT)")
     r.add_argument("--eot-draws", dest="eot_draws", type=int, default=None)
+    r.add_argument("--max-pixels", dest="max_pixels", type=_pixels, default=None,
+                   help="refuse larger images (default 40000000; 40M, 1e8 also work)")
     r.add_argument("--mos", dest="mos_file", default=None, help="CSV of image_name,mos for SROCC/PLCC")
     r.add_argument("--no-export", action="store_true", help="do not write the CSVs at the end")
     r.add_argument("-q", "--quiet", action="store_true")
@@ -240,14 +289,50 @@ def make_parser() -> argparse.ArgumentParser:
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_list)
 
-    e = sub.add_parser("export", help="write raw.csv and summary.csv from a store")
+    e = sub.add_parser("export", help="write raw.csv and summary.csv from a store", epilog=epilog(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("store", help="results.sqlite or the folder holding it")
     e.add_argument("--out", required=True)
     e.add_argument("--experiment", default=None, help="experiment id (default: the latest)")
     e.set_defaults(func=cmd_export)
 
+    c = sub.add_parser("check", help="check a store's integrity; --salvage copies what is readable",
+                       epilog=epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("store", help="results.sqlite or the folder holding it")
+    c.add_argument("--salvage", metavar="OUT", default=None,
+                   help="copy every readable experiment, item and row into a new store OUT")
+    c.set_defaults(func=cmd_check)
+
     _add_optional_parsers(sub)
     return p
+
+
+def _pixels(text: str) -> int:
+    """``40000000``, ``40M`` or ``4e7`` → int (argparse type)."""
+    t = text.strip().upper()
+    scale = 1_000_000 if t.endswith("M") else 1
+    try:
+        value = int(float(t.rstrip("M")) * scale)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a pixel count: {text!r} (e.g. 40000000 or 40M)") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--max-pixels must be positive, got {text!r}")
+    return value
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Integrity check and readable counts; with ``--salvage`` a new store of what is readable."""
+    from engine.store_check import check_store, salvage_store
+
+    report = check_store(_store_file(args.store))
+    print(report.text())
+    if args.salvage:
+        target = Path(args.salvage)
+        target = target / "results.sqlite" if target.is_dir() else target
+        counts = salvage_store(report.path, target)
+        print(f"salvaged into {target}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+        return EXIT_OK
+    return EXIT_OK if report.ok else EXIT_STORE
 
 
 def _add_optional_parsers(sub) -> None:
@@ -264,12 +349,20 @@ def _add_optional_parsers(sub) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the command inside the error boundary; the exit code."""
     parser = make_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_USAGE
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the one boundary: every failure becomes a line + code
+        message, code = describe(exc)
+        print(f"error: {message}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

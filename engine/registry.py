@@ -1,9 +1,18 @@
 """A small name → class registry (pyiqa style: adding a component is one decorator)."""
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+import difflib
+from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``" (did you mean 'niqe'?)"`` for a near miss among ``known``, else ``""``."""
+    close = difflib.get_close_matches(name.lower(), [k.lower() for k in known], n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
 
 
 class UnknownComponent(KeyError):
@@ -36,7 +45,8 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             raise UnknownComponent(
-                f"unknown {self.kind} {name!r}; known: {', '.join(sorted(self._items))}") from None
+                f"unknown {self.kind} {name!r}{did_you_mean(name, self._items)}; "
+                f"known: {', '.join(sorted(self._items))}") from None
 
     def __contains__(self, name: object) -> bool:
         return name in self._items

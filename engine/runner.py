@@ -38,6 +38,10 @@ class CancelToken:
     def cancel(self) -> None:
         self._event.set()
 
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to ``timeout`` seconds, waking at once on cancel; True if cancelled."""
+        return self._event.wait(timeout)
+
     @property
     def cancelled(self) -> bool:
         return self._event.is_set()
@@ -218,13 +222,24 @@ def _eot(row: dict[str, Any], metric, defence, x: torch.Tensor, x_adv: torch.Ten
             _finite(float(r["defended-attacked_mean"][0]), "EOT mean of M(D(x_a))", "defence"))
 
 
-def _save_images(store: ResultStore, exp_id: str, item: WorkItem, images: ItemImages) -> None:
-    save_png(images.clean, store.image_path(exp_id, item.id, "clean"))
-    save_png(images.attacked, store.image_path(exp_id, item.id, "attacked"))
-    for label, arr in images.defended_clean.items():
-        save_png(arr, store.image_path(exp_id, item.id, "defended-clean", label))
-    for label, arr in images.defended_attacked.items():
-        save_png(arr, store.image_path(exp_id, item.id, "defended-attacked", label))
+def _save_images(store: ResultStore, exp_id: str, item: WorkItem, images: ItemImages) -> int:
+    """Save an item's images as PNG; returns the bytes written. On a failure (a full
+    disk) the item's images saved so far are removed: the item is not committed."""
+    todo = [(images.clean, store.image_path(exp_id, item.id, "clean")),
+            (images.attacked, store.image_path(exp_id, item.id, "attacked"))]
+    todo += [(arr, store.image_path(exp_id, item.id, "defended-clean", label))
+             for label, arr in images.defended_clean.items()]
+    todo += [(arr, store.image_path(exp_id, item.id, "defended-attacked", label))
+             for label, arr in images.defended_attacked.items()]
+    saved: list[Path] = []
+    try:
+        for arr, path in todo:
+            saved.append(save_png(arr, path))
+    except BaseException:
+        for p in saved:
+            p.unlink(missing_ok=True)
+        raise
+    return sum(p.stat().st_size for p in saved)
 
 
 def _load_mos(exp: Experiment) -> dict[str, float]:
@@ -303,6 +318,7 @@ def run_experiment(exp: Experiment, store: ResultStore, *, cancel: CancelToken |
     this driver is the only writer of the store, whatever the back end.
     """
     from engine.backends import LocalBackend
+    from engine.leases import LeaseKeeper, UnitFeed
 
     t_start = time.perf_counter()
     backend = backend or LocalBackend(runtime or Runtime(exp.device))
@@ -310,32 +326,83 @@ def run_experiment(exp: Experiment, store: ResultStore, *, cancel: CancelToken |
     done = store.done_item_ids(exp.id)
     pending = [it for it in items if it.id not in done]
     mos = _load_mos(exp)
-    run_id = store.open_experiment(exp, {"experiment_id": exp.id, "spec": exp.to_dict(),
-                                         "seed": exp.seed, **backend.manifest()})
-    yield RunStarted(exp.id, len(items), len(pending), backend.device_label)
-    finished = failed = 0
-    for out in backend.execute(plan_units(pending, exp), exp, cancel=cancel, mos=mos):
-        if not isinstance(out, ItemOutcome):
-            yield out
-            continue
-        item = out.item
-        if not out.ok:
-            store.write_failure(exp.id, item, out.error, out.stage, run=run_id)
-            failed += 1
-            yield ItemFailed(item, out.error, out.stage)
-            continue
-        result = out.result
-        if exp.save_images and result.images is not None:
-            _save_images(store, exp.id, item, result.images)
-        store.write_item(exp.id, item, result.rows, clean_score=result.clean_score,
-                         attacked_score=result.attacked_score, steps=result.steps,
-                         seconds=result.seconds, note=result.note, run=run_id)
-        finished += 1
-        yield ItemFinished(item, result.rows, result.steps, result.images)
+    keeper = LeaseKeeper(store, exp.id)
+    try:
+        run_id = store.open_experiment(exp, {"experiment_id": exp.id, "spec": exp.to_dict(),
+                                             "seed": exp.seed, "owner": keeper.owner, **backend.manifest()})
+        yield RunStarted(exp.id, len(items), len(pending), backend.device_label)
+        units = UnitFeed(keeper.units(plan_units(pending, exp), cancel), len(pending))
+        finished, failed = yield from _drive(backend, units, exp, store, run_id, keeper, cancel, mos, pending)
+    finally:
+        keeper.close()
     cancelled = bool(cancel is not None and cancel.cancelled and finished + failed < len(pending))
     summary = RunFinished(exp.id, finished, failed, cancelled, time.perf_counter() - t_start)
     yield summary
     return summary
+
+
+def _drive(backend: "Backend", units: Any, exp: Experiment, store: ResultStore, run_id: int,
+           keeper: Any, cancel: CancelToken | None, mos: dict[str, float],
+           pending: list[WorkItem]) -> Generator[Event, None, tuple[int, int]]:
+    """Commit each outcome the back end streams; returns (finished, failed).
+
+    A full disk stops the run after the last committed item (the store is consistent:
+    the item being written is rolled back) with a :class:`DiskFullError` saying how much
+    the rest is estimated to need.
+    """
+    from engine.errors import DiskFullError, is_disk_full
+
+    finished = failed = 0
+    written = 0  # bytes this run added (images + store growth), for the estimate
+    size0 = _store_bytes(store)
+    outputs = backend.execute(units, exp, cancel=cancel, mos=mos)
+    try:
+        for out in outputs:
+            if not isinstance(out, ItemOutcome):
+                yield out
+                continue
+            item = out.item
+            if not out.ok:
+                store.write_failure(exp.id, item, out.error, out.stage, run=run_id)
+                failed += 1
+                keeper.done_with(item.id)
+                yield ItemFailed(item, out.error, out.stage)
+                continue
+            result = out.result
+            if exp.save_images and result.images is not None:
+                written += _save_images(store, exp.id, item, result.images)
+            store.write_item(exp.id, item, result.rows, clean_score=result.clean_score,
+                             attacked_score=result.attacked_score, steps=result.steps,
+                             seconds=result.seconds, note=result.note, run=run_id)
+            finished += 1
+            grown = max(0, _store_bytes(store) - size0)
+            keeper.done_with(item.id)
+            yield ItemFinished(item, result.rows, result.steps, result.images)
+    except OSError as exc:
+        if not (isinstance(exc, DiskFullError) or is_disk_full(exc)):
+            raise
+        store.free_log_space()
+        per_item = (written + grown) / finished if finished else None
+        rest = len(pending) - finished - failed
+        raise DiskFullError(getattr(exc, "filename", None) or store.path,
+                            needed=int(per_item * rest) if per_item else None,
+                            done=f"{len(store.done_item_ids(exp.id))} of {len(exp.items())} items") from None
+    finally:
+        close = getattr(outputs, "close", None)
+        if close is not None:
+            close()
+    return finished, failed
+
+
+def _store_bytes(store: ResultStore) -> int:
+    """The store file and its write-ahead log, in bytes."""
+    total = 0
+    for p in (store.path, store.path.with_name(store.path.name + "-wal")):
+        try:
+            total += p.stat().st_size
+        except OSError:
+            pass
+    return total
 
 
 def store_path_for(out_dir: str | Path) -> Path:

@@ -33,7 +33,10 @@ def merged_params(cls: type, spec: ComponentSpec) -> dict[str, Any]:
     if spec.preset:
         presets = getattr(cls, "presets", {})
         if spec.preset not in presets:
-            raise KeyError(f"{spec.name}: unknown preset {spec.preset!r}; known: {', '.join(presets) or 'none'}")
+            from engine.registry import UnknownComponent, did_you_mean
+
+            raise UnknownComponent(f"{spec.name}: unknown preset {spec.preset!r}"
+                                   f"{did_you_mean(spec.preset, presets)}; known: {', '.join(presets) or 'none'}")
         params.update(presets[spec.preset])
     params.update(spec.params)
     return params

@@ -54,8 +54,10 @@ class LocalBackend:
                 ) -> Iterator["Event | ItemOutcome"]:
         from engine.runner import Cancelled, run_unit
 
-        units = list(units)
-        total = sum(len(u) for u in units)
+        total = getattr(units, "total", None)  # a lazily claimed feed knows its size
+        if total is None:
+            units = list(units)
+            total = sum(len(u) for u in units)
         position = 0
         for unit in units:
             if cancel is not None and cancel.cancelled:

@@ -101,8 +101,8 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
             w, h = im.size
             if w * h > max_pixels:
                 raise ImageLoadError(
-                    f"{p.name}: too large ({w}×{h} = {w * h / 1e6:.1f} MP; the limit is "
-                    f"{max_pixels / 1e6:.1f} MP — raise max_pixels to allow it)")
+                    f"{p.name}: too large ({w}×{h} = {w * h:,} pixels; the limit is "
+                    f"{max_pixels:,} — raise --max-pixels (max_pixels in a config) to allow it)")
             if min(w, h) < min_side:
                 raise ImageLoadError(f"{p.name}: too small ({w}×{h} px; at least {min_side} px per side needed)")
             im.load()
@@ -150,6 +150,10 @@ def save_png(x: torch.Tensor | np.ndarray, path: str | os.PathLike) -> Path:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(p.name + ".tmp")
-    Image.fromarray(arr).save(tmp, format="PNG")
-    os.replace(tmp, p)
+    try:
+        Image.fromarray(arr).save(tmp, format="PNG")
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not leave half files behind
+        raise
     return p

@@ -70,8 +70,11 @@ def list_metrics() -> list[str]:
 
 
 def _unknown(name: str) -> MetricError:
-    return MetricError(f"unknown metric {name!r}; see `python main.py list` or "
-                       "engine.metrics.list_metrics() for the names")
+    from engine.registry import did_you_mean
+
+    known = list_metrics()
+    return MetricError(f"unknown metric {name!r}{did_you_mean(name, known)}; known: {', '.join(known)} "
+                       "(details: `python main.py list`)")
 
 
 def _params_class(name: str) -> type:

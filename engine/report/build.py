@@ -104,9 +104,9 @@ def build_report(store_path: str | Path, out_dir: str | Path, experiment_id: str
 
     path = store_file(store_path)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     with ResultStore(path, readonly=True) as store:
         data = load_report_data(store, experiment_id)
+        out.mkdir(parents=True, exist_ok=True)  # only once there is something to report
         raw_csv, summary_csv = export_csv(store, out, data.experiment_id)
     fig_dir = out / "figures"
     plots = make_plots(data, fig_dir)

@@ -40,6 +40,7 @@ def add_train_fcn_parser(subparsers: argparse._SubParsersAction) -> argparse.Arg
 def train_fcn_cli(args: argparse.Namespace) -> int:
     """Run ``train-fcn``; returns the process exit code."""
     from engine.metrics.base import MetricError
+    from engine.metrics.weights import WeightsUnavailable
     from engine.registry import UnknownComponent
     from engine.training import TrainingError, train_fcn
 
@@ -64,6 +65,8 @@ def train_fcn_cli(args: argparse.Namespace) -> int:
         run.close()
         print(f"stopped; run the same command again to resume ({args.out})", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except WeightsUnavailable:
+        raise  # the CLI's error boundary reports it with its own exit code
     except (TrainingError, MetricError, UnknownComponent, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -51,6 +51,7 @@ def train_uap_cli(args: argparse.Namespace) -> int:
     from engine.attacks.uap import save_uap, train_uap
     from engine.metrics import create_metric
     from engine.metrics.base import MetricError
+    from engine.metrics.weights import WeightsUnavailable
     from engine.runtime import resolve_device
 
     if not Path(args.folder).is_dir():
@@ -75,6 +76,8 @@ def train_uap_cli(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("stopped; nothing saved", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except WeightsUnavailable:
+        raise  # the CLI's error boundary reports it with its own exit code
     except (MetricError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
