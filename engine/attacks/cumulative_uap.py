@@ -32,7 +32,7 @@ from typing import Iterable
 import torch
 
 from engine.attacks.base import ATTACKS
-from engine.attacks.sign_gradient import LINF_LEVELS
+from engine.attacks.sign_gradient import linf_presets
 from engine.attacks.uap import UAP, UAPParams, UAPTraining, train_epochs
 from engine.metrics.base import Metric, attack_loss
 from engine.params import param
@@ -103,4 +103,4 @@ class CumulativeUAP(UAP):
 
     Params = CumulativeUAPParams
     presets = {"msu-default": {},
-               **{f"eps={round(e * 255)}/255": {"eps": e} for e in LINF_LEVELS}}
+               **linf_presets()}

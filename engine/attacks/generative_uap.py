@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from engine.attacks.base import ATTACKS
-from engine.attacks.sign_gradient import LINF_LEVELS
+from engine.attacks.sign_gradient import linf_presets
 from engine.attacks.uap import UAP, UAPTraining, train_epochs
 from engine.metrics.base import Metric, attack_loss
 
@@ -135,4 +135,4 @@ class GenerativeUAP(UAP):
         >>> out = GenerativeUAP(perturbation="guap_niqe.pt")(x, metric)
     """
 
-    presets = {"msu-default": {}, **{f"eps={round(e * 255)}/255": {"eps": e} for e in LINF_LEVELS}}
+    presets = {"msu-default": {}, **linf_presets()}

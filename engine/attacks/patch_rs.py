@@ -37,14 +37,8 @@ import torch
 from engine.attacks._black_box import (BlackBoxAttack, BlackBoxParams, SearchState, query,
                                        query_presets, rand_int)
 from engine.attacks.base import ATTACKS
-from engine.attacks.square import HALVINGS
+from engine.attacks.square import p_schedule  # Sparse-RS's patch schedule is Square's
 from engine.params import param
-
-
-def patch_p(p_init: float, it: int, n_iters: int) -> float:
-    """Sparse-RS's patch schedule: like Square's, plus a last halving after 8000 of 10,000."""
-    t = int(it / max(n_iters, 1) * 10000)
-    return p_init / (2 ** sum(t > h for h in HALVINGS))
 
 
 @dataclass
@@ -70,6 +64,10 @@ class PatchRS(BlackBoxAttack):
     def _side(self, h: int, w: int) -> int:
         return max(1, min(int(math.ceil(self.params.area ** 0.5)), h, w))
 
+    def _window(self, it: int, side: int) -> int:
+        """Side of the repaint window at query ``it`` for a patch of ``side``."""
+        return int(max(p_schedule(self.params.p_init, it, self.params.queries) ** 0.5 * side, 1))
+
     def _paste(self, x0: torch.Tensor, patches: torch.Tensor, loc: torch.Tensor) -> torch.Tensor:
         out = x0.clone()
         s = patches.shape[-1]
@@ -94,8 +92,7 @@ class PatchRS(BlackBoxAttack):
         cand = self._paste(state.x0, patches, loc)
         good = state.offer(torch.arange(b), cand, query(state.metric, cand, p.chunk))
         # when the 1-px repaint stage starts: half of what is left after it is reached
-        first_1px = next((it for it in range(p.queries) if int(max(patch_p(p.p_init, it, p.queries) ** 0.5 * s, 1)) == 1),
-                         p.queries)
+        first_1px = next((it for it in range(p.queries) if self._window(it, s) == 1), p.queries)
         return {"patches": patches, "loc": loc, "good": good.clone(), "it": 1, "s": s,
                 "single_from": first_1px + (p.queries - first_1px) // 2}
 
@@ -108,7 +105,7 @@ class PatchRS(BlackBoxAttack):
             if len(active) == 0:
                 return False
             it = search["it"]
-            s_it = int(max(patch_p(p.p_init, it, p.queries) ** 0.5 * s, 1))
+            s_it = self._window(it, s)
             sh = int(max((p.queries - it) / p.queries, 0.0) * 0.75 * h)
             move = it % p.loc_period == 0 and sh > 0
             patches, loc = search["patches"].clone(), search["loc"].clone()
