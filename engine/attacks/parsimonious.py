@@ -22,8 +22,8 @@ Differences of MSU's published code (``adversarial-defenses-for-iqa``,
   image (``grid=256``; ours default to the image's own pixel grid, ``grid=0``);
 * after the first (unconditional) flip of a round the running loss is updated as
   ``curr += margin`` with the margin's sign flipped for maximisation, so it tracks
-  ``2·curr − new`` instead of ``new`` (``msu_margin=True``); later flips then compare
-  against that value;
+  ``2·curr − new`` instead of ``new`` (``msu_margin=True``); the next re-scored flip is
+  compared against that value (an accepted re-scored flip resets it to the true loss);
 * the budget is checked only after a whole mini-batch, which can overrun it, and the
   image from before that mini-batch is returned — not reproduced: we never exceed the
   budget;

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from engine.attacks import ATTACKS
-from engine.attacks.base import run_to_end
 from engine.metrics.base import Metric
 from tests.conftest import photo_tensor
 from tests.engine.attacks.conftest import BATCH_NAMES
@@ -163,17 +162,50 @@ def test_steps_carry_queries_and_the_best_score_so_far(name, brisque, small):
     assert steps[0].to_dict()["queries"] == 1
 
 
-def test_square_literal_preset_starts_from_the_clean_image(brisque, small):
-    """msu-literal (MSU's code) starts at δ = 0; the paper's stripes start at ±ε everywhere."""
-    x = small[:1]
-    gen = ATTACKS.get("square").from_preset("msu-literal", queries=5).run(x, brisque)
-    next(gen)
-    next(gen)
-    gen.close()
-    out = run_to_end(ATTACKS.get("square")(queries=2, eps=4 / 255).run(x, QueryCounter(brisque)))
-    # with one query after the clean one, the paper's start is the striped image (if better) ...
-    stripes = (out.image - x).abs()
-    assert bool((stripes == 0).all()) or float(stripes.max()) == pytest.approx(4 / 255, abs=1e-6)
-    lit = ATTACKS.get("square").from_preset("msu-literal", queries=2)(x, brisque)
-    # ... MSU's first query changes one window only
-    assert float(((lit.image - x).abs().amax(dim=1) > 0).float().mean()) < 0.2
+def test_square_starts_from_stripes_and_the_literal_preset_from_the_clean_image(brisque, small):
+    """Paper: vertical ±ε stripes (one sign per column and channel); MSU's code: δ = 0."""
+    from engine.attacks._black_box import SearchState
+
+    x = small[:2]
+    state = SearchState(x, brisque.score(x), brisque, 10)
+    delta = ATTACKS.get("square")(eps=4 / 255).start(state, torch.Generator().manual_seed(0))["delta"]
+    assert bool((delta.abs() == torch.tensor(4 / 255)).all())
+    assert torch.equal(delta, delta[:, :, :1, :].expand_as(delta))  # constant down each column
+    assert len(torch.unique(delta[0, 0, 0])) == 2  # both signs occur across columns
+    assert int(state.used.sum()) == 4  # the stripes cost one query per image
+    literal = ATTACKS.get("square").from_preset("msu-literal")
+    state = SearchState(x, brisque.score(x), brisque, 10)
+    assert torch.equal(literal.start(state, torch.Generator().manual_seed(0))["delta"], torch.zeros_like(x))
+    assert (literal.params.eps, literal.params.queries) == (0.1, 10000)
+
+
+class Brightness(Metric):
+    """Mean pixel value (higher is better): every −ε → +ε flip is an improvement."""
+
+    bounds = (0.0, 1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1).mean(dim=1)
+
+
+@pytest.mark.parametrize("literal", [False, True])
+def test_parsimonious_running_loss_is_the_current_loss_unless_msu_margin(literal):
+    """Paper: after each flip the running loss is the loss of the current noise. MSU's code
+    adds the (sign-flipped) margin after the first pick, so it runs 2·curr − new instead."""
+    from engine.attacks._black_box import SearchState
+    from engine.attacks.parsimonious import Parsimonious, _Search
+
+    metric = Brightness()
+    x = torch.full((1, 3, 8, 8), 0.5)
+    atk = Parsimonious(eps=0.1, block=4, msu_margin=literal, queries=1000)
+    state = SearchState(x, metric.score(x), metric, 1000)
+    s = _Search((3, 8, 8), 4, torch.Generator().manual_seed(0))
+    s.loss = atk._score(state, 0, [s.noise])[0]
+    start = s.loss
+    assert atk._greedy(state, 0, s, s.next_batch(1), ties=True)  # one candidate: the first pick only
+    true_loss = -float(metric.score(atk._image(state, 0, s.noise.unsqueeze(0))))
+    assert int((s.noise > 0).sum()) == 16  # one 4×4 block of one channel flipped
+    if literal:  # in loss units: start − (new − start), i.e. 2·curr − new of MSU's score units
+        assert s.loss == pytest.approx(2 * start - true_loss, abs=1e-6) and s.loss > start
+    else:
+        assert s.loss == pytest.approx(true_loss, abs=1e-6)
