@@ -209,3 +209,12 @@ def test_parsimonious_running_loss_is_the_current_loss_unless_msu_margin(literal
         assert s.loss == pytest.approx(2 * start - true_loss, abs=1e-6) and s.loss > start
     else:
         assert s.loss == pytest.approx(true_loss, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_square_moves_niqe_toward_better_on_most_photos(niqe):
+    """NIQE needs ≥ 96 px; one attack only (NIQE is the slowest metric here)."""
+    x = torch.cat([photo_tensor(n, (96, 96)) for n in BATCH_NAMES[:3]])
+    out = attack("square", queries=20)(x, niqe, generator=torch.Generator().manual_seed(0))
+    assert int(improved(niqe, x, out.image).sum()) >= 2
+    assert float((out.image - x).abs().max()) <= 4 / 255 + 1e-6
