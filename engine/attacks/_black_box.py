@@ -38,7 +38,8 @@ class BlackBoxParams(AttackParams):
     queries: int = param(10000, min=2, max=10_000_000,
                          help="query budget per image (one query = one metric forward of one image; "
                               "the clean score is the first)")
-    chunk: int = param(64, min=1, max=4096, help="most images per metric call (memory; scores equal up to the metric's batch numerics)")
+    chunk: int = param(64, min=1, max=4096,
+                       help="most images per metric call (memory; scores equal up to the metric's batch numerics)")
 
 
 class SearchState:
