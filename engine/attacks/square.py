@@ -75,10 +75,9 @@ class Square(BlackBoxAttack):
             delta = (rand_sign((b, c, 1, w), generator) * p.eps).expand(-1, -1, x0.shape[2], -1)
             delta = delta.to(device=x0.device, dtype=x0.dtype).contiguous()
             cand = (x0 + delta).clamp(0.0, 1.0)
-            state.offer(torch.arange(b), cand, query(state.metric, cand, p.chunk))
+            good = state.offer(torch.arange(b), cand, query(state.metric, cand, p.chunk))
             # the search continues from the stripes even where they scored worse than clean
-            return {"delta": delta, "good": state.metric.sign * state.best_score.clone(),
-                    "it": 1, "cur": cand}
+            return {"delta": delta, "good": good.clone(), "it": 1, "cur": cand}
         return {"delta": torch.zeros_like(x0), "good": state.best_good.clone(), "it": 0, "cur": x0.clone()}
 
     def advance(self, state: SearchState, search: dict, generator: torch.Generator) -> bool:
