@@ -68,7 +68,7 @@ class OnePixel(BlackBoxAttack):
     presets = {"paper": {},
                "msu-literal": {"pixels": 3, "popsize": 300, "queries": 3301, "strategy": "best1",
                                "f_max": 1.0, "init": "uniform", "quantise": True},
-               **query_presets({100: {"popsize": 11}, 1000: {"popsize": 37}, 10000: {"popsize": 110}})}
+               **query_presets({100: {"popsize": 11}, 1000: {"popsize": 37}, 10000: {"popsize": 101}})}
 
     def _images(self, base: torch.Tensor, pop: torch.Tensor) -> torch.Tensor:
         """Candidate images for ``pop`` :math:`(P, k, 5)` (row, col, r, g, b) on ``base`` (3×H×W)."""

@@ -63,6 +63,8 @@ def test_all_four_are_registered_with_budget_presets():
         for q in (100, 1000, 10000):
             assert cls.from_preset(f"queries={q}").params.queries == q
         assert "msu-literal" in cls.presets  # MSU's published code differs from each paper
+    for q in (100, 1000, 10000):  # one-pixel's populations spend each budget exactly
+        assert (q - 1) % ATTACKS.get("onepixel").from_preset(f"queries={q}").params.popsize == 0
 
 
 @pytest.fixture(scope="module")
