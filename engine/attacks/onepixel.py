@@ -18,7 +18,8 @@ with the clean score; the default budget).
 
 Differences of MSU's published code (``adversarial-defenses-for-iqa``,
 ``metrics/methods/onepixel/run.py``, SciPy's ``differential_evolution``), reproduced by
-the ``msu-literal`` preset where the recipe allows:
+the ``msu-recipe`` preset where the recipe allows (not ``msu-literal``: the random draws
+cannot be SciPy's):
 
 * 3 pixels, population 300, 10 generations (3,301 queries), SciPy's default strategy
   "best/1" (``strategy="best1"``) with the mutation factor dithered in U(0.5, 1) per
@@ -66,7 +67,7 @@ class OnePixel(BlackBoxAttack):
 
     Params = OnePixelParams
     presets = {"paper": {},
-               "msu-literal": {"pixels": 3, "popsize": 300, "queries": 3301, "strategy": "best1",
+               "msu-recipe": {"pixels": 3, "popsize": 300, "queries": 3301, "strategy": "best1",
                                "f_max": 1.0, "init": "uniform", "quantise": True},
                **query_presets({100: {"popsize": 11}, 1000: {"popsize": 37}, 10000: {"popsize": 101}})}
 

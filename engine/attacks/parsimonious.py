@@ -16,7 +16,8 @@ Paper defaults: ε = 0.05, initial block 16 px, 64 blocks per mini-batch, one lo
 round per mini-batch, blocks halved after each pass.
 
 Differences of MSU's published code (``adversarial-defenses-for-iqa``,
-``metrics/methods/parsimonious/run.py``), reproduced by the ``msu-literal`` preset:
+``metrics/methods/parsimonious/run.py``), reproduced by the ``msu-recipe`` preset
+(MSU's recipe; not ``msu-literal``: the random draws cannot be MSU's):
 
 * initial block 32 px on a fixed 256×256 noise grid that is resized (nearest) to the
   image (``grid=256``; ours default to the image's own pixel grid, ``grid=0``);
@@ -95,7 +96,7 @@ class Parsimonious(BlackBoxAttack):
     """
 
     Params = ParsimoniousParams
-    presets = {"paper": {}, "msu-literal": {"block": 32, "grid": 256, "msu_margin": True, "queries": 10000},
+    presets = {"paper": {}, "msu-recipe": {"block": 32, "grid": 256, "msu_margin": True, "queries": 10000},
                **query_presets(), **linf_presets()}
 
     def _image(self, state: SearchState, i: int, noises: torch.Tensor) -> torch.Tensor:

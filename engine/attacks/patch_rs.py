@@ -19,7 +19,8 @@ location update every 4th query, 10,000 queries, "random squares" initialisation
 paper's code).
 
 Differences of MSU's published code (``adversarial-defenses-for-iqa``,
-``metrics/methods/patch-rs/run.py``), reproduced by the ``msu-literal`` preset:
+``metrics/methods/patch-rs/run.py``), reproduced by the ``msu-recipe`` preset
+(MSU's recipe; not ``msu-literal``: the random draws cannot be MSU's):
 
 * a 13×13 patch (``area=169``), 10,000 queries;
 * repainting adds a random ±1 per channel to the window and clips, which leaves a channel
@@ -58,7 +59,7 @@ class PatchRS(BlackBoxAttack):
     """
 
     Params = PatchRSParams
-    presets = {"paper": {}, "msu-literal": {"area": 169, "queries": 10000},
+    presets = {"paper": {}, "msu-recipe": {"area": 169, "queries": 10000},
                **query_presets(), **{f"area={a}": {"area": a} for a in (49, 169, 400, 625)}}
 
     def _side(self, h: int, w: int) -> int:

@@ -13,7 +13,8 @@ forwards per image.
 Paper defaults: ε = 0.05 (their ImageNet L∞ setting), p_init = 0.05, 10,000 queries.
 
 Differences of MSU's published code (``adversarial-defenses-for-iqa``,
-``metrics/methods/square-attack/run.py``), reproduced by the ``msu-literal`` preset:
+``metrics/methods/square-attack/run.py``), reproduced by the ``msu-recipe`` preset
+(MSU's recipe; not ``msu-literal``: the random draws cannot be MSU's):
 
 * the search starts from the clean image (δ = 0), not from the ±ε stripes
   (``init="zero"``);
@@ -64,7 +65,7 @@ class Square(BlackBoxAttack):
     """
 
     Params = SquareParams
-    presets = {"paper": {}, "msu-literal": {"eps": 0.1, "init": "zero", "queries": 10000},
+    presets = {"paper": {}, "msu-recipe": {"eps": 0.1, "init": "zero", "queries": 10000},
                **query_presets(), **linf_presets()}
 
     def start(self, state: SearchState, generator: torch.Generator) -> dict:

@@ -62,7 +62,9 @@ def test_all_four_are_registered_with_budget_presets():
         assert {"queries=100", "queries=1000", "queries=10000"} <= set(cls.presets)
         for q in (100, 1000, 10000):
             assert cls.from_preset(f"queries={q}").params.queries == q
-        assert "msu-literal" in cls.presets  # MSU's published code differs from each paper
+        # MSU's published code differs from each paper: its recipe is a preset; no
+        # "msu-literal" (numerically MSU's) is claimed, the random draws cannot be MSU's
+        assert "msu-recipe" in cls.presets and "msu-literal" not in cls.presets
     for q in (100, 1000, 10000):  # one-pixel's populations spend each budget exactly
         assert (q - 1) % ATTACKS.get("onepixel").from_preset(f"queries={q}").params.popsize == 0
 
@@ -164,7 +166,7 @@ def test_steps_carry_queries_and_the_best_score_so_far(name, brisque, small):
     assert steps[0].to_dict()["queries"] == 1
 
 
-def test_square_starts_from_stripes_and_the_literal_preset_from_the_clean_image(brisque, small):
+def test_square_starts_from_stripes_and_msus_recipe_from_the_clean_image(brisque, small):
     """Paper: vertical ±ε stripes (one sign per column and channel); MSU's code: δ = 0."""
     from engine.attacks._black_box import SearchState
 
@@ -175,7 +177,7 @@ def test_square_starts_from_stripes_and_the_literal_preset_from_the_clean_image(
     assert torch.equal(delta, delta[:, :, :1, :].expand_as(delta))  # constant down each column
     assert len(torch.unique(delta[0, 0, 0])) == 2  # both signs occur across columns
     assert int(state.used.sum()) == 4  # the stripes cost one query per image
-    literal = ATTACKS.get("square").from_preset("msu-literal")
+    literal = ATTACKS.get("square").from_preset("msu-recipe")
     state = SearchState(x, brisque.score(x), brisque, 10)
     assert torch.equal(literal.start(state, torch.Generator().manual_seed(0))["delta"], torch.zeros_like(x))
     assert (literal.params.eps, literal.params.queries) == (0.1, 10000)
