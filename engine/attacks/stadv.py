@@ -115,8 +115,6 @@ class StAdv(Attack):
     """
 
     Params = StAdvParams
-    #: checked against an independent re-derivation of MSU's loop in the tests
-    literal_presets = {"msu-literal": "adversarial-defenses-for-iqa/metrics/methods/stadv/run.py"}
     presets = {"paper": {},
                "msu-literal": {"optimizer": "lbfgs", "lr": 2.5, "iters": 3, "tv": "squared",
                                "tv_reduce": "sum", "tau": 1e-5, "loss": "rank", "adv_weight": 50.0},
