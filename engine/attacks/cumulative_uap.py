@@ -102,5 +102,7 @@ class CumulativeUAP(UAP):
     """
 
     Params = CumulativeUAPParams
-    presets = {"msu-default": {},
+    #: MSU applies a UAP file its own way (main's ``uap`` ``msu-literal``); not claimed here
+    literal_presets: dict[str, str] = {}
+    presets = {"defaults": {},
                **linf_presets()}

@@ -135,4 +135,6 @@ class GenerativeUAP(UAP):
         >>> out = GenerativeUAP(perturbation="guap_niqe.pt")(x, metric)
     """
 
-    presets = {"msu-default": {}, **linf_presets()}
+    #: MSU applies a UAP file its own way (main's ``uap`` ``msu-literal``); not claimed here
+    literal_presets: dict[str, str] = {}
+    presets = {"paper": {}, **linf_presets()}
