@@ -141,7 +141,7 @@ def check_attacks(x: torch.Tensor, metric_name: str) -> list[dict[str, Any]]:
     out = []
     for name in ATTACKS.names():
         rec: dict[str, Any] = {"attack": name}
-        if name == "uap":
+        if ATTACKS.get(name).universal:  # uap, cumulative-uap, generative-uap
             rec.update(status="skipped", reason="needs a trained perturbation (train-uap)")
             out.append(rec)
             continue

@@ -20,7 +20,7 @@ RAW_COLUMNS = [
     "attack", "attack_preset", "defence_preset",
     # columns beyond MSU's
     "metric", "defence", *SCORE_COLUMNS,
-    "attack_time", "defence_time", "attack_iterations", "iteration_used", "attack_selection",
+    "attack_time", "defence_time", "attack_iterations", "attack_queries", "iteration_used", "attack_selection",
     "attack_gained", "attack_mode", "eot_draws", "defended-clear_std", "defended-attacked_std",
     "both_defended_abs_gain_std", "seed", "item_id", "note", "error",
 ]

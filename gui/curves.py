@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
@@ -15,6 +16,15 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22"]
+
+
+def step_point(step: Any) -> tuple[float, float]:
+    """``(x, score)`` of one attack step (a StepRecord or its stored dict) for these curves:
+    x is the queries spent for score-only attacks (their steps record them), else the
+    iteration."""
+    get = step.get if isinstance(step, dict) else (lambda k: getattr(step, k, None))
+    queries = get("queries")
+    return float(get("iteration") if queries is None else queries), float(get("score"))
 
 
 class LiveCurves(QWidget):

@@ -33,6 +33,9 @@ class StepRecord:
     """What one attack iteration reports (means over the batch).
 
     ``iteration`` 0 is the clean image; iteration k is the iterate after k updates.
+    ``queries``: for score-only (black-box) attacks, the metric queries spent per image so
+    far (the most over the batch); their step is a block of queries and ``score`` the best
+    score found so far. None for gradient attacks (and then left out of :meth:`to_dict`).
     """
 
     iteration: int
@@ -41,10 +44,14 @@ class StepRecord:
     linf: float
     l2: float
     psnr: float
+    queries: int | None = None
 
     def to_dict(self) -> dict[str, float]:
-        return {"iteration": self.iteration, "score": self.score, "loss": self.loss,
-                "linf": self.linf, "l2": self.l2, "psnr": self.psnr}
+        d = {"iteration": self.iteration, "score": self.score, "loss": self.loss,
+             "linf": self.linf, "l2": self.l2, "psnr": self.psnr}
+        if self.queries is not None:
+            d["queries"] = self.queries
+        return d
 
 
 @dataclass
@@ -163,7 +170,7 @@ class IterateTracker:
         self._scratch = torch.empty_like(self.x0)
 
     def record(self, iteration: int, x: torch.Tensor, scores: torch.Tensor,
-               loss: torch.Tensor | float | None = None) -> StepRecord:
+               loss: torch.Tensor | float | None = None, queries: int | None = None) -> StepRecord:
         scores = scores.detach().reshape(-1)
         if self.clean_scores is None and iteration == 0:
             self.clean_scores = scores.clone()
@@ -179,7 +186,7 @@ class IterateTracker:
                 self.best[i].copy_(x[i].detach())
                 self.best_iter[i] = iteration
         linf, l2, psnr = perturbation_stats(x, self.x0, out=self._scratch)
-        rec = StepRecord(iteration, float(scores.mean().item()), loss_v, linf, l2, psnr)
+        rec = StepRecord(iteration, float(scores.mean().item()), loss_v, linf, l2, psnr, queries)
         self.steps.append(rec)
         return rec
 

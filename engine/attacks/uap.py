@@ -39,7 +39,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generator, Iterable
+from typing import Any, Callable, Generator, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -191,24 +191,45 @@ def train_uap(
         >>> gen = train_uap("photos/", metric, eps=8/255, epochs=2)
         >>> for step in gen: print(step.epoch, step.mean_score)   # doctest: +SKIP
     """
+    dev = torch.device(device) if device is not None else metric.device
+    state = {"delta": torch.zeros(1, 3, size, size, device=dev)}
+
+    def update(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        d = state["delta"].detach().requires_grad_(True)
+        scores = metric.score((batch + d).clamp(0.0, 1.0), grad=True)
+        losses = attack_loss(metric, scores)
+        (grad,) = torch.autograd.grad(losses.mean(), d)
+        state["delta"] = (state["delta"] - step * grad.sign()).clamp(-eps, eps)
+        return scores, losses
+
+    yield from train_epochs(images, update, epochs=epochs, batch_size=batch_size, seed=seed, size=size,
+                            device=dev)
+    return state["delta"].detach().cpu()
+
+
+def train_epochs(images: Iterable[torch.Tensor] | str | os.PathLike,
+                 update: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]], *,
+                 epochs: int, batch_size: int, seed: int, size: int, device: torch.device,
+                 ) -> Generator[UAPTrainStep, None, None]:
+    """The epoch and mini-batch loop every universal-perturbation trainer shares.
+
+    Each epoch visits the images in an order drawn from ``seed``, loads each mini-batch
+    resized to ``size``×``size`` on ``device`` and calls ``update(batch)``, which updates
+    the trainer's own state and returns the batch's (scores, per-image losses) measured
+    before the update. Yields a :class:`UAPTrainStep` after every batch.
+    """
     if epochs < 1 or batch_size < 1 or size < 8:
         raise ValueError("uap: epochs and batch_size must be ≥ 1 and size ≥ 8")
-    dev = torch.device(device) if device is not None else metric.device
     items = _training_source(images)
     n_batches = (len(items) + batch_size - 1) // batch_size
     gen = torch.Generator().manual_seed(int(seed))
-    delta = torch.zeros(1, 3, size, size, device=dev)
     for epoch in range(epochs):
         order = torch.randperm(len(items), generator=gen).tolist()
         score_sum, loss_sum, seen = 0.0, 0.0, 0
         for b in range(n_batches):
-            batch = _load_batch([items[j] for j in order[b * batch_size:(b + 1) * batch_size]], size, dev)
+            batch = _load_batch([items[j] for j in order[b * batch_size:(b + 1) * batch_size]], size, device)
             if batch.shape[0] > 0:
-                d = delta.detach().requires_grad_(True)
-                scores = metric.score((batch + d).clamp(0.0, 1.0), grad=True)
-                losses = attack_loss(metric, scores)
-                (grad,) = torch.autograd.grad(losses.mean(), d)
-                delta = (delta - step * grad.sign()).clamp(-eps, eps)
+                scores, losses = update(batch)
                 score_sum += float(scores.detach().sum())
                 loss_sum += float(losses.detach().sum())
                 seen += batch.shape[0]
@@ -216,7 +237,6 @@ def train_uap(
                 raise ValueError("uap: none of the training images could be read")
             yield UAPTrainStep(epoch, score_sum / max(seen, 1), loss_sum / max(seen, 1), b, n_batches,
                                b == n_batches - 1)
-    return delta.detach().cpu()
 
 
 def save_uap(path: str | os.PathLike, perturbation: torch.Tensor, manifest: dict[str, Any] | None = None) -> Path:

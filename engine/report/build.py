@@ -27,7 +27,8 @@ def make_plots(data: ReportData, fig_dir: Path) -> list[tuple[SavedFigure, str]]
     fig = score_curves(data.items)
     if fig is not None:
         out.append((save_figure(fig, fig_dir, "attack_curves", "Metric score during each attack"),
-                    "Score of the metric at each attack iteration (iteration 0 = clean image); thin lines "
+                    "Score of the metric at each attack iteration (iteration 0 = clean image; for "
+                    "score-only attacks the best score against the queries spent); thin lines "
                     "are single images, the thick line their mean, the dashed line the mean clean score."))
     fig = gain_distribution(data.rows, "robust_abs_gain")
     if fig is not None:

@@ -39,7 +39,8 @@ def _label(v: Any) -> str:
 
 
 def score_curves(items: Iterable[dict[str, Any]]) -> Figure | None:
-    """Metric score against attack iteration, one panel per metric × attack.
+    """Metric score against attack iteration, one panel per metric × attack (against
+    queries for score-only attacks, whose steps record them).
 
     Thin lines are single images (a 10–90 % band instead when there are more than
     ``MAX_LINES``), the thick line their mean over the iterations every image reached. In
@@ -52,7 +53,7 @@ def score_curves(items: Iterable[dict[str, Any]]) -> Figure | None:
     Returns:
         The figure, or None when no item has steps.
     """
-    groups: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = OrderedDict()
+    groups: dict[tuple[str, str, str], list[tuple[np.ndarray, np.ndarray]]] = OrderedDict()
     for it in items:
         steps = [s for s in (it.get("steps") or []) if not math.isnan(as_float(s.get("score")))]
         if it.get("status", "done") != "done" or len(steps) < 1:
@@ -61,7 +62,10 @@ def score_curves(items: Iterable[dict[str, Any]]) -> Figure | None:
         if it.get("target_defence"):
             attack = f"{attack} → {_label(it['target_defence'])}"
         key = (_label(it.get("metric")), attack)
-        its = np.array([int(s["iteration"]) for s in steps])
+        # score-only attacks record the queries spent: their curves are gain against queries
+        by_queries = all(s.get("queries") is not None for s in steps)
+        its = np.array([int(s["queries"] if by_queries else s["iteration"]) for s in steps])
+        key = key + (("queries" if by_queries else "iteration"),)
         sc = np.array([as_float(s["score"]) for s in steps])
         order = np.argsort(its, kind="stable")
         groups.setdefault(key, []).append((its[order], sc[order]))
@@ -73,7 +77,7 @@ def score_curves(items: Iterable[dict[str, Any]]) -> Figure | None:
         axes = fig.subplots(rows, cols, squeeze=False)
         for ax in axes.flat[len(groups):]:
             ax.set_visible(False)
-        for ax, ((metric, attack), curves) in zip(axes.flat, groups.items()):
+        for ax, ((metric, attack, x_unit), curves) in zip(axes.flat, groups.items()):
             n = min(len(c[0]) for c in curves)
             stack = np.array([c[1][:n] for c in curves])
             mean = stack.mean(axis=0)
@@ -89,7 +93,7 @@ def score_curves(items: Iterable[dict[str, Any]]) -> Figure | None:
             lb = lower_better(_metric_name(metric))
             arrow = "" if lb is None else (" (↓ better)" if lb else " (↑ better)")
             ax.set_title(f"{attack} on {metric}")
-            ax.set_xlabel("iteration")
+            ax.set_xlabel(x_unit)
             ax.set_ylabel(f"{metric} score{arrow}")
             if n > 1 and n <= 12:
                 ax.set_xticks(curves[0][0][:n])

@@ -1,8 +1,12 @@
 """``python main.py train-uap FOLDER --metric … --eps 10/255 --epochs N --out uap.pt``.
 
-Trains one universal perturbation over a folder (:func:`engine.attacks.uap.train_uap`),
-prints one line per epoch and saves δ with a manifest of every setting, so the file
-says how it was made; the ``uap`` attack then applies it (``uap:perturbation=uap.pt``).
+Trains one universal perturbation over a folder (``--method sign``:
+:func:`engine.attacks.uap.train_uap`; ``cumulative``: raw-gradient accumulation,
+:func:`engine.attacks.cumulative_uap.train_cumulative_uap`; ``generative``: a generator
+network, :func:`engine.attacks.generative_uap.train_generative_uap`), prints one line per
+epoch and saves δ with a manifest of every setting, so the file says how it was made; the
+matching attack then applies it (``uap:perturbation=uap.pt``, ``cumulative-uap:…``,
+``generative-uap:…``).
 Ctrl+C saves nothing: a half-trained δ would not match its manifest.
 """
 from __future__ import annotations
@@ -13,6 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+#: --method → the attack that applies the file
+METHODS = {"sign": "uap", "cumulative": "cumulative-uap", "generative": "generative-uap"}
 
 
 def _fraction(text: str) -> float:
@@ -35,7 +41,12 @@ def add_train_uap_parser(subparsers: argparse._SubParsersAction) -> argparse.Arg
     p.add_argument("folder", metavar="FOLDER", help="folder of training images (searched recursively)")
     p.add_argument("--metric", default="linearity", help="metric to raise (default: linearity)")
     p.add_argument("--eps", type=_fraction, default=10 / 255, help="L∞ budget, e.g. 10/255 (default)")
+    p.add_argument("--method", choices=tuple(METHODS), default="sign",
+                   help="sign steps (uap, default), cumulative raw gradients (cumulative-uap) or a "
+                        "generator network (generative-uap)")
     p.add_argument("--step", type=_fraction, default=1 / 255, help="sign-step size (default: 1/255)")
+    p.add_argument("--lr", type=_fraction, default=None,
+                   help="cumulative: gradient factor (default 1); generative: Adam rate (default 1e-3)")
     p.add_argument("--epochs", type=int, default=5, help="passes over the folder (default: 5)")
     p.add_argument("--batch-size", type=int, default=4, help="images per update (default: 4)")
     p.add_argument("--size", type=int, default=256, help="side of δ and of the training images (default: 256)")
@@ -48,7 +59,7 @@ def add_train_uap_parser(subparsers: argparse._SubParsersAction) -> argparse.Arg
 
 def train_uap_cli(args: argparse.Namespace) -> int:
     """Run ``train-uap``; returns the process exit code."""
-    from engine.attacks.uap import save_uap, train_uap
+    from engine.attacks.uap import save_uap
     from engine.metrics import create_metric
     from engine.metrics.base import MetricError
     from engine.metrics.weights import WeightsUnavailable
@@ -60,8 +71,7 @@ def train_uap_cli(args: argparse.Namespace) -> int:
     try:
         device = resolve_device(args.device)
         metric = create_metric(args.metric, device=str(device))
-        run = train_uap(args.folder, metric, eps=args.eps, epochs=args.epochs, batch_size=args.batch_size,
-                        step=args.step, seed=args.seed, size=args.size, device=device)
+        run = _trainer(args, metric, device)
         last_score = float("nan")
         while True:
             try:
@@ -81,10 +91,30 @@ def train_uap_cli(args: argparse.Namespace) -> int:
     except (MetricError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    manifest = {"metric": args.metric, "eps": args.eps, "step": args.step, "epochs": args.epochs,
+    method = getattr(args, "method", "sign")
+    manifest = {"metric": args.metric, "method": method, "eps": args.eps, "step": args.step,
+                "lr": getattr(args, "lr", None), "epochs": args.epochs,
                 "batch_size": args.batch_size, "size": args.size, "seed": args.seed,
                 "folder": str(Path(args.folder).resolve()), "final_mean_score": last_score,
                 "device": str(device), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     path = save_uap(args.out, delta, manifest)
-    print(f"saved {path} (apply with --attack 'uap:perturbation={path}')", flush=True)
+    print(f"saved {path} (apply with --attack '{METHODS[method]}:perturbation={path}')", flush=True)
     return EXIT_OK
+
+
+def _trainer(args: argparse.Namespace, metric, device):
+    """The training generator ``--method`` names, with the command's settings."""
+    common = dict(eps=args.eps, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                  size=args.size, device=device)
+    method = getattr(args, "method", "sign")
+    if method == "cumulative":
+        from engine.attacks.cumulative_uap import train_cumulative_uap
+
+        return train_cumulative_uap(args.folder, metric, lr=getattr(args, "lr", None) or 1.0, **common)
+    if method == "generative":
+        from engine.attacks.generative_uap import train_generative_uap
+
+        return train_generative_uap(args.folder, metric, lr=getattr(args, "lr", None) or 1e-3, **common)
+    from engine.attacks.uap import train_uap
+
+    return train_uap(args.folder, metric, step=args.step, **common)
