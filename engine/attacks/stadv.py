@@ -119,6 +119,7 @@ class StAdv(Attack):
                "msu-literal": {"optimizer": "lbfgs", "lr": 2.5, "iters": 3, "tv": "squared",
                                "tv_reduce": "sum", "tau": 1e-5, "loss": "rank", "adv_weight": 50.0},
                "smooth": {"tau": 0.5}, "bounded-1px": {"max_flow": 1.0}}
+    literal_presets = {"msu-literal": "adversarial-defenses-for-iqa/metrics/methods/stadv/run.py"}
 
     def _adv(self, metric: Metric, scores: torch.Tensor) -> torch.Tensor:
         if self.params.loss == "msu":

@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from scipy import ndimage
 
 from engine.metrics.base import Metric
@@ -198,6 +199,58 @@ def msu_uap_apply(x: torch.Tensor, uap: np.ndarray, amplitude: float = 0.2) -> t
     return torch.from_numpy(np.clip(im + tiled * amplitude, 0, 1)).permute(2, 0, 1)[None]
 
 
+def _msu_stadv_warp(img: torch.Tensor, flows: torch.Tensor) -> torch.Tensor:
+    """MSU's ``flow_st`` as its public code describes it: base grid + flow, clamped to the
+    image, 4 gathered neighbours with indices clamped to the last pair, bilinear weights."""
+    _, _, h, w = img.shape
+    base = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")).float()
+    grid = base.unsqueeze(0) + flows
+    gx = grid[:, 1].clamp(0.0, w - 1.0)
+    gy = grid[:, 0].clamp(0.0, h - 1.0)
+    x0 = gx.floor().long()
+    y0 = gy.floor().long()
+    x1, y1 = (x0 + 1).clamp(0, w - 1), (y0 + 1).clamp(0, h - 1)
+    x0, y0 = x0.clamp(0, w - 2), y0.clamp(0, h - 2)
+    ia, ib = img[:, :, y0[0], x0[0]], img[:, :, y1[0], x0[0]]
+    ic, id_ = img[:, :, y0[0], x1[0]], img[:, :, y1[0], x1[0]]
+    x0f, x1f, y0f, y1f = x0.float(), x1.float(), y0.float(), y1.float()
+    wa = (x1f - gx) * (y1f - gy)
+    wb = (x1f - gx) * (gy - y0f)
+    wc = (gx - x0f) * (y1f - gy)
+    wd = (gx - x0f) * (gy - y0f)
+    return wa.unsqueeze(0) * ia + wb.unsqueeze(0) * ib + wc.unsqueeze(0) * ic + wd.unsqueeze(0) * id_
+
+
+def _msu_stadv_flow_loss(flows: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    padded = F.pad(flows, (1, 1, 1, 1), mode="constant", value=0)
+    loss = 0
+    for shifted in (padded[:, :, 2:, 2:], padded[:, :, 2:, :-2], padded[:, :, :-2, 2:], padded[:, :, :-2, :-2]):
+        loss = loss + torch.sum((flows[:, 1] - shifted[:, 1]) ** 2 + (flows[:, 0] - shifted[:, 0]) ** 2 + eps)
+    return loss
+
+
+def msu_stadv(x, metric, lr=2.5, iters=3):
+    """MSU's stAdv: L-BFGS (one iteration per step) on 50·s_o/(s + s_o) + 1e-5·(squared
+    flow variation); s = range − score, s_o = 0.1·range for a lower-is-better metric
+    (s = score, s_o = 1.5·range otherwise)."""
+    _, _, h, w = x.shape
+    flows = torch.zeros(1, 2, h, w, requires_grad=True)
+    opt = torch.optim.LBFGS([flows], lr=lr, max_iter=1, max_eval=25)
+    r = metric.range
+
+    def closure():
+        opt.zero_grad()
+        s = metric.score(_msu_stadv_warp(x, flows), grad=True)
+        s_adv, s_other = (r - s, 0.1 * r) if metric.lower_better else (s, 1.5 * r)
+        loss = 50 * (s_other / (s_adv + s_other)).sum() + 1e-5 * _msu_stadv_flow_loss(flows)
+        loss.backward()
+        return loss
+
+    for _ in range(iters):
+        opt.step(closure)
+    return _msu_stadv_warp(x, flows.detach())
+
+
 #: universal attacks: (attack, preset) → reference taking (image, perturbation H×W×3)
 UNIVERSAL_REFERENCES = {("uap", "msu-literal"): msu_uap_apply}
 
@@ -210,5 +263,6 @@ REFERENCES: dict[tuple[str, str], Reference] = {
     ("korhonen", "msu-literal"): msu_korhonen,
     ("ssah", "msu-literal"): msu_ssah,
     ("madc", "msu-default"): msu_madc,
+    ("stadv", "msu-literal"): msu_stadv,
 }
 

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from engine.attacks.stadv import StAdv, flow_tv, warp
 from tests.engine.attacks.helpers import improved
+from tests.engine.attacks.msu_reference import msu_stadv
 
 
 def _local_range(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,56 +74,12 @@ def test_msu_literal_preset_runs_lbfgs_on_the_rank_loss(brisque, batch):
     assert len(out.steps) == 4 and int(improved(brisque, x, out.image).sum()) >= 1
 
 
-def _msu_warp(img: torch.Tensor, flows: torch.Tensor) -> torch.Tensor:
-    """MSU's ``flow_st`` as its public code describes it: base grid + flow, clamped to the
-    image, 4 gathered neighbours with indices clamped to the last pair, bilinear weights."""
-    _, _, h, w = img.shape
-    base = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")).float()
-    grid = base.unsqueeze(0) + flows
-    gx = grid[:, 1].clamp(0.0, w - 1.0)
-    gy = grid[:, 0].clamp(0.0, h - 1.0)
-    x0 = gx.floor().long()
-    y0 = gy.floor().long()
-    x1, y1 = (x0 + 1).clamp(0, w - 1), (y0 + 1).clamp(0, h - 1)
-    x0, y0 = x0.clamp(0, w - 2), y0.clamp(0, h - 2)
-    ia, ib = img[:, :, y0[0], x0[0]], img[:, :, y1[0], x0[0]]
-    ic, id_ = img[:, :, y0[0], x1[0]], img[:, :, y1[0], x1[0]]
-    x0f, x1f, y0f, y1f = x0.float(), x1.float(), y0.float(), y1.float()
-    wa = (x1f - gx) * (y1f - gy)
-    wb = (x1f - gx) * (gy - y0f)
-    wc = (gx - x0f) * (y1f - gy)
-    wd = (gx - x0f) * (gy - y0f)
-    return wa.unsqueeze(0) * ia + wb.unsqueeze(0) * ib + wc.unsqueeze(0) * ic + wd.unsqueeze(0) * id_
-
-
-def _msu_flow_loss(flows: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    padded = F.pad(flows, (1, 1, 1, 1), mode="constant", value=0)
-    loss = 0
-    for shifted in (padded[:, :, 2:, 2:], padded[:, :, 2:, :-2], padded[:, :, :-2, 2:], padded[:, :, :-2, :-2]):
-        loss = loss + torch.sum((flows[:, 1] - shifted[:, 1]) ** 2 + (flows[:, 0] - shifted[:, 0]) ** 2 + eps)
-    return loss
-
-
 def test_msu_literal_preset_matches_an_independent_plain_loop(brisque, batch):
     """MSU's stAdv: L-BFGS (lr 2.5, one iteration per step, 3 steps) on
     50·s_o/(s + s_o) + 1e-5·(squared flow variation), s = range − score and s_o = 0.1·range
     for a lower-is-better metric, re-derived here without the attack's code."""
     x = batch[1:2, :, :64, :64]
-    flows = torch.zeros(1, 2, 64, 64, requires_grad=True)
-    opt = torch.optim.LBFGS([flows], lr=2.5, max_iter=1, max_eval=25)
-    r = brisque.range
-
-    def closure():
-        opt.zero_grad()
-        s = brisque.score(_msu_warp(x, flows), grad=True)
-        s_adv, s_other = r - s, 0.1 * r
-        loss = 50 * (s_other / (s_adv + s_other)).sum() + 1e-5 * _msu_flow_loss(flows)
-        loss.backward()
-        return loss
-
-    for _ in range(3):
-        opt.step(closure)
-    reference = _msu_warp(x, flows.detach())
+    reference = msu_stadv(x, brisque)
     ours = StAdv.from_preset("msu-literal")(x, brisque).image
     assert not torch.equal(reference, x)
     assert torch.allclose(ours, reference, atol=1e-5)
