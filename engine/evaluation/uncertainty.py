@@ -1,0 +1,141 @@
+"""95 % intervals for means over images: a seeded cluster bootstrap and the t-interval.
+
+A "cluster" is one image: a group's rows are first collected per image (one row per
+image in a per-attack block, one per attack in the ``total`` block), and the bootstrap
+resamples whole images, so rows of the same image are never treated as independent.
+The resampled mean is the mean of every row of the drawn images (the same estimator as
+the point mean). The t-interval (what MRB reports) is taken over per-image means.
+
+Both are computed for many scores at once: the bootstrap draws multinomial image weights
+``W`` (B × n) once per group and gets every resampled mean as ``(W @ sums) / (W @ counts)``.
+
+With fewer than :data:`MIN_IMAGES` images no interval is given; :data:`NOTE_FEW` says so.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+LEVEL = 0.95
+N_BOOT = 2000
+MIN_IMAGES = 3
+BOOTSTRAP, T_INTERVAL = "bootstrap", "t"
+METHODS = (BOOTSTRAP, T_INTERVAL)
+NOTE_FEW = f"fewer than {MIN_IMAGES} images: no interval"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean with its interval (``low``/``high`` None when there is none, ``note`` says why)."""
+
+    mean: float | None
+    low: float | None
+    high: float | None
+    n: int
+    method: str
+    note: str = ""
+
+
+def seed_for(*parts: Any, base: int = 0) -> int:
+    """A stable seed from a group's identity, so intervals do not depend on row order."""
+    h = hashlib.sha256(repr((base, *parts)).encode()).digest()
+    return int.from_bytes(h[:4], "little")
+
+
+def bootstrap_weights(n: int, seed: int, n_boot: int = N_BOOT) -> np.ndarray:
+    """``n_boot`` × ``n`` resampling counts (each row sums to ``n``)."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
+
+
+def _percentiles(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    a = (1.0 - level) / 2.0
+    return np.nanquantile(samples, a, axis=0), np.nanquantile(samples, 1.0 - a, axis=0)
+
+
+def cluster_bootstrap(sums: np.ndarray, counts: np.ndarray, seed: int, *, n_boot: int = N_BOOT,
+                      level: float = LEVEL) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap interval of ratio means, resampling clusters (images).
+
+    Args:
+        sums: per-cluster sums of each score, shape n × S (0 where a cluster has no value).
+        counts: per-cluster numbers of values, shape n × S.
+        seed: the resampling seed.
+
+    Returns:
+        (low, high), each of shape S.
+    """
+    w = bootstrap_weights(sums.shape[0], seed, n_boot)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = (w @ sums) / (w @ counts)
+    return _percentiles(means, level)
+
+
+def t_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float]:
+    """Student-t interval of the mean of ``values`` (NaN with fewer than 2 values)."""
+    from scipy.stats import t
+
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    if n < 2:
+        return math.nan, math.nan
+    m, se = float(x.mean()), float(x.std(ddof=1) / math.sqrt(n))
+    q = float(t.ppf(0.5 + level / 2.0, n - 1))
+    return m - q * se, m + q * se
+
+
+def bootstrap_mean(values: Sequence[float], seed: int, *, n_boot: int = N_BOOT,
+                   level: float = LEVEL) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of independent values."""
+    x = np.asarray(values, dtype=float)[:, None]
+    lo, hi = cluster_bootstrap(x, np.ones_like(x), seed, n_boot=n_boot, level=level)
+    return float(lo[0]), float(hi[0])
+
+
+def mean_intervals(clusters: list[np.ndarray], seed: int, method: str = BOOTSTRAP,
+                   level: float = LEVEL) -> list[Interval]:
+    """Means of S scores with intervals, from per-image arrays of rows × S values (NaN = missing).
+
+    Args:
+        clusters: one array per image, shape rows × S.
+        seed: bootstrap seed (ignored by the t-interval).
+        method: ``bootstrap`` or ``t``.
+
+    Returns:
+        One :class:`Interval` per score; ``n`` counts the values behind the mean.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown interval method {method!r}; choose one of {', '.join(METHODS)}")
+    stack = np.stack([np.nansum(c, axis=0) for c in clusters]) if clusters else np.zeros((0, 0))
+    counts = np.stack([np.sum(~np.isnan(c), axis=0) for c in clusters]).astype(float) if clusters else stack
+    n_scores = stack.shape[1] if clusters else 0
+    total_n = counts.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = stack.sum(axis=0) / total_n
+    images = (counts > 0).sum(axis=0)
+    lows = np.full(n_scores, np.nan)
+    highs = np.full(n_scores, np.nan)
+    enough = images >= MIN_IMAGES
+    if enough.any():
+        if method == BOOTSTRAP:
+            lo, hi = cluster_bootstrap(stack[:, enough], counts[:, enough], seed, level=level)
+            lows[enough], highs[enough] = lo, hi
+        else:
+            for j in np.flatnonzero(enough):
+                have = counts[:, j] > 0
+                lows[j], highs[j] = t_interval(stack[have, j] / counts[have, j], level)
+    out = []
+    for j in range(n_scores):
+        mean = float(means[j]) if total_n[j] else None
+        ok = bool(enough[j]) and math.isfinite(lows[j])
+        note = "" if ok else (NOTE_FEW if not enough[j] else "no spread to bound")
+        if mean is None:
+            note = "no values"
+        out.append(Interval(mean, float(lows[j]) if ok else None, float(highs[j]) if ok else None,
+                            int(total_n[j]), method, note))
+    return out
