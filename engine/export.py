@@ -149,16 +149,19 @@ def correlation_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def export_csv(store: ResultStore, out_dir: str | Path, exp_id: str | None = None,
                ci_method: str = BOOTSTRAP) -> tuple[Path, Path]:
-    """Write ``raw.csv``, ``summary.csv`` (means with intervals) and ``paired.csv`` (defence
-    A − defence B on the same items) for one experiment (the latest by default), and
+    """Write ``raw.csv``, ``summary.csv`` (means with intervals), ``paired.csv`` (defence
+    A − defence B on the same items) and ``leaderboard.csv`` for one experiment (the latest by default), and
     ``correlations.csv`` when the images have MOS values."""
+    from engine.evaluation.leaderboard import LEADERBOARD_COLUMNS, leaderboard
     from engine.evaluation.paired import PAIRED_COLUMNS, paired_rows
 
     exp_id = store.resolve(exp_id)
     rows = store.rows(exp_id)
     out_dir = Path(out_dir)
     raw = write_csv_atomic(out_dir / "raw.csv", RAW_COLUMNS, rows + failure_rows(store, exp_id))
-    summary = write_csv_atomic(out_dir / "summary.csv", SUMMARY_COLUMNS, summarise(rows, ci_method))
+    summary_rows = summarise(rows, ci_method)
+    summary = write_csv_atomic(out_dir / "summary.csv", SUMMARY_COLUMNS, summary_rows)
+    write_csv_atomic(out_dir / "leaderboard.csv", LEADERBOARD_COLUMNS, leaderboard(summary_rows))
     write_csv_atomic(out_dir / "paired.csv", PAIRED_COLUMNS, paired_rows(rows, ci_method=ci_method))
     if any(r.get("mos") is not None for r in rows):
         write_csv_atomic(out_dir / "correlations.csv", CORRELATION_COLUMNS, correlation_rows(rows))
