@@ -147,22 +147,36 @@ def correlation_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(mos_correlations(rows).values())
 
 
+def tables(rows: list[dict[str, Any]], ci_method: str = BOOTSTRAP) -> dict[str, list[dict[str, Any]]]:
+    """The derived tables of one experiment's rows: ``summary``, ``paired``, ``leaderboard``."""
+    from engine.evaluation.leaderboard import leaderboard
+    from engine.evaluation.paired import paired_rows
+
+    summary = summarise(rows, ci_method) if rows else []
+    return {"summary": summary, "paired": paired_rows(rows, ci_method=ci_method), "leaderboard": leaderboard(summary)}
+
+
 def export_csv(store: ResultStore, out_dir: str | Path, exp_id: str | None = None,
-               ci_method: str = BOOTSTRAP) -> tuple[Path, Path]:
+               ci_method: str = BOOTSTRAP, derived: dict[str, list[dict[str, Any]]] | None = None,
+               ) -> tuple[Path, Path]:
     """Write ``raw.csv``, ``summary.csv`` (means with intervals), ``paired.csv`` (defence
-    A − defence B on the same items) and ``leaderboard.csv`` for one experiment (the latest by default), and
-    ``correlations.csv`` when the images have MOS values."""
-    from engine.evaluation.leaderboard import LEADERBOARD_COLUMNS, leaderboard
-    from engine.evaluation.paired import PAIRED_COLUMNS, paired_rows
+    A − defence B on the same items) and ``leaderboard.csv`` for one experiment (the latest
+    by default), and ``correlations.csv`` when the images have MOS values.
+
+    Args:
+        derived: the :func:`tables` of these rows when already computed (the report's).
+    """
+    from engine.evaluation.leaderboard import LEADERBOARD_COLUMNS
+    from engine.evaluation.paired import PAIRED_COLUMNS
 
     exp_id = store.resolve(exp_id)
     rows = store.rows(exp_id)
     out_dir = Path(out_dir)
+    t = derived if derived is not None else tables(rows, ci_method)
     raw = write_csv_atomic(out_dir / "raw.csv", RAW_COLUMNS, rows + failure_rows(store, exp_id))
-    summary_rows = summarise(rows, ci_method)
-    summary = write_csv_atomic(out_dir / "summary.csv", SUMMARY_COLUMNS, summary_rows)
-    write_csv_atomic(out_dir / "leaderboard.csv", LEADERBOARD_COLUMNS, leaderboard(summary_rows))
-    write_csv_atomic(out_dir / "paired.csv", PAIRED_COLUMNS, paired_rows(rows, ci_method=ci_method))
+    summary = write_csv_atomic(out_dir / "summary.csv", SUMMARY_COLUMNS, t["summary"])
+    write_csv_atomic(out_dir / "paired.csv", PAIRED_COLUMNS, t["paired"])
+    write_csv_atomic(out_dir / "leaderboard.csv", LEADERBOARD_COLUMNS, t["leaderboard"])
     if any(r.get("mos") is not None for r in rows):
         write_csv_atomic(out_dir / "correlations.csv", CORRELATION_COLUMNS, correlation_rows(rows))
     return raw, summary

@@ -56,3 +56,16 @@ def test_user_strings_are_escaped():
     assert EVIL not in page
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
     assert "1 failed" in page and 'data-missing="0"' in page
+
+
+def test_pareto_plot_draws_the_intervals_as_error_bars():
+    from engine.report.plots import pareto_plot
+
+    rows = [_row(i, d, g + 0.01 * k, quality=q + 0.02 * k) for k, i in enumerate("abcd")
+            for d, g, q in (("none", 0.8, 0.9), ("jpeg", 0.1, 0.6))]
+    summary = summarise(rows)
+    fig = pareto_plot(summary)
+    bars = [c for c in fig.axes[0].collections if type(c).__name__ == "LineCollection"]
+    (s,) = [r for r in summary if r["attack"] == "total" and r["defence"] == "jpeg" and r["score"] == "robust_abs_gain"]
+    xs = sorted(float(v) for b in bars for seg in b.get_segments() for v in seg[:, 0] if seg[0, 1] == seg[1, 1])
+    assert any(math.isclose(x, s["ci_low"]) for x in xs) and any(math.isclose(x, s["ci_high"]) for x in xs)
