@@ -60,6 +60,14 @@ def build_experiment(args: argparse.Namespace):
         raise UsageError(f"{src}: no such file or folder")
     if not images:
         raise UsageError(f"{src}: no image files found (looked for .png, .jpg, .bmp, .tif, .webp, …)")
+    if getattr(args, "study", None):  # the study's grid, under anything given explicitly
+        from engine.studies import StudyError, study_experiment_fields
+
+        try:
+            study = study_experiment_fields(args.study)
+        except StudyError as exc:
+            raise UsageError(str(exc)) from None
+        cfg = {**cfg, **{k: v for k, v in study.items() if v or k == "defences"}}
     try:
         metrics = [ComponentSpec.parse(m) for m in _split(args.metric)] or cfg.get("metrics")
         attacks = [ComponentSpec.parse(a) for a in _split(args.attack)] or cfg.get("attacks")
@@ -74,7 +82,7 @@ def build_experiment(args: argparse.Namespace):
     fields = {k: v for k, v in cfg.items() if k not in ("metrics", "attacks", "defences", "images", "root")}
     exp = Experiment(images=images, root=root, metrics=metrics, attacks=attacks, defences=defences,
                      **fields)
-    for name in ("seed", "device", "mos_file", "eot_draws"):
+    for name in ("seed", "device", "mos_file", "eot_draws", "budget"):
         v = getattr(args, name, None)
         if v is not None:
             setattr(exp, name, v)
@@ -121,13 +129,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     from engine.runtime import DeviceError, Runtime
     from engine.store import ResultStore
 
+    from engine.budgets import BudgetError
+    from engine.calibration import CalibrationError
+    from engine.study_cli import PRESETS_NAME, apply_budget
+
+    out = Path(args.out)
     try:
         exp = build_experiment(args)
         runtime = Runtime(exp.device)
-    except (UsageError, DeviceError) as exc:
+        presets = Path(getattr(args, "budget_presets", None) or out / PRESETS_NAME)
+        exp = apply_budget(exp, exp.budget, presets, runtime, lambda s: print(s, file=sys.stderr))
+    except (UsageError, DeviceError, BudgetError, CalibrationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    out = Path(args.out)
     store = ResultStore(store_path_for(out))
     cancel = CancelToken()
     interrupted = {"n": 0}
@@ -164,7 +178,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     if not args.no_export:
-        raw, summ = export_csv(store, out, exp.id)
+        raw, summ = export_csv(store, out, exp.id, ci_method=getattr(args, "ci_method", "bootstrap"))
         print(f"wrote {raw} and {summ}", file=sys.stderr)
     store.close()
     assert summary is not None
@@ -213,6 +227,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def make_parser() -> argparse.ArgumentParser:
+    from engine.study_cli import add_run_options
+
     p = argparse.ArgumentParser(prog="main.py", description=(
         "Adversarial robustness lab for no-reference image-quality metrics. "
         "Without a command the desktop app starts."))
@@ -234,6 +250,7 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--mos", dest="mos_file", default=None, help="CSV of image_name,mos for SROCC/PLCC")
     r.add_argument("--no-export", action="store_true", help="do not write the CSVs at the end")
     r.add_argument("-q", "--quiet", action="store_true")
+    add_run_options(r)
     r.set_defaults(func=cmd_run)
 
     ls = sub.add_parser("list", help="list metrics, attacks and defences with their parameters")
@@ -256,10 +273,11 @@ def _add_optional_parsers(sub) -> None:
     Imported plainly: a wrong module path must fail here, not make a command vanish.
     """
     from engine.report.cli import add_report_parser
+    from engine.study_cli import add_calibrate_parser
     from engine.training.cli import add_train_fcn_parser
     from engine.training.uap_cli import add_train_uap_parser
 
-    for add in (add_report_parser, add_train_fcn_parser, add_train_uap_parser):
+    for add in (add_report_parser, add_train_fcn_parser, add_train_uap_parser, add_calibrate_parser):
         add(sub)
 
 

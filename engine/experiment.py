@@ -145,6 +145,9 @@ class Experiment:
         device: ``auto``, ``cpu`` or ``cuda`` (recorded, not part of the identity).
         eot_draws: for random defences, how many draws to evaluate per item (≥ 1).
         max_pixels: larger images are refused with a clear error.
+        budget: the perturbation budget the attacks were calibrated to (``linf-4``,
+            ``psnr=40``, …; see :mod:`engine.budgets`), or None.
+        study: the study this experiment runs (:mod:`engine.studies`), or None.
     """
 
     images: list[str]
@@ -159,6 +162,8 @@ class Experiment:
     device: str = "auto"
     eot_draws: int = 1
     max_pixels: int = 40_000_000
+    budget: str | None = None
+    study: str | None = None
 
     def __post_init__(self) -> None:
         self.metrics = [ComponentSpec.from_any(m) for m in self.metrics]
@@ -203,6 +208,9 @@ class Experiment:
         d = self.to_dict()
         for k in ("device", "save_images"):
             d.pop(k, None)
+        for k in ("budget", "study"):  # ids of experiments from before these fields stay the same
+            if d.get(k) is None:
+                d.pop(k, None)
         d["images"] = [self.image_name(p) for p in self.images]
         d.pop("root", None)
         return short_hash(d)

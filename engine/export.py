@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from engine.budgets import BUDGET_COLUMNS
 from engine.evaluation.row import PAIR_COLUMNS, SCORE_COLUMNS
 from engine.evaluation.uncertainty import BOOTSTRAP, mean_intervals, seed_for
 from engine.store import ResultStore
@@ -25,7 +26,7 @@ RAW_COLUMNS = [
     "metric", "defence", *SCORE_COLUMNS,
     "attack_time", "defence_time", "attack_iterations", "iteration_used", "attack_selection",
     "attack_gained", "attack_mode", "eot_draws", "defended-clear_std", "defended-attacked_std",
-    "both_defended_abs_gain_std", "seed", "item_id", "note", "error",
+    "both_defended_abs_gain_std", "seed", "item_id", *BUDGET_COLUMNS, "note", "error",
 ]
 
 #: what the summary averages (per group), in this order
@@ -35,8 +36,9 @@ SUMMARY_SCORES = [
     "ssim_clear_defended-attacked", "psnr_clear_defended-attacked",
     "ssim_clear_attacked", "psnr_clear_attacked",
 ]
-SUMMARY_COLUMNS = ["metric", "attack", "attack_preset", "defence", "defence_preset", "score", "value", "count",
-                   "ci_low", "ci_high", "ci_method", "ci_note"]
+GROUP_COLUMNS = ["metric", "attack", "attack_preset", "defence", "defence_preset", "budget"]
+SUMMARY_COLUMNS = [*GROUP_COLUMNS[:5], "score", "value", "count", "ci_low", "ci_high", "ci_method", "ci_note",
+                   "budget"]
 
 
 def _num(v: Any) -> float | None:
@@ -48,20 +50,21 @@ def _num(v: Any) -> float | None:
 
 
 def _group_rows(rows: list[dict[str, Any]]) -> tuple[dict[tuple, list[dict]], list[tuple]]:
-    """Rows without errors by (metric, attack, attack_preset, defence, defence_preset), plus a
-    ``total`` block over all attacks; keys in summary order."""
+    """Rows without errors by (metric, attack, attack_preset, defence, defence_preset, budget),
+    plus a ``total`` block over all attacks; keys in summary order."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     order: list[tuple] = []
     for r in rows:
         if r.get("error"):
             continue
-        keys = [(r["metric"], r["attack"], r["attack_preset"], r["defence"], r["defence_preset"]),
-                (r["metric"], "total", "all", r["defence"], r["defence_preset"])]
+        b = r.get("budget")
+        keys = [(r["metric"], r["attack"], r["attack_preset"], r["defence"], r["defence_preset"], b),
+                (r["metric"], "total", "all", r["defence"], r["defence_preset"], b)]
         for k in keys:
             if k not in groups:
                 order.append(k)
             groups[k].append(r)
-    order.sort(key=lambda k: (k[0], k[1] == "total", k[1], k[2]))
+    order.sort(key=lambda k: (k[0], str(k[5] or ""), k[1] == "total", k[1], k[2]))
     return groups, order
 
 
@@ -95,7 +98,7 @@ def summarise(rows: list[dict[str, Any]], ci_method: str = BOOTSTRAP, seed: int 
     out = []
     for key in order:
         g = groups[key]
-        base = dict(zip(["metric", "attack", "attack_preset", "defence", "defence_preset"], key))
+        base = dict(zip(GROUP_COLUMNS, key))
         ivs = mean_intervals(_per_image(g, columns), seed_for(*key, base=seed), ci_method)
         for score, iv in zip(columns, ivs):
             out.append({**base, "score": score, "value": iv.mean, "count": iv.n, "ci_low": iv.low,

@@ -25,6 +25,7 @@ class AMIFGSMParams(AttackParams):
 @ATTACKS.register("amifgsm")
 class AMIFGSM(Attack):
     Params = AMIFGSMParams
+    strength_param = "eps"
     presets = {"msu-default": {}, **linf_presets()}
 
     def run(self, x: torch.Tensor, metric: Metric, *,

@@ -86,6 +86,9 @@ class Attack:
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     #: the attack reads a file made beforehand over a folder (e.g. a trained UAP)
     universal: ClassVar[bool] = False
+    #: the parameter budget calibration searches (larger = stronger perturbation);
+    #: ε for most attacks, a learning rate, radius or query budget for others
+    strength_param: ClassVar[str | None] = "eps"
 
     def __init__(self, params: Any = None, **overrides: Any) -> None:
         if params is None or isinstance(params, dict):

@@ -86,6 +86,7 @@ class Korhonen(Attack):
     """
 
     Params = KorhonenParams
+    strength_param = "lr"
     presets = {"msu-default": {}, "msu-literal": {"mask": "gradient"}, **linf_presets()}
 
     def run(self, x: torch.Tensor, metric: Metric, *,

@@ -117,6 +117,7 @@ class SSAH(Attack):
     """
 
     Params = SSAHParams
+    strength_param = "lr"
     presets = {"msu-default": {}, **linf_presets()}
 
     def run(self, x: torch.Tensor, metric: Metric, *,

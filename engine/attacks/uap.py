@@ -265,6 +265,7 @@ class UAP(Attack):
     """
 
     Params = UAPParams
+    strength_param = "eps"
     universal = True
     presets = {"msu-default": {}, **{f"eps={round(e * 255)}/255": {"eps": e} for e in LINF_LEVELS}}
 

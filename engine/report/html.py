@@ -176,12 +176,12 @@ def glance(data: ReportData) -> list[tuple[str, str]]:
     where = f"{m.get('device', '–')}" + (f" ({m['gpu']})" if m.get("gpu") else "")
     out = [("metrics", ", ".join(by_kind["metric"])), ("attacks", ", ".join(by_kind["attack"])),
            ("defences", ", ".join(["none", *by_kind["defence"]])),
-           ("images", f"{len(data.spec.get('images') or [])}; seed {data.spec.get('seed')}; "
-                      f"{'adaptive' if data.spec.get('adaptive') else 'non-adaptive'} attacks")]
+           ("images", (f"{len(data.spec.get('images') or [])}; seed {data.spec.get('seed')}; "
+                      f"{'adaptive' if data.spec.get('adaptive') else 'non-adaptive'} attacks"))]
     if data.spec.get("budget"):
         out.append(("budget", str(data.spec["budget"])))
-    out.append(("run on", f"{where}; tool {v.get('tool', '–')}, torch {v.get('torch', '–')}, "
-                          f"pyiqa {v.get('pyiqa', '–')}"))
+    out.append(("run on", (f"{where}; tool {v.get('tool', '–')}, torch {v.get('torch', '–')}, "
+                          f"pyiqa {v.get('pyiqa', '–')}")))
     return out
 
 
