@@ -75,6 +75,8 @@ def build_experiment(args: argparse.Namespace):
             else cfg.get("defences", [])
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if getattr(args, "survives_compression", None):  # MRB: score the attacked image JPEG-compressed
+        defences = [*defences, ComponentSpec("jpeg", {"q": args.survives_compression})]
     if not metrics:
         raise UsageError("no metric given (--metric NAME, see `main.py list`)")
     if not attacks:

@@ -130,5 +130,8 @@ def add_run_options(run_parser: argparse.ArgumentParser) -> None:
                             help=f"calibrated presets to use and extend (default OUT/{PRESETS_NAME})")
     run_parser.add_argument("--study", default=None, choices=list_studies(),
                             help="run a study's grid (its attacks × defences × presets) on the chosen metric")
+    run_parser.add_argument("--survives-compression", type=int, default=None, metavar="Q",
+                            help="also score the attacked image JPEG-compressed at quality Q (adds jpeg:q=Q; "
+                                 "the leaderboard's survives-compression column)")
     run_parser.add_argument("--ci", dest="ci_method", choices=["bootstrap", "t"], default="bootstrap",
                             help="95 %% intervals in the CSVs: image bootstrap (default) or the t-interval")

@@ -71,3 +71,33 @@ def test_experiment_id_unchanged_without_budget_or_study():
     old = Experiment.from_dict(base)
     assert Experiment.from_dict({**base, "budget": None, "study": None}).id == old.id
     assert Experiment.from_dict({**base, "budget": "linf-4"}).id != old.id
+
+
+def test_run_with_a_budget_calibrates_once_and_rows_record_it(tmp_path, capsys):
+    import csv
+
+    from PIL import Image
+
+    from engine.cli import main
+    from tests.conftest import photo
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("astronaut", "coffee"):
+        Image.fromarray(photo(name, (96, 96))).save(folder / f"{name}.png")
+    argv = ["run", str(folder), "--metric", "niqe", "--attack", "fgsm", "--defence", "none", "--budget", "linf-2",
+            "--out", str(tmp_path / "out"), "-q"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "calibrating fgsm on niqe to linf-2" in err and "meets it" in err
+    rows = list(csv.DictReader(open(tmp_path / "out" / "raw.csv", newline="")))
+    assert {r["budget"] for r in rows} == {"linf-2"} and all(r["budget_met"] == "True" for r in rows)
+    assert all(abs(float(r["budget_reached"]) - 2 / 255) <= 0.25 / 255 for r in rows)
+    assert all(r["budget_reached"] == r["l_inf_clear_attacked"] for r in rows)
+    summary = list(csv.DictReader(open(tmp_path / "out" / "summary.csv", newline="")))
+    assert {s["budget"] for s in summary} == {"linf-2"}
+    assert main(argv) == 0  # the stored preset is used: same experiment, nothing recomputed
+    err = capsys.readouterr().err
+    assert "calibrating" not in err and "2 already done" in err
+    assert main([*argv[:-5], "--budget", "l2=3", "--out", str(tmp_path / "o2")]) == 2
+    assert "not understood" in capsys.readouterr().err
