@@ -139,3 +139,15 @@ def mean_intervals(clusters: list[np.ndarray], seed: int, method: str = BOOTSTRA
         out.append(Interval(mean, float(lows[j]) if ok else None, float(highs[j]) if ok else None,
                             int(total_n[j]), method, note))
     return out
+
+
+def interval_by_image(values: Sequence[float], images: Sequence[Any], seed: int = 0, method: str = BOOTSTRAP,
+                      level: float = LEVEL) -> Interval:
+    """The mean of ``values`` with its interval, clustering values by their image."""
+    by: dict[Any, list[float]] = {}
+    for v, im in zip(values, images):
+        by.setdefault(im, []).append(float(v))
+    clusters = [np.asarray(v, dtype=float)[:, None] for v in by.values()]
+    if not clusters:
+        return Interval(None, None, None, 0, method, "no values")
+    return mean_intervals(clusters, seed, method, level)[0]
