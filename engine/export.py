@@ -140,7 +140,8 @@ def failure_rows(store: ResultStore, exp_id: str) -> list[dict[str, Any]]:
 
 
 CORRELATION_COLUMNS = ["metric", "attack", "attack_preset", "defence", "defence_preset", "n"] + [
-    f"{kind}_{c}" for c in ("clear", "attacked", "defended-clear", "defended-attacked") for kind in ("srocc", "plcc")]
+    f"{kind}_{c}" for c in ("clear", "attacked", "defended-clear", "defended-attacked") for kind in ("srocc", "plcc")
+] + ["srocc_clear_defended-clear"]
 
 
 def correlation_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from engine.evaluation.correlation import CLEAN_DEFENDED as CLEAN_SROCC
 from engine.evaluation.uncertainty import LEVEL, MIN_IMAGES, NOTE_FEW, bootstrap_weights
 
 N_BOOT_DIST = 1000
 DIST_SCORES = ("wasserstein", "energy")
-CLEAN_SROCC = "srocc_clear_defended-clear"
 
 
 def _cdf_gaps(a: np.ndarray, b: np.ndarray, wa: np.ndarray, wb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
