@@ -15,7 +15,7 @@ import numpy as np
 
 from engine.budgets import BUDGET_COLUMNS
 from engine.evaluation.row import PAIR_COLUMNS, SCORE_COLUMNS
-from engine.evaluation.uncertainty import BOOTSTRAP, mean_intervals, seed_for
+from engine.evaluation.uncertainty import BOOTSTRAP, mean_intervals
 from engine.store import ResultStore
 
 RAW_COLUMNS = [
@@ -99,11 +99,11 @@ def summarise(rows: list[dict[str, Any]], ci_method: str = BOOTSTRAP, seed: int 
     for key in order:
         g = groups[key]
         base = dict(zip(GROUP_COLUMNS, key))
-        ivs = mean_intervals(_per_image(g, columns), seed_for(*key, base=seed), ci_method)
+        ivs = mean_intervals(_per_image(g, columns), seed, ci_method)
         for score, iv in zip(columns, ivs):
             out.append({**base, "score": score, "value": iv.mean, "count": iv.n, "ci_low": iv.low,
                         "ci_high": iv.high, "ci_method": iv.method, "ci_note": iv.note})
-        out.extend({**base, **s} for s in group_scores(g, seed_for("dist", *key, base=seed)))
+        out.extend({**base, **s} for s in group_scores(g, seed, method=ci_method))
     return out
 
 

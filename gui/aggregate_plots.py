@@ -62,11 +62,14 @@ def group_by_defence(rows: list[dict[str, Any]], metric: str = ALL, attack: str 
     return groups
 
 
+GUI_RESAMPLES = 500  # a redraw must not stall the event loop; the CSVs use 2000
+
+
 def interval(group: dict[str, list], key: str) -> tuple[float, float] | None:
     """The 95 % interval of a group's mean over images, or None (fewer than 3 images)."""
     from engine.evaluation.uncertainty import interval_by_image, seed_for
 
-    iv = interval_by_image(group.get(key, []), group.get(f"{key}@image", []), seed_for(key))
+    iv = interval_by_image(group.get(key, []), group.get(f"{key}@image", []), seed_for(key), n_boot=GUI_RESAMPLES)
     return None if iv.low is None else (iv.low, iv.high)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.evaluation.uncertainty import BOOTSTRAP, mean_intervals, seed_for
+from engine.evaluation.uncertainty import BOOTSTRAP, mean_intervals
 
 PAIRED_COLUMNS = ["metric", "attack", "attack_preset", "defence_a", "defence_a_preset", "defence_b",
                   "defence_b_preset", "score", "mean_diff", "ci_low", "ci_high", "ci_method", "ci_note",
@@ -79,7 +79,7 @@ def paired_rows(rows: list[dict[str, Any]], scores: tuple[str, ...] = PAIRED_SCO
             clusters = [np.asarray(v, float) for v in per_image.values()]
             if not clusters:
                 continue
-            ivs = mean_intervals(clusters, seed_for("paired", *block, da, db, base=seed), ci_method)
+            ivs = mean_intervals(clusters, seed, ci_method)
             for s, iv in zip(scores, ivs):
                 out.append({"metric": block[0], "attack": block[1], "attack_preset": block[2],
                             "defence_a": da[0], "defence_a_preset": da[1], "defence_b": db[0],

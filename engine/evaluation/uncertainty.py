@@ -17,6 +17,7 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -47,15 +48,27 @@ def seed_for(*parts: Any, base: int = 0) -> int:
     return int.from_bytes(h[:4], "little")
 
 
+@lru_cache(maxsize=8)
 def bootstrap_weights(n: int, seed: int, n_boot: int = N_BOOT) -> np.ndarray:
-    """``n_boot`` × ``n`` resampling counts (each row sums to ``n``)."""
+    """``n_boot`` × ``n`` resampling counts (each row sums to ``n``; read-only).
+
+    Cached: every group of a summary with the same number of images and the same seed
+    uses the same resamples (each interval is still an ordinary bootstrap interval), so
+    a summary of hundreds of groups draws its weights once.
+    """
     rng = np.random.default_rng(seed)
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
+    idx = rng.integers(0, n, size=(n_boot, n))
+    flat = (np.arange(n_boot)[:, None] * n + idx).ravel()
+    w = np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
+    w.flags.writeable = False
+    return w
 
 
 def _percentiles(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
     a = (1.0 - level) / 2.0
-    return np.nanquantile(samples, a, axis=0), np.nanquantile(samples, 1.0 - a, axis=0)
+    q = np.nanquantile if np.isnan(samples).any() else np.quantile  # NaN: a resample without values
+    lo, hi = q(samples, [a, 1.0 - a], axis=0)
+    return lo, hi
 
 
 def cluster_bootstrap(sums: np.ndarray, counts: np.ndarray, seed: int, *, n_boot: int = N_BOOT,
@@ -98,7 +111,7 @@ def bootstrap_mean(values: Sequence[float], seed: int, *, n_boot: int = N_BOOT,
 
 
 def mean_intervals(clusters: list[np.ndarray], seed: int, method: str = BOOTSTRAP,
-                   level: float = LEVEL) -> list[Interval]:
+                   level: float = LEVEL, n_boot: int = N_BOOT) -> list[Interval]:
     """Means of S scores with intervals, from per-image arrays of rows × S values (NaN = missing).
 
     Args:
@@ -111,9 +124,17 @@ def mean_intervals(clusters: list[np.ndarray], seed: int, method: str = BOOTSTRA
     """
     if method not in METHODS:
         raise ValueError(f"unknown interval method {method!r}; choose one of {', '.join(METHODS)}")
-    stack = np.stack([np.nansum(c, axis=0) for c in clusters]) if clusters else np.zeros((0, 0))
-    counts = np.stack([np.sum(~np.isnan(c), axis=0) for c in clusters]).astype(float) if clusters else stack
-    n_scores = stack.shape[1] if clusters else 0
+    if clusters:
+        values = np.concatenate(clusters, axis=0)
+        ids = np.repeat(np.arange(len(clusters)), [len(c) for c in clusters])
+        have = ~np.isnan(values)
+        stack = np.zeros((len(clusters), values.shape[1]))
+        counts = np.zeros_like(stack)
+        np.add.at(stack, ids, np.where(have, values, 0.0))
+        np.add.at(counts, ids, have.astype(float))
+    else:
+        stack = counts = np.zeros((0, 0))
+    n_scores = stack.shape[1]
     total_n = counts.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = stack.sum(axis=0) / total_n
@@ -123,7 +144,7 @@ def mean_intervals(clusters: list[np.ndarray], seed: int, method: str = BOOTSTRA
     enough = images >= MIN_IMAGES
     if enough.any():
         if method == BOOTSTRAP:
-            lo, hi = cluster_bootstrap(stack[:, enough], counts[:, enough], seed, level=level)
+            lo, hi = cluster_bootstrap(stack[:, enough], counts[:, enough], seed, level=level, n_boot=n_boot)
             lows[enough], highs[enough] = lo, hi
         else:
             for j in np.flatnonzero(enough):
@@ -142,7 +163,7 @@ def mean_intervals(clusters: list[np.ndarray], seed: int, method: str = BOOTSTRA
 
 
 def interval_by_image(values: Sequence[float], images: Sequence[Any], seed: int = 0, method: str = BOOTSTRAP,
-                      level: float = LEVEL) -> Interval:
+                      level: float = LEVEL, n_boot: int = N_BOOT) -> Interval:
     """The mean of ``values`` with its interval, clustering values by their image."""
     by: dict[Any, list[float]] = {}
     for v, im in zip(values, images):
@@ -150,4 +171,4 @@ def interval_by_image(values: Sequence[float], images: Sequence[Any], seed: int 
     clusters = [np.asarray(v, dtype=float)[:, None] for v in by.values()]
     if not clusters:
         return Interval(None, None, None, 0, method, "no values")
-    return mean_intervals(clusters, seed, method, level)[0]
+    return mean_intervals(clusters, seed, method, level, n_boot)[0]

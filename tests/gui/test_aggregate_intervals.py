@@ -3,7 +3,7 @@ import numpy as np
 import pyqtgraph as pg
 
 from engine.evaluation.uncertainty import interval_by_image, seed_for
-from gui.aggregate_plots import GainPerDefencePlot, QualityGainPlot, group_by_defence
+from gui.aggregate_plots import GUI_RESAMPLES, GainPerDefencePlot, QualityGainPlot, group_by_defence
 
 
 def _rows(budgets=(None,), n=5):
@@ -29,7 +29,8 @@ def test_gain_plot_draws_the_image_bootstrap_interval(qtbot):
     w.set_rows(rows)
     w.redraw()
     vals = [r["robust_abs_gain"] for r in rows if r["defence"] == "jpeg"]
-    iv = interval_by_image(vals, [r["image_name"] for r in rows if r["defence"] == "jpeg"], seed_for("robust_abs_gain"))
+    iv = interval_by_image(vals, [r["image_name"] for r in rows if r["defence"] == "jpeg"], seed_for("robust_abs_gain"),
+                           n_boot=GUI_RESAMPLES)
     assert w.intervals["jpeg"] == (iv.low, iv.high) and iv.low < np.mean(vals) < iv.high
     (bar,) = _bars(w)
     assert np.allclose(bar.opts["x"] - bar.opts["left"], [w.intervals["none"][0], w.intervals["jpeg"][0]])
