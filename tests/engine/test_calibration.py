@@ -101,3 +101,12 @@ def test_run_with_a_budget_calibrates_once_and_rows_record_it(tmp_path, capsys):
     assert "calibrating" not in err and "2 already done" in err
     assert main([*argv[:-5], "--budget", "l2=3", "--out", str(tmp_path / "o2")]) == 2
     assert "not understood" in capsys.readouterr().err
+
+
+def test_every_attack_declares_an_existing_strength_parameter():
+    from engine.attacks import ATTACKS
+    from engine.calibration import strength_spec
+
+    for name in ATTACKS.names():
+        spec = strength_spec(ATTACKS.get(name))  # raises CalibrationError when it names no parameter
+        assert spec.type in (int, float), (name, spec.name)
