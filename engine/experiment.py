@@ -145,6 +145,8 @@ class Experiment:
         device: ``auto``, ``cpu`` or ``cuda`` (recorded, not part of the identity).
         eot_draws: for random defences, how many draws to evaluate per item (≥ 1).
         max_pixels: larger images are refused with a clear error.
+        batch_size: how many compatible items run as one batch (an int ≥ 1, or
+            ``"auto"``); where it runs, not what it computes, so not part of the identity.
         budget: the perturbation budget the attacks were calibrated to (``linf-4``,
             ``psnr=40``, …; see :mod:`engine.budgets`), or None.
         study: the study this experiment runs (:mod:`engine.studies`), or None.
@@ -162,6 +164,7 @@ class Experiment:
     device: str = "auto"
     eot_draws: int = 1
     max_pixels: int = 40_000_000
+    batch_size: int | str = 1
     budget: str | None = None
     study: str | None = None
 
@@ -206,7 +209,7 @@ class Experiment:
     def id(self) -> str:
         """Identity for resuming: everything that changes the numbers, not where it runs."""
         d = self.to_dict()
-        for k in ("device", "save_images"):
+        for k in ("device", "save_images", "batch_size"):
             d.pop(k, None)
         for k in ("budget", "study"):  # ids of experiments from before these fields stay the same
             if d.get(k) is None:

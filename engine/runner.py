@@ -12,7 +12,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generator
+from typing import TYPE_CHECKING, Any, Generator
 
 import torch
 
@@ -25,6 +25,9 @@ from engine.budgets import budget_columns
 from engine.io.images import ImageLoadError, load_image, save_png, to_uint8
 from engine.runtime import Runtime
 from engine.store import ResultStore
+
+if TYPE_CHECKING:
+    from engine.backends import Backend
 
 
 class CancelToken:
@@ -91,8 +94,11 @@ def _sync(device: torch.device) -> None:
 
 def run_item(item: WorkItem, exp: Experiment, runtime: Runtime,
              cancel: CancelToken | None = None, mos: dict[str, float] | None = None,
-             ) -> Generator[Event, None, ItemResult]:
+             image_data: bytes | None = None) -> Generator[Event, None, ItemResult]:
     """Attack one image on one metric and evaluate every defence of the item.
+
+    ``image_data``: the image file's bytes when the caller already read them (a remote
+    worker has no access to the driver's files); otherwise the file is read here.
 
     Yields CleanScored, AttackStep…, AttackDone and one DefenceDone per defence; returns
     the rows. Raises :class:`ItemError` for a failure of this item and
@@ -101,7 +107,7 @@ def run_item(item: WorkItem, exp: Experiment, runtime: Runtime,
     t_item = time.perf_counter()
     dev = runtime.device
     try:
-        loaded = load_image(item.image, max_pixels=exp.max_pixels)
+        loaded = load_image(item.image, max_pixels=exp.max_pixels, data=image_data)
     except ImageLoadError as exc:
         raise ItemError("load", str(exc)) from None
     x = loaded.tensor.to(dev)
@@ -231,52 +237,96 @@ def _load_mos(exp: Experiment) -> dict[str, float]:
     return read_mos(exp.mos_file)
 
 
-def run_experiment(exp: Experiment, store: ResultStore, *, cancel: CancelToken | None = None,
-                   runtime: Runtime | None = None) -> Generator[Event, None, RunFinished]:
-    """Run every pending item of ``exp``, committing each to ``store`` as it finishes.
+@dataclass
+class ItemOutcome:
+    """How one item of a unit ended: ``result`` when it finished, else ``error``/``stage``.
 
-    Items already done in the store are skipped (resume). A failing item is stored as a
-    failure and the run goes on. Cancel takes effect between attack steps; the item in
-    flight is then dropped and everything finished stays in the store.
+    Picklable (images are numpy arrays), so a remote back end can send it to the driver.
     """
-    t_start = time.perf_counter()
-    runtime = runtime or Runtime(exp.device)
-    items = exp.items()
-    done = store.done_item_ids(exp.id)
-    pending = [it for it in items if it.id not in done]
-    mos = _load_mos(exp)
-    run_id = store.open_experiment(exp, {"experiment_id": exp.id, "spec": exp.to_dict(),
-                                         "seed": exp.seed, **runtime.manifest()})
-    yield RunStarted(exp.id, len(items), len(pending), str(runtime.device))
-    finished = failed = 0
-    cancelled = False
-    for pos, item in enumerate(pending, 1):
-        if cancel is not None and cancel.cancelled:
-            cancelled = True
-            break
-        yield ItemStarted(item, pos, len(pending))
-        gen = run_item(item, exp, runtime, cancel, mos)
+
+    item: WorkItem
+    result: ItemResult | None = None
+    error: str = ""
+    stage: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None
+
+
+def plan_units(pending: list[WorkItem], exp: Experiment) -> list[list[WorkItem]]:
+    """Group pending items into units of work, in order: one item per unit today.
+
+    A unit is what one call of :func:`run_unit` computes (a batch, when batching groups
+    compatible items); back ends schedule units, the driver commits items.
+    """
+    return [[item] for item in pending]
+
+
+def run_unit(items: list[WorkItem], exp: Experiment, runtime: Runtime,
+             cancel: CancelToken | None = None, mos: dict[str, float] | None = None,
+             image_data: dict[str, bytes] | None = None,
+             ) -> Generator[Event | ItemOutcome, None, None]:
+    """Compute a unit of items: yields their events and one :class:`ItemOutcome` per item.
+
+    ``image_data`` maps an item's image path to the file's bytes, when already read.
+
+    A failure of one item (an :class:`ItemError`, or a bug) becomes that item's outcome;
+    :class:`Cancelled` propagates (the unit in flight is dropped).
+    """
+    for item in items:
+        data = (image_data or {}).get(item.image)
+        gen = run_item(item, exp, runtime, cancel, mos, data)
         try:
             while True:
                 try:
                     yield next(gen)
                 except StopIteration as stop:
-                    result: ItemResult = stop.value
+                    yield ItemOutcome(item, result=stop.value)
                     break
         except Cancelled:
-            cancelled = True
-            break
+            raise
         except ItemError as exc:
-            store.write_failure(exp.id, item, str(exc), exc.stage, run=run_id)
-            failed += 1
-            yield ItemFailed(item, str(exc), exc.stage)
-            continue
+            yield ItemOutcome(item, error=str(exc), stage=exc.stage)
         except Exception as exc:  # noqa: BLE001 - a bug must not lose the run
             msg = f"internal error: {_describe(exc)}\n{traceback.format_exc(limit=4)}"
-            store.write_failure(exp.id, item, msg, "internal", run=run_id)
-            failed += 1
-            yield ItemFailed(item, msg, "internal")
+            yield ItemOutcome(item, error=msg, stage="internal")
+
+
+def run_experiment(exp: Experiment, store: ResultStore, *, cancel: CancelToken | None = None,
+                   runtime: Runtime | None = None, backend: "Backend | None" = None,
+                   ) -> Generator[Event, None, RunFinished]:
+    """Run every pending item of ``exp``, committing each to ``store`` as it finishes.
+
+    Items already done in the store are skipped (resume). A failing item is stored as a
+    failure and the run goes on. Cancel takes effect between attack steps; the items in
+    flight are then dropped and everything finished stays in the store. ``backend``
+    computes the units (default: :class:`engine.backends.LocalBackend` on ``runtime``);
+    this driver is the only writer of the store, whatever the back end.
+    """
+    from engine.backends import LocalBackend
+
+    t_start = time.perf_counter()
+    backend = backend or LocalBackend(runtime or Runtime(exp.device))
+    items = exp.items()
+    done = store.done_item_ids(exp.id)
+    pending = [it for it in items if it.id not in done]
+    mos = _load_mos(exp)
+    run_id = store.open_experiment(exp, {"experiment_id": exp.id, "spec": exp.to_dict(),
+                                         "seed": exp.seed, **backend.manifest()})
+    yield RunStarted(exp.id, len(items), len(pending), backend.device_label)
+    finished = failed = 0
+    for out in backend.execute(plan_units(pending, exp), exp, cancel=cancel, mos=mos):
+        if not isinstance(out, ItemOutcome):
+            yield out
             continue
+        item = out.item
+        if not out.ok:
+            store.write_failure(exp.id, item, out.error, out.stage, run=run_id)
+            failed += 1
+            yield ItemFailed(item, out.error, out.stage)
+            continue
+        result = out.result
         if exp.save_images and result.images is not None:
             _save_images(store, exp.id, item, result.images)
         store.write_item(exp.id, item, result.rows, clean_score=result.clean_score,
@@ -284,6 +334,7 @@ def run_experiment(exp: Experiment, store: ResultStore, *, cancel: CancelToken |
                          seconds=result.seconds, note=result.note, run=run_id)
         finished += 1
         yield ItemFinished(item, result.rows, result.steps, result.images)
+    cancelled = bool(cancel is not None and cancel.cancelled and finished + failed < len(pending))
     summary = RunFinished(exp.id, finished, failed, cancelled, time.perf_counter() - t_start)
     yield summary
     return summary

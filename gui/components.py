@@ -3,6 +3,7 @@
 Each registered component keeps its own choice (checked, preset, parameter overrides);
 the preset drop-down offers the defaults, every preset the class declares, and "all
 presets" (a sweep: one component per preset, i.e. one point per preset in the plots).
+Presets an attack lists in ``literal_presets`` are tagged "(MSU code)".
 """
 from __future__ import annotations
 
@@ -28,6 +29,13 @@ from gui.param_editor import ParamForm
 
 DEFAULTS = ""          # preset combo data: no preset
 SWEEP = "*all*"        # preset combo data: one component per preset
+LITERAL_TAG = "(MSU code)"  # shown after presets that reproduce MSU's published code
+
+
+def literal_tooltip(reference: str) -> str:
+    """Tooltip of a preset that reproduces MSU's code: which file, and what that means."""
+    return (f"Reproduces the numerics of MSU's published code, github.com/msu-video-group/{reference} "
+            "(checked against an independent loop in the tests).")
 
 
 @dataclass
@@ -164,8 +172,12 @@ class ComponentPicker(QWidget):
             self.editor_title.setText(f"<b>{name}</b> — {_first_doc_line(cls)}")
             self.preset.clear()
             self.preset.addItem("defaults", DEFAULTS)
+            literal = getattr(cls, "literal_presets", {})
             for label in cls.presets:
-                self.preset.addItem(label, label)
+                self.preset.addItem(f"{label} {LITERAL_TAG}" if label in literal else label, label)
+                if label in literal:
+                    self.preset.setItemData(self.preset.count() - 1, literal_tooltip(literal[label]),
+                                            Qt.ItemDataRole.ToolTipRole)
             if len(cls.presets) > 1:
                 self.preset.addItem(f"all {len(cls.presets)} presets (sweep)", SWEEP)
             idx = self.preset.findData(choice.preset)

@@ -36,6 +36,8 @@ def adam_pixel_attack(
     extra_loss: ExtraLoss | None = None,
     scale: torch.Tensor | None = None,
     grad_weight: torch.Tensor | None = None,
+    zero_nan_grad: bool = False,
+    crop: tuple[int, int] | None = None,
 ) -> AttackRun:
     """Minimise ``1 − sign·M(x)/range (+ extra_loss(x))`` with Adam.
 
@@ -50,12 +52,20 @@ def adam_pixel_attack(
         scale: ``s`` in ``x = x₀ + s ⊙ δ`` (broadcastable to x0); default 1.
         grad_weight: the gradient fed to Adam is ``grad_weight ⊙ ∇ₓloss`` (default ``scale``,
             i.e. the chain rule; pass a different tensor to mask the gradient only).
+        zero_nan_grad: replace NaN in ∇ₓloss by 0 (and ±inf by the largest floats) before
+            weighting it, as MSU's code does with ``torch.nan_to_num``.
+        crop: ``(H, W)``: x0 is a padded image; the loop optimises all of it (the metric sees
+            the padded image) but the step records and the outcome are of its top-left H×W.
 
     Yields the step record of every iterate (0 = clean) and returns the outcome.
     """
     x0 = x0.detach()
     lo, hi = linf_box(x0, eps)
-    tracker = IterateTracker(metric, x0)
+
+    def shown(t: torch.Tensor) -> torch.Tensor:
+        return t if crop is None else t[..., :crop[0], :crop[1]]
+
+    tracker = IterateTracker(metric, shown(x0))
     w = None if grad_weight is None else grad_weight.detach().expand_as(x0)
     if scale is None:
         # Adam on the pixels themselves (MSU), projected in place
@@ -63,13 +73,17 @@ def adam_pixel_attack(
         opt = make_adam(x, lr)
         for i in range(iters):
             scores, loss, gx = loss_and_grad(metric, x, extra_loss)
-            yield tracker.record(i, x, scores, loss)
-            x.grad = gx if w is None else w * gx
+            yield tracker.record(i, shown(x), scores, loss)
+            if zero_nan_grad:
+                gx = torch.nan_to_num_(gx)
+            x.grad = same_layout(gx if w is None else w * gx, x)
             opt.step()
             with torch.no_grad():
                 x.clamp_(min=lo, max=hi)
         x = x.detach()
     else:
+        if crop is not None or zero_nan_grad:
+            raise ValueError("adam_pixel_attack: crop and zero_nan_grad need scale=None")
         s = scale.detach().expand_as(x0)
         w = s if w is None else w
         frozen = s <= 0
@@ -92,8 +106,18 @@ def adam_pixel_attack(
         loss = attack_loss(metric, scores)
         if extra_loss is not None:
             loss = loss + extra_loss(x)
-    yield tracker.record(iters, x, scores, loss)
-    return tracker.outcome(x, iters, keep_best)
+    yield tracker.record(iters, shown(x), scores, loss)
+    return tracker.outcome(shown(x), iters, keep_best)
+
+
+def same_layout(grad: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
+    """``grad`` in ``param``'s memory layout. The fused Adam kernel pairs gradient and
+    parameter elements by memory order (pytorch/pytorch#106951; torch 2.14 on the CPU gives
+    no error), so a channels-last gradient (BRISQUE's, for instance) on a contiguous image
+    would update the wrong pixels."""
+    if grad.stride() == param.stride():
+        return grad
+    return torch.empty_like(param).copy_(grad)
 
 
 def make_adam(param: torch.Tensor, lr: float) -> torch.optim.Optimizer:

@@ -13,6 +13,10 @@ quantised to 1/255 (straight-through in the loop, so the metric always sees the 
 that will be saved). MSU runs 1–20 iterations; we default to 10, the middle of that
 range and the common budget of the other attacks.
 
+MSU's adv-cf code is not in adversarial-defenses-for-iqa or the robustness benchmark (only
+its iteration presets are), so this attack is not checked against MSU's code and has no
+literal preset.
+
 Constrains: the output is a monotone non-decreasing curve of the input, per channel
 (P ≥ 0 is kept by clamping after each step), mapping [0, 1] onto [0, 1]; on 1/255 levels.
 """

@@ -79,13 +79,18 @@ AttackRun = Generator[StepRecord, None, AttackOutcome]
 
 class Attack:
     """Base class. Subclasses set ``Params`` (a dataclass deriving from AttackParams),
-    optionally ``presets`` (label → parameter overrides), and implement :meth:`run`."""
+    optionally ``presets`` (label → parameter overrides) and ``literal_presets``, and
+    implement :meth:`run`."""
 
     name: ClassVar[str] = "attack"
     Params: ClassVar[type] = AttackParams
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     #: the attack reads a file made beforehand over a folder (e.g. a trained UAP)
     universal: ClassVar[bool] = False
+    #: presets that reproduce MSU's published attack code numerically (checked against an
+    #: independent loop in the tests): label → the reference file, under
+    #: github.com/msu-video-group; the GUI tags them "(MSU code)"
+    literal_presets: ClassVar[dict[str, str]] = {}
     #: the parameter budget calibration searches (larger = stronger perturbation);
     #: ε for most attacks, a learning rate, radius or query budget for others
     strength_param: ClassVar[str | None] = "eps"

@@ -1,6 +1,10 @@
 """FGSM (Goodfellow et al., 2015): one sign step of size ε on the MSU loss.
 
 Constrains: L∞ ≤ ε, image in [0, 1]. MSU default ε = 10/255.
+
+The defaults are MSU's code (``methods/std-fgsm/run.py`` of MSU_Metrics_Robustness_Benchmark:
+x ← clamp(x − ε·sign(∇), 0, 1)); ``msu-default`` is checked against an independent loop in
+the tests. That file's loss ignores ``lower_better``; we keep the metric's sign.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ class FGSM(SignGradientAttack):
     """Single-step fast gradient sign method (``alpha`` and ``iters`` are ignored)."""
 
     presets = {"msu-default": {}, **linf_presets()}
+    literal_presets = {"msu-default": "MSU_Metrics_Robustness_Benchmark/robustness_benchmark/methods/std-fgsm/run.py"}
 
     def step_size(self) -> float:
         return self.params.eps

@@ -12,6 +12,11 @@ along −∇RMSE. MSU defaults: 8 iterations, step 0.001, pull-back step 0.0005,
 Constrains: RMSE(x, x₀) ≤ ``rmse_max`` (the image stays on or inside the RMSE shell) and
 image in [0, 1]. With the defaults (8 × 0.001) the RMSE never exceeds 0.008 < 10/255, so
 the pull-back only acts with larger steps or more iterations.
+
+The defaults are MSU's code (``metrics/methods/madc/run.py`` of adversarial-defenses-for-iqa);
+``msu-default`` is checked against an independent loop in the tests. One difference: MSU's
+projection and RMSE are taken over the whole batch (it runs one image per call); ours are
+per image.
 """
 from __future__ import annotations
 
@@ -84,6 +89,7 @@ class MADC(Attack):
     strength_param = "rmse_max"
     presets = {"msu-default": {},
                **{f"rmse={round(r * 255)}/255": {"rmse_max": r, "step": r / 8} for r in RMSE_LEVELS}}
+    literal_presets = {"msu-default": "adversarial-defenses-for-iqa/metrics/methods/madc/run.py"}
 
     def run(self, x: torch.Tensor, metric: Metric, *,
             generator: torch.Generator | None = None) -> AttackRun:

@@ -2,6 +2,10 @@
 
 δ₀ ~ U[−ε, ε] (drawn from the caller's generator on the CPU, so it is identical on every
 device), then I-FGSM steps with projection. Constrains: L∞ ≤ ε, image in [0, 1].
+
+MSU publishes no PGD (neither adversarial-defenses-for-iqa nor the robustness benchmark), so
+no preset claims its code: ``msu-budget`` (the defaults) is MSU's I-FGSM budget
+(ε 10/255, α 1/255, 10 iterations) with the random start added.
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from engine.attacks.sign_gradient import SignGradientAttack, linf_presets
 
 @ATTACKS.register("pgd")
 class PGD(SignGradientAttack):
-    presets = {"msu-default": {}, **linf_presets()}
+    presets = {"msu-budget": {}, **linf_presets()}
 
     def init_delta(self, x0: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         eps = self.params.eps

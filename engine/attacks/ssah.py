@@ -10,6 +10,25 @@ frequencies where it is less visible. MSU defaults: Adam lr 0.001, 10 iterations
 
 Constrains: image in [0, 1]; the low-frequency band stays close to the original's;
 optional L∞ ≤ ε (``eps > 0``; 0 = unbounded, the MSU default).
+
+Differences from MSU's code (``metrics/methods/ssah/run.py`` of adversarial-defenses-for-iqa,
+which keeps SSAH's own transform code), reproduced by the preset ``msu-literal``
+(``low_band="msu-code"``, see :func:`msu_low_frequency_loss`):
+
+* the low-frequency image is the inverse Haar transform of the LL band alone (its
+  ``DWT_2D_tiny``/``IDWT_2D_tiny`` pair), i.e. the full-size image of 2×2 block means, and
+  the SmoothL1 term **sums** over its pixels and channels (SSAH's ``reduction='sum'``):
+  4·Σ SmoothL1((LL(x) − LL(x₀))/2) over the half-size band, against our per-image mean of
+  SmoothL1(LL(x) − LL(x₀)). For small differences the sum weighs the term 0.75·H·W
+  times more (5·10⁴ at 256²): its gradient is λ·clamp(Δ, −1, 1) per pixel, Δ the block-mean
+  change, and it pulls the block means back where ours barely acts (see the tests).
+  The file also holds a full inverse transform whose LL term is commented out; the attack
+  does not use it;
+* odd sizes are zero-padded at the bottom/right to even before anything else: the metric
+  scores the padded image, Adam moves the padded pixels too, and the result is cropped
+  (we replicate-pad inside the transform only);
+* NaN gradients are zeroed (``torch.nan_to_num``);
+* MSU runs one image per call (the summed term would mix a batch); ours is per image.
 """
 from __future__ import annotations
 
@@ -99,6 +118,28 @@ def low_frequency_loss(x: torch.Tensor, x0: torch.Tensor, ll0: torch.Tensor | No
     return F.smooth_l1_loss(haar_ll(x), ll0, reduction="none").mean(dim=(1, 2, 3))
 
 
+MSU_SSAH = "adversarial-defenses-for-iqa/metrics/methods/ssah/run.py"
+LOW_BANDS = ("mean", "msu-code")
+
+
+def block_means(x: torch.Tensor) -> torch.Tensor:
+    """The full-size image of 2×2 block means (the Haar transform's LL band, inverted alone),
+    for even H, W."""
+    return F.avg_pool2d(x, 2).repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
+
+
+def msu_low_frequency_loss(x: torch.Tensor, low0: torch.Tensor) -> torch.Tensor:
+    """Per-image ``Σ SmoothL1(block_means(x) − low0)`` over channels and pixels, :math:`(B,)`
+    (β = 1; ``low0 = block_means(x0)``), as MSU's SSAH code; H, W even."""
+    return F.smooth_l1_loss(block_means(x), low0, reduction="none").sum(dim=(1, 2, 3))
+
+
+def pad_to_even(x: torch.Tensor) -> torch.Tensor:
+    """Zero rows/columns at the bottom/right up to even H and W (MSU's SSAH)."""
+    h, w = x.shape[-2:]
+    return F.pad(x, (0, w % 2, 0, h % 2)) if h % 2 or w % 2 else x
+
+
 @dataclass
 class SSAHParams(AttackParams):
     lr: float = param(0.001, min=0.0, max=1.0, help="Adam learning rate on the pixels", step=0.0005)
@@ -106,6 +147,9 @@ class SSAHParams(AttackParams):
     lam: float = param(0.1, min=0.0, max=1000.0, help="weight of the low-frequency SmoothL1 term")
     eps: float = param(0.0, min=0.0, max=1.0, help="L∞ budget (0 = unbounded, MSU default)",
                        unit="×255", step=1 / 255)
+    low_band: str = param("mean", choices=LOW_BANDS,
+                          help="'mean': mean SmoothL1 between the Haar LL bands; 'msu-code': MSU's summed "
+                               "SmoothL1 of the block-mean images, odd sizes zero-padded, NaN gradients zeroed")
 
 
 @ATTACKS.register("ssah")
@@ -118,13 +162,24 @@ class SSAH(Attack):
 
     Params = SSAHParams
     strength_param = "lr"
-    presets = {"msu-default": {}, **linf_presets()}
+    presets = {"paper": {}, "msu-literal": {"low_band": "msu-code"}, **linf_presets()}
+    literal_presets = {"msu-literal": MSU_SSAH}
 
     def run(self, x: torch.Tensor, metric: Metric, *,
             generator: torch.Generator | None = None) -> AttackRun:
         p = self.params
         check_image_batch(x)
         x0 = x.detach()
+        if p.low_band == "msu-code":
+            xp = pad_to_even(x0)
+            low0 = block_means(xp)
+
+            def msu_extra(xi: torch.Tensor) -> torch.Tensor:
+                return p.lam * msu_low_frequency_loss(xi, low0)
+
+            return (yield from adam_pixel_attack(xp, metric, lr=p.lr, iters=p.iters, keep_best=p.keep_best,
+                                                 eps=p.eps, extra_loss=msu_extra, zero_nan_grad=True,
+                                                 crop=tuple(x0.shape[-2:])))
         ll0 = haar_ll(x0)
 
         def extra(xi: torch.Tensor) -> torch.Tensor:

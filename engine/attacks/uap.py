@@ -17,7 +17,21 @@ Two parts:
 * the ``uap`` attack loads such a file and applies it to any image: δ is resized
   (bilinear) to the image size, clipped to ±ε, added, and the image clamped to [0, 1].
 
-Constrains: L∞ ≤ ε (the smaller of the attack's ``eps`` and what δ holds), image in [0, 1].
+Constrains: L∞ ≤ amplitude·ε (ε the smaller of the attack's ``eps`` and what δ holds),
+image in [0, 1].
+
+Differences from MSU's code (``metrics/methods/uap/train.py`` and
+``metrics/methods/utils/uap_evaluate.py`` of adversarial-defenses-for-iqa):
+
+* applying δ: MSU tiles it over the image from the top-left corner (``np.tile``, cropped)
+  instead of resizing it, multiplies it by an ``amplitude`` (0.2 by default in its
+  evaluation; its presets sweep 0.005–0.9) and clips nothing but the image to [0, 1]. The
+  preset ``msu-literal`` (``fit="tile"``, ``amplitude=0.2``, ``eps=1``) applies a file that
+  way (checked against a numpy loop in the tests);
+* training (not reproduced, :func:`train_uap` keeps its sign steps): MSU runs Adam
+  (lr 0.001) on a 256×256 δ initialised to 1e-4, clipped to ±0.1 after each step, 5 epochs
+  of ``len(loader)`` batches of 8 each drawn afresh from a shuffled loader (so with
+  replacement), NaN gradients zeroed, loss ``1 − sign·mean(M)/range``.
 """
 from __future__ import annotations
 
@@ -247,11 +261,27 @@ def load_uap(path: str | os.PathLike) -> tuple[torch.Tensor, dict[str, Any]]:
     return delta, dict(data.get("manifest") or {})
 
 
+MSU_UAP = "adversarial-defenses-for-iqa/metrics/methods/utils/uap_evaluate.py"
+UAP_FITS = ("resize", "tile")
+
+
+def tile_to(perturbation: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """δ repeated over ``like``'s H×W from the top-left corner (and cropped), on its device."""
+    h, w = like.shape[-2:]
+    ph, pw = perturbation.shape[-2:]
+    d = perturbation.to(device=like.device, dtype=like.dtype)
+    return d.repeat(1, 1, h // ph + 1, w // pw + 1)[..., :h, :w]
+
+
 @dataclass
 class UAPParams(AttackParams):
     perturbation: str = param("", help="path of the trained perturbation file (.pt, from train_uap)")
     eps: float = param(10 / 255, min=0.0, max=1.0, help="L∞ clip applied to the resized perturbation",
                        unit="×255", step=1 / 255)
+    fit: str = param("resize", choices=UAP_FITS,
+                     help="fit δ to the image: 'resize' (bilinear) or 'tile' (repeat from the top-left, MSU)")
+    amplitude: float = param(1.0, min=0.0, max=10.0, help="δ is multiplied by this before it is added "
+                                                            "(MSU's evaluation: 0.2)", step=0.05)
 
 
 @ATTACKS.register("uap")
@@ -267,7 +297,9 @@ class UAP(Attack):
     Params = UAPParams
     strength_param = "eps"
     universal = True
-    presets = {"msu-default": {}, **{f"eps={round(e * 255)}/255": {"eps": e} for e in LINF_LEVELS}}
+    presets = {"paper": {}, "msu-literal": {"fit": "tile", "amplitude": 0.2, "eps": 1.0},
+               **{f"eps={round(e * 255)}/255": {"eps": e} for e in LINF_LEVELS}}
+    literal_presets = {"msu-literal": MSU_UAP}
 
     def _fitted(self, x: torch.Tensor) -> torch.Tensor:
         """:func:`fit_uap` of the file's δ for ``x``, cached per file version and size (a
@@ -279,12 +311,13 @@ class UAP(Attack):
             stamp = (str(Path(path).resolve()), st.st_mtime_ns, st.st_size, st.st_ino)
         except (OSError, ValueError):
             pass  # load_uap below reports the missing file
-        key = (stamp, tuple(x.shape[-2:]), str(x.device), x.dtype, self.params.eps)
+        key = (stamp, tuple(x.shape[-2:]), str(x.device), x.dtype, self.params.eps, self.params.fit)
         cache = self.__dict__.setdefault("_cache", {})
         if stamp is None or key not in cache:
             delta, _ = load_uap(path)
             cache.clear()
-            cache[key] = fit_uap(delta, x, self.params.eps)
+            cache[key] = (tile_to(delta, x).clamp(-self.params.eps, self.params.eps)
+                          if self.params.fit == "tile" else fit_uap(delta, x, self.params.eps))
         return cache[key]
 
     def run(self, x: torch.Tensor, metric: Metric, *,
@@ -295,6 +328,6 @@ class UAP(Attack):
         x0 = x.detach()
         tracker = IterateTracker(metric, x0)
         yield tracker.record(0, x0, metric.score(x0))
-        x_adv = (x0 + d).clamp_(0.0, 1.0)
+        x_adv = (x0 + p.amplitude * d).clamp_(0.0, 1.0)
         yield tracker.record(1, x_adv, metric.score(x_adv))
         return tracker.outcome(x_adv, 1, p.keep_best)

@@ -13,6 +13,15 @@ Adam lr 0.005, 10 iterations. The default distance is SSIM because it runs offli
 
 Constrains: image in [0, 1]; the distance term keeps it close to x₀; optional L∞ ≤ ε
 (``eps > 0``; 0 = unbounded, the MSU default).
+
+Against MSU's code (``metrics/methods/zhang-et-al-dists/run.py`` of
+adversarial-defenses-for-iqa; the SSIM and LPIPS variants are not published there) the loop
+is the same: Adam on the pixels, loss ``D(x, x₀) − sign·M(x)/range``, clamp to [0, 1] after
+each step. No preset is marked literal because:
+
+* MSU's distances come from ``IQA_pytorch`` (``DISTS(as_loss=True)``); ours are pyiqa's
+  LPIPS/DISTS and a local SSIM, not compared with IQA_pytorch numerically;
+* MSU zeroes NaN gradients and NaN pixels after each step (no effect on finite runs).
 """
 from __future__ import annotations
 

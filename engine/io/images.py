@@ -7,6 +7,7 @@ and the conversion is reported in :attr:`LoadedImage.note`.
 from __future__ import annotations
 
 import errno
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,21 +79,25 @@ def _to_rgb_array(im: Image.Image) -> tuple[np.ndarray, str]:
 
 
 def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
-               min_side: int = MIN_SIDE) -> LoadedImage:
+               min_side: int = MIN_SIDE, data: bytes | None = None) -> LoadedImage:
     """Read an image file as a 1×3×H×W float tensor in [0, 1].
 
     Args:
-        path: the file (unicode names are fine).
+        path: the file (unicode names are fine); with ``data``, only its name is used.
         max_pixels: refuse larger images (checked from the header, before decoding).
         min_side: refuse images whose shorter side is smaller.
+        data: the file's bytes, already read (e.g. by a driver on another host).
 
     Raises:
         ImageLoadError: with a message naming the file and the problem.
     """
     p = Path(path)
-    _check_path(p)
+    if data is None:
+        _check_path(p)
+    elif not data:
+        raise ImageLoadError(f"{p.name}: empty file (0 bytes)")
     try:
-        with Image.open(p) as im:
+        with Image.open(p if data is None else io.BytesIO(data)) as im:
             w, h = im.size
             if w * h > max_pixels:
                 raise ImageLoadError(

@@ -56,7 +56,11 @@ def test_params_are_typed_with_presets_and_docs(name):
     assert issubclass(cls.Params, AttackParams)
     specs = param_specs(cls.Params)
     assert all(s.help for s in specs), [s.name for s in specs if not s.help]
-    assert "msu-default" in cls.presets and cls.presets["msu-default"] == {}
+    # the defaults are named: MSU's recipe ("msu-default"), the paper's where MSU's code
+    # differs ("paper", next to "msu-literal"), or MSU's budget where MSU has no code
+    named = ("msu-default", "paper", "msu-budget")
+    assert set(named) & set(cls.presets)
+    assert all(cls.presets[k] == {} for k in named if k in cls.presets)
     for label in cls.presets:
         cls.from_preset(label)  # every preset builds valid parameters
     if has(cls, "eps"):

@@ -9,32 +9,13 @@ from engine.attacks.pgd import PGD
 from engine.metrics.base import attack_loss
 from tests.conftest import PHOTO_NAMES, photo_tensor
 from tests.engine.attacks.helpers import run_all
+from tests.engine.attacks.msu_reference import msu_ifgsm
 
 EPS = 10 / 255
 
 
 def five_photos(side: int = 128) -> torch.Tensor:
     return torch.cat([photo_tensor(n, (side, side)) for n in PHOTO_NAMES])
-
-
-def msu_ifgsm(x, metric, eps=10 / 255, alpha=1 / 255, iters=10, iterates=None):
-    """MSU's I-FGSM written out plainly: additive p, straight-through clamp of the image,
-    sign step on p, p clipped to ±ε. Appends every iterate to ``iterates`` if given."""
-    p = torch.zeros_like(x, requires_grad=True)
-    for _ in range(iters):
-        if iterates is not None:
-            iterates.append((x + p).detach().clamp(0.0, 1.0))
-        res = x + p
-        res.data.clamp_(0.0, 1.0)
-        loss = 1 - metric.sign * metric.score(res, grad=True) / metric.range
-        loss.sum().backward()
-        p.data -= alpha * torch.sign(p.grad)
-        p.data.clamp_(-eps, eps)
-        p.grad.zero_()
-    res = (x + p).detach().clamp(0.0, 1.0)
-    if iterates is not None:
-        iterates.append(res)
-    return res
 
 
 def test_ifgsm_msu_defaults_improve_brisque_on_every_photo_within_eps(brisque):

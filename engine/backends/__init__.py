@@ -1,0 +1,85 @@
+"""Back ends: where the units of an experiment are computed.
+
+The driver (:func:`engine.runner.run_experiment`) plans units, hands them to a back end
+and commits each :class:`~engine.runner.ItemOutcome` it gets back; it is the only
+writer of the store. A back end only computes: it runs :func:`engine.runner.run_unit`
+(the one path from image to rows) somewhere and streams back its events and outcomes,
+plus an :class:`~engine.events.ItemStarted` per item as it starts.
+
+``local`` (the default) runs units one after another in this process.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Protocol
+
+from engine.events import Event, ItemStarted
+
+if TYPE_CHECKING:
+    from engine.experiment import Experiment, WorkItem
+    from engine.runner import CancelToken, ItemOutcome
+    from engine.runtime import Runtime
+
+BACKENDS = ("local", "ray")
+
+
+class BackendError(RuntimeError):
+    """A back end could not be started or reached (bad address, missing package, …)."""
+
+
+class Backend(Protocol):
+    device_label: str
+
+    def manifest(self) -> dict[str, Any]:
+        """Versions and hardware of where the units run (stored with each run)."""
+
+    def execute(self, units: Iterable[list["WorkItem"]], exp: "Experiment", *,
+                cancel: "CancelToken | None" = None, mos: dict[str, float] | None = None,
+                ) -> Iterator["Event | ItemOutcome"]:
+        """Compute ``units``; yield every item's events and its outcome. Returns early
+        (without raising) when ``cancel`` is set."""
+
+
+class LocalBackend:
+    """Units one after another in this process, on one :class:`~engine.runtime.Runtime`."""
+
+    def __init__(self, runtime: "Runtime") -> None:
+        self.runtime = runtime
+        self.device_label = str(runtime.device)
+
+    def manifest(self) -> dict[str, Any]:
+        return {"backend": "local", **self.runtime.manifest()}
+
+    def execute(self, units: Iterable[list["WorkItem"]], exp: "Experiment", *,
+                cancel: "CancelToken | None" = None, mos: dict[str, float] | None = None,
+                ) -> Iterator["Event | ItemOutcome"]:
+        from engine.runner import Cancelled, run_unit
+
+        units = list(units)
+        total = sum(len(u) for u in units)
+        position = 0
+        for unit in units:
+            if cancel is not None and cancel.cancelled:
+                return
+            for item in unit:
+                position += 1
+                yield ItemStarted(item, position, total)
+            try:
+                yield from run_unit(unit, exp, self.runtime, cancel, mos)
+            except Cancelled:
+                return
+
+
+def make_backend(name: str = "local", *, device: str = "auto", address: str | None = None,
+                 workers: int | None = None) -> Backend:
+    """The back end called ``name`` (``local`` or ``ray``), ready to execute units.
+
+    Raises:
+        BackendError: unknown name, or the back end cannot start.
+    """
+    if name == "local":
+        from engine.runtime import Runtime
+
+        return LocalBackend(Runtime(device))
+    if name == "ray":
+        raise BackendError("the ray back end is not available yet")
+    raise BackendError(f"unknown back end {name!r}; known: {', '.join(BACKENDS)}")
