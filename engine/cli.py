@@ -61,6 +61,14 @@ def build_experiment(args: argparse.Namespace):
         raise UsageError(f"{src}: no such file or folder; give an image file or a folder of images")
     if not images:
         raise UsageError(f"{src}: no image files found (looked for .png, .jpg, .bmp, .tif, .webp, …)")
+    if getattr(args, "study", None):  # the study's grid, under anything given explicitly
+        from engine.studies import StudyError, study_experiment_fields
+
+        try:
+            study = study_experiment_fields(args.study)
+        except StudyError as exc:
+            raise UsageError(str(exc)) from None
+        cfg = {**cfg, **{k: v for k, v in study.items() if v or k == "defences"}}
     try:
         metrics = [ComponentSpec.parse(m) for m in _split(args.metric)] or cfg.get("metrics")
         attacks = [ComponentSpec.parse(a) for a in _split(args.attack)] or cfg.get("attacks")
@@ -68,6 +76,8 @@ def build_experiment(args: argparse.Namespace):
             else cfg.get("defences", [])
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if getattr(args, "survives_compression", None):  # MRB: score the attacked image JPEG-compressed
+        defences = [*defences, ComponentSpec("jpeg", {"q": args.survives_compression})]
     if not metrics:
         raise UsageError("no metric given (--metric NAME, see `main.py list`)")
     if not attacks:
@@ -75,7 +85,7 @@ def build_experiment(args: argparse.Namespace):
     fields = {k: v for k, v in cfg.items() if k not in ("metrics", "attacks", "defences", "images", "root")}
     exp = Experiment(images=images, root=root, metrics=metrics, attacks=attacks, defences=defences,
                      **fields)
-    for name in ("seed", "device", "mos_file", "eot_draws", "max_pixels"):
+    for name in ("seed", "device", "mos_file", "eot_draws", "max_pixels", "budget"):
         v = getattr(args, name, None)
         if v is not None:
             setattr(exp, name, v)
@@ -138,9 +148,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from engine.runtime import Runtime
     from engine.store import ResultStore
 
+    from engine.study_cli import PRESETS_NAME, apply_budget
+
     exp = build_experiment(args)
     runtime = Runtime(exp.device)
     out = _out_folder(args.out)
+    presets = Path(getattr(args, "budget_presets", None) or out / PRESETS_NAME)
+    exp = apply_budget(exp, exp.budget, presets, runtime, lambda s: print(s, file=sys.stderr))
     with ResultStore(store_path_for(out)) as store:
         if exp.save_images:
             from engine.diskspace import space_warning
@@ -200,7 +214,7 @@ def _run_into(args: argparse.Namespace, exp, runtime, out: Path, store) -> int:
         print(f"error: {disk_full}", file=sys.stderr)
         return EXIT_DISK_FULL
     if not args.no_export:
-        _export(store, out, exp.id)
+        _export(store, out, exp.id, getattr(args, "ci_method", "bootstrap"))
     assert summary is not None
     print(f"finished {summary.finished}, failed {summary.failed}"
           f"{', cancelled — run the same command again to resume' if summary.cancelled else ''}",
@@ -212,10 +226,10 @@ def _run_into(args: argparse.Namespace, exp, runtime, out: Path, store) -> int:
     return EXIT_PARTIAL if summary.failed else EXIT_OK
 
 
-def _export(store, out: Path, exp_id: str) -> None:
+def _export(store, out: Path, exp_id: str, ci_method: str = "bootstrap") -> None:
     from engine.export import export_csv
 
-    raw, summ = export_csv(store, out, exp_id)
+    raw, summ = export_csv(store, out, exp_id, ci_method=ci_method)
     print(f"wrote {raw} and {summ}", file=sys.stderr)
 
 
@@ -226,7 +240,7 @@ def _export_what_fits(args: argparse.Namespace, store, out: Path, exp_id: str) -
     if args.no_export:
         return
     try:
-        _export(store, out, exp_id)
+        _export(store, out, exp_id, getattr(args, "ci_method", "bootstrap"))
     except OSError as exc:
         if not is_disk_full(exc):
             raise
@@ -258,6 +272,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def make_parser() -> argparse.ArgumentParser:
+    from engine.study_cli import add_run_options
+
     p = argparse.ArgumentParser(prog="main.py", description=(
         "Adversarial robustness lab for no-reference image-quality metrics. "
         "Without a command the desktop app starts."), epilog=epilog(),
@@ -283,6 +299,7 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--mos", dest="mos_file", default=None, help="CSV of image_name,mos for SROCC/PLCC")
     r.add_argument("--no-export", action="store_true", help="do not write the CSVs at the end")
     r.add_argument("-q", "--quiet", action="store_true")
+    add_run_options(r)
     r.set_defaults(func=cmd_run)
 
     ls = sub.add_parser("list", help="list metrics, attacks and defences with their parameters")
@@ -341,10 +358,11 @@ def _add_optional_parsers(sub) -> None:
     Imported plainly: a wrong module path must fail here, not make a command vanish.
     """
     from engine.report.cli import add_report_parser
+    from engine.study_cli import add_calibrate_parser
     from engine.training.cli import add_train_fcn_parser
     from engine.training.uap_cli import add_train_uap_parser
 
-    for add in (add_report_parser, add_train_fcn_parser, add_train_uap_parser):
+    for add in (add_report_parser, add_train_fcn_parser, add_train_uap_parser, add_calibrate_parser):
         add(sub)
 
 

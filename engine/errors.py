@@ -175,6 +175,11 @@ def _known_kinds() -> list[tuple[type, int]]:
     kinds: list[tuple[type, int]] = [(WeightsUnavailable, EXIT_WEIGHTS), (BackendError, EXIT_USAGE),
                                      (DeviceError, EXIT_USAGE), (MetricError, EXIT_USAGE),
                                      (UnknownComponent, EXIT_USAGE), (ParamError, EXIT_USAGE)]
+    from engine.budgets import BudgetError
+    from engine.calibration import CalibrationError
+    from engine.studies import StudyError
+
+    kinds += [(BudgetError, EXIT_USAGE), (CalibrationError, EXIT_USAGE), (StudyError, EXIT_USAGE)]
     try:
         from engine.training import TrainingError
 

@@ -147,6 +147,9 @@ class Experiment:
         max_pixels: larger images are refused with a clear error.
         batch_size: how many compatible items run as one batch (an int ≥ 1, or
             ``"auto"``); where it runs, not what it computes, so not part of the identity.
+        budget: the perturbation budget the attacks were calibrated to (``linf-4``,
+            ``psnr=40``, …; see :mod:`engine.budgets`), or None.
+        study: the study this experiment runs (:mod:`engine.studies`), or None.
     """
 
     images: list[str]
@@ -162,6 +165,8 @@ class Experiment:
     eot_draws: int = 1
     max_pixels: int = 40_000_000
     batch_size: int | str = 1
+    budget: str | None = None
+    study: str | None = None
 
     def __post_init__(self) -> None:
         self.metrics = [ComponentSpec.from_any(m) for m in self.metrics]
@@ -206,6 +211,9 @@ class Experiment:
         d = self.to_dict()
         for k in ("device", "save_images", "batch_size"):
             d.pop(k, None)
+        for k in ("budget", "study"):  # ids of experiments from before these fields stay the same
+            if d.get(k) is None:
+                d.pop(k, None)
         d["images"] = [self.image_name(p) for p in self.images]
         d.pop("root", None)
         return short_hash(d)

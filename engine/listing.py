@@ -35,7 +35,8 @@ def catalogue() -> dict[str, list[dict[str, Any]]]:
         cls = ATTACKS.get(name)
         attacks.append({"name": name, "doc": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
                         "params": [_spec_dict(s) for s in cls.param_specs()],
-                        "presets": list(cls.presets), "universal": cls.universal, "status": "ready"})
+                        "presets": list(cls.presets), "universal": cls.universal,
+                        "strength_param": getattr(cls, "strength_param", None), "status": "ready"})
     defences = []
     for name in DEFENCES.names():
         cls = DEFENCES.get(name)
@@ -69,6 +70,8 @@ def describe_all(as_json: bool = False) -> str:
                 extra.append("lower is better" if c["lower_better"] else "higher is better")
                 if c.get("bounds"):
                     extra.append(f"bounds {c['bounds'][0]}→{c['bounds'][1]}")
+            if kind == "attacks" and c.get("strength_param"):
+                extra.append(f"budget calibrates {c['strength_param']}")
             if kind == "defences":
                 extra += [x for x, on in (("differentiable", c["differentiable"]), ("random", c["random"])) if on]
             head = f"{c['name']:<22} [{status}]"

@@ -21,6 +21,7 @@ from engine.events import (AttackDone, AttackStep, CleanScored, DefenceDone, Eve
 from engine.evaluation.row import evaluate_pair
 from engine.evaluation.scores import attack_gained
 from engine.experiment import Experiment, WorkItem, derive_seed
+from engine.budgets import budget_columns
 from engine.io.images import ImageLoadError, load_image, save_png, to_uint8
 from engine.runtime import Runtime
 from engine.store import ResultStore
@@ -196,6 +197,7 @@ def run_item(item: WorkItem, exp: Experiment, runtime: Runtime,
                                      images={"x": x, "xa": x_adv, "dx": dx, "dxa": dxa},
                                      bounds=metric.bounds, score_range=metric.range,
                                      geometric=getattr(defence, "geometric", False)))
+            row.update(budget_columns(exp.budget, row))
             row["error"] = None
             images.defended_clean[spec.label] = to_uint8(dx)
             images.defended_attacked[spec.label] = to_uint8(dxa)

@@ -157,6 +157,7 @@ class AdvCF(Attack):
     """
 
     Params = AdvCFParams
+    strength_param = "lr"
     presets = {"msu-default": {}, "iters=1": {"iters": 1}, "iters=5": {"iters": 5},
                "iters=20": {"iters": 20}, "strong": {"lr": 0.005, "iters": 20}}
 

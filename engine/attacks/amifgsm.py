@@ -47,6 +47,7 @@ class AMIFGSM(Attack):
     """
 
     Params = AMIFGSMParams
+    strength_param = "eps"
     presets = {"paper": {}, "msu-literal": {"normalise": False}, **linf_presets()}
     literal_presets = {"msu-literal": MSU_AMIFGSM}
 

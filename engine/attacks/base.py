@@ -98,6 +98,9 @@ class Attack:
     #: independent loop in the tests): label → the reference file, under
     #: github.com/msu-video-group; the GUI tags them "(MSU code)"
     literal_presets: ClassVar[dict[str, str]] = {}
+    #: the parameter budget calibration searches (larger = stronger perturbation);
+    #: ε for most attacks, a learning rate, radius or query budget for others
+    strength_param: ClassVar[str | None] = "eps"
 
     def __init__(self, params: Any = None, **overrides: Any) -> None:
         if params is None or isinstance(params, dict):

@@ -160,6 +160,7 @@ class Korhonen(Attack):
     """
 
     Params = KorhonenParams
+    strength_param = "lr"
     presets = {"paper": {}, "msu-literal": {"mask": "gradient", "activity": "msu-code"}, **linf_presets()}
     literal_presets = {"msu-literal": MSU_KORHONEN}
 

@@ -86,6 +86,7 @@ class MADC(Attack):
     """
 
     Params = MADCParams
+    strength_param = "rmse_max"
     presets = {"msu-default": {},
                **{f"rmse={round(r * 255)}/255": {"rmse_max": r, "step": r / 8} for r in RMSE_LEVELS}}
     literal_presets = {"msu-default": "adversarial-defenses-for-iqa/metrics/methods/madc/run.py"}

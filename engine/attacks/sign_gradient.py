@@ -33,6 +33,7 @@ class SignGradientAttack(Attack):
     """Template for sign-gradient attacks; subclasses override the hooks."""
 
     Params = SignParams
+    strength_param = "eps"
 
     def init_delta(self, x0: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         return torch.zeros_like(x0)

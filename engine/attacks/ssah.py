@@ -161,6 +161,7 @@ class SSAH(Attack):
     """
 
     Params = SSAHParams
+    strength_param = "lr"
     presets = {"paper": {}, "msu-literal": {"low_band": "msu-code"}, **linf_presets()}
     literal_presets = {"msu-literal": MSU_SSAH}
 

@@ -315,6 +315,7 @@ class UAP(Attack):
     """
 
     Params = UAPParams
+    strength_param = "eps"
     universal = True
     presets = {"paper": {}, "msu-literal": {"fit": "tile", "amplitude": 0.2, "eps": 1.0},
                **{f"eps={round(e * 255)}/255": {"eps": e} for e in LINF_LEVELS}}

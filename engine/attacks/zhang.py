@@ -191,6 +191,7 @@ class Zhang(Attack):
     """
 
     Params = ZhangParams
+    strength_param = "lr"
     presets = {"msu-default": {}, "lpips": {"distance": "lpips"}, "dists": {"distance": "dists"},
                **linf_presets()}
 

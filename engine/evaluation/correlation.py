@@ -20,6 +20,8 @@ from pathlib import Path, PurePath
 from typing import Any
 
 SCORE_COLUMNS = ("clear", "attacked", "defended-clear", "defended-attacked")
+#: Guardians: does the defence keep the metric's ranking of clean images? SROCC(M(x), M(D(x)))
+CLEAN_DEFENDED = "srocc_clear_defended-clear"
 GROUP_KEYS = ("metric", "attack", "attack_preset", "defence", "defence_preset")
 _NAME_COLUMNS = ("image_name", "image", "name", "filename", "file", "img", "image_id", "picture")
 
@@ -191,5 +193,6 @@ def mos_correlations(rows: Iterable[dict[str, Any]], mos: dict[str, float] | Non
         for c in SCORE_COLUMNS:
             res[f"srocc_{c}"] = srocc(g[c], g["mos"])
             res[f"plcc_{c}"] = plcc(g[c], g["mos"])
+        res[CLEAN_DEFENDED] = srocc(g["clear"], g["defended-clear"])
         out[key] = res
     return out

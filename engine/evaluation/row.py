@@ -24,6 +24,8 @@ SCORE_COLUMNS = [
     "both_defended_abs_gain", "both_defended_rel_gain", "gain_removed", "quality_score",
     "quality_score_clear", "similarity_score", "geometry_aware_quality", "robustness",
     "nonpurified_robustness",
+    # MRB (AAAI-24): min-max normalised scores s = (M − worst)/(best − worst) and signed gains
+    "norm_clear", "norm_defended-attacked", "mrb_abs_gain", "mrb_rel_gain",
 ]
 
 
@@ -65,4 +67,7 @@ def evaluate_pair(*, clean: float, attacked: float, defended_clean: float, defen
         "robustness": S.robustness_term(clean, defended_attacked, bounds),
         "nonpurified_robustness": S.robustness_term(clean, attacked, bounds),
     })
+    s0, s1 = S.scaled(clean, bounds), S.scaled(defended_attacked, bounds)
+    row.update({"norm_clear": s0, "norm_defended-attacked": s1,
+                "mrb_abs_gain": S.normalised_abs_gain(s0, s1), "mrb_rel_gain": S.normalised_rel_gain(s0, s1)})
     return row

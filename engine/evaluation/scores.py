@@ -19,6 +19,21 @@ geometry_aware_quality     quality_score between D(x) and D(x_a): for geometric
 robustness                 log10( max(1 − s, s) / (|s − s'| + ε) ), s = s(M(x)),
                            s' = s(M(D(x_a))); higher is more robust (AAAI-24), ε = 1e-6
 nonpurified_robustness     the same with s' = s(M(x_a))
+norm_clear                 s(M(x)); norm_defended-attacked: s(M(D(x_a)))
+mrb_abs_gain               s' − s, s' = s(M(D(x_a))): MRB's MinMax-normalised absolute
+                           gain, signed (> 0: the score moved toward "better")
+mrb_rel_gain               (s' − s) / (|s| + 1e-6): MinMax-normalised relative gain
+=========================  ============================================================
+
+Per group of images (``engine.evaluation.distribution``, in the summary):
+
+=========================  ============================================================
+wasserstein                W1 between the distributions of s and s' over the group's
+                           images, signed by the direction of mean(s') − mean(s)
+energy                     the energy distance between them (scipy's definition,
+                           √(2∫(F − G)²)), signed the same way
+srocc_clear_defended-clear SROCC between M(x) and M(D(x)) (Guardians: does the defence
+                           keep the metric's ranking of clean images?)
 =========================  ============================================================
 
 The relative gains divide by |M(x)| rather than MSU's M(x) so that metrics with negative
@@ -55,6 +70,16 @@ def scaled(score: float, bounds: tuple[float, float]) -> float:
     """Min-max scaling with (worst, best) bounds: 0 = worst, 1 = best."""
     worst, best = bounds
     return (score - worst) / (best - worst)
+
+
+def normalised_abs_gain(s_clean: float, s_attacked: float) -> float:
+    """MRB's MinMax-normalised absolute gain (signed: > 0 toward "better")."""
+    return s_attacked - s_clean
+
+
+def normalised_rel_gain(s_clean: float, s_attacked: float) -> float:
+    """MRB's MinMax-normalised relative gain, ``(s' − s) / (|s| + 1e-6)``."""
+    return (s_attacked - s_clean) / (abs(s_clean) + REL_EPS)
 
 
 def robustness_term(clean: float, attacked: float, bounds: tuple[float, float]) -> float:

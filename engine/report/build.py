@@ -38,7 +38,7 @@ def make_plots(data: ReportData, fig_dir: Path) -> list[tuple[SavedFigure, str]]
     fig = pareto_plot(data.summary)
     if fig is not None:
         out.append((save_figure(fig, fig_dir, "quality_vs_gain", "Quality against remaining gain"),
-                    "One point per defence/preset, means over all attacks: quality (SSIM + PSNR/80)/2 of "
+                    "One point per defence/preset, means over all attacks (error bars: 95 % intervals over images): quality (SSIM + PSNR/80)/2 of "
                     "D(x_a) against the clean image vs remaining gain. Red points and the step line mark "
                     "the Pareto front (no other defence has both higher quality and lower gain); the "
                     "square is no defence."))
@@ -108,11 +108,12 @@ def build_report(store_path: str | Path, out_dir: str | Path, experiment_id: str
     with ResultStore(path, readonly=True) as store:
         data = load_report_data(store, experiment_id)
         out.mkdir(parents=True, exist_ok=True)  # only once there is something to report
-        raw_csv, summary_csv = export_csv(store, out, data.experiment_id)
+        raw_csv, summary_csv = export_csv(store, out, data.experiment_id, derived={
+            "summary": data.summary, "paired": data.paired, "leaderboard": data.leaderboard})
     fig_dir = out / "figures"
     plots = make_plots(data, fig_dir)
     strips, note = make_strips(data, fig_dir)
-    files = [raw_csv.name, summary_csv.name]
+    files = [raw_csv.name, summary_csv.name, "paired.csv", "leaderboard.csv"]
     for fig, _ in (*plots, *strips):
         files.append(f"figures/{fig.png.name}")
         if fig.svg is not None:

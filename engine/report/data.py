@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from engine.report.labels import component_label
 
@@ -26,6 +27,10 @@ class ReportData:
         summary: long-format means from :func:`engine.export.summarise`.
         total, done, failed: expected work items and how many finished / failed.
         image_lookup: finds saved PNGs, or None when the run saved none.
+        paired: paired defence comparisons (:func:`engine.evaluation.paired.paired_rows`).
+        leaderboard: :func:`engine.evaluation.leaderboard.leaderboard` rows.
+        ci_method: how the intervals were computed (``bootstrap`` or ``t``).
+        study: the study comparison (:func:`engine.studies.compare`), when the run was one.
     """
 
     experiment_id: str
@@ -40,6 +45,10 @@ class ReportData:
     created: str | None = None
     image_lookup: ImageLookup | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    paired: list[dict[str, Any]] = field(default_factory=list)
+    leaderboard: list[dict[str, Any]] = field(default_factory=list)
+    ci_method: str = "bootstrap"
+    study: dict[str, Any] | None = None
 
     @property
     def missing(self) -> int:
@@ -82,12 +91,13 @@ def _display_labels(spec: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def load_report_data(store: Any, experiment_id: str | None = None) -> ReportData:
+def load_report_data(store: Any, experiment_id: str | None = None, ci_method: str = "bootstrap") -> ReportData:
     """Read one experiment's numbers from an open ``ResultStore``.
 
     Args:
         store: an ``engine.store.ResultStore``.
         experiment_id: which experiment (a unique prefix is enough); the latest when None.
+        ci_method: ``bootstrap`` (default) or ``t`` intervals.
 
     Returns:
         A :class:`ReportData`.
@@ -95,7 +105,7 @@ def load_report_data(store: Any, experiment_id: str | None = None) -> ReportData
     Raises:
         engine.store.StoreError: the store holds no experiment, or not the one asked for.
     """
-    from engine.export import summarise
+    from engine.export import tables
 
     exp_id = store.resolve(experiment_id)
     info = next(e for e in store.experiments() if e["id"] == exp_id)
@@ -117,9 +127,16 @@ def load_report_data(store: Any, experiment_id: str | None = None) -> ReportData
         p = Path(store.image_path(exp_id, item_id, kind, defence_label))
         return p if p.is_file() else None
 
+    t = tables(rows, ci_method)
+    study = None
+    if spec.get("study"):
+        from engine.studies import compare_study
+
+        study = compare_study(str(spec["study"]), t["summary"])
     return ReportData(
         experiment_id=exp_id, spec=spec, manifest=manifest, rows=rows, items=items,
-        summary=summarise(rows) if rows else [], total=total, done=done, failed=failed,
+        summary=t["summary"], paired=t["paired"], leaderboard=t["leaderboard"], ci_method=ci_method,
+        study=study, total=total, done=done, failed=failed,
         created=str(created) if created else None,
         image_lookup=lookup if spec.get("save_images") else None,
     )

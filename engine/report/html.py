@@ -1,7 +1,9 @@
 """The report's HTML: one self-contained page (inline CSS, images as data URIs, no network).
 
-Every string that comes from a run (labels, file names, errors, parameters) goes through
-:func:`html.escape`.
+The page's structure lives in Jinja2 templates (``engine/report/templates``: ``page.html.j2``
+and one template per section) rendered with autoescaping, so every string that comes from
+a run (labels, file names, errors, parameters) is escaped. This module only prepares what
+the templates show (which cells are best, how blocks group) and renders them.
 """
 from __future__ import annotations
 
@@ -9,67 +11,25 @@ import html
 import json
 import math
 from collections import OrderedDict
-from typing import Any, Iterable, Sequence
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader
+from markupsafe import Markup
 
 from engine.report.data import ReportData
 from engine.report.figures import SavedFigure
-from engine.report.labels import MAIN_SCORES, as_float, component_label, fmt, score_help, score_title
+from engine.report.labels import (
+    MAIN_SCORES,
+    as_float,
+    component_label,
+    fmt,
+    score_help,
+    score_title,
+)
 from engine.report.manifest import component_rows, setup_rows, version_rows
 from engine.report.plots import attack_label
-
-CSS = """
-:root { --ink:#1b1f24; --muted:#5b6470; --rule:#2b2f36; --soft:#e6e9ee; --accent:#9b1c1c; --ok:#1e6b3a; }
-* { box-sizing: border-box; }
-body { margin:0; background:#f4f5f7; color:var(--ink);
-  font: 14px/1.5 "Helvetica Neue", Helvetica, Arial, "DejaVu Sans", sans-serif; }
-main { max-width: 1240px; margin: 20px auto; background:#fff; padding: 32px 36px 28px;
-  box-shadow: 0 1px 3px rgba(0,0,0,.08); }
-h1 { font-size: 24px; margin: 0 0 4px; letter-spacing: -.01em; }
-h2 { font-size: 18px; margin: 34px 0 10px; padding-bottom: 4px; border-bottom: 1px solid var(--soft); }
-h3 { font-size: 15px; margin: 22px 0 8px; }
-.sub { color: var(--muted); margin: 0 0 16px; }
-code, .mono { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 12.5px; }
-nav { font-size: 13px; color: var(--muted); margin-bottom: 10px; }
-nav a { color: var(--muted); margin-right: 14px; }
-.status { padding: 10px 14px; border-radius: 4px; margin: 14px 0; }
-.status.complete { background:#eef7f1; border-left: 4px solid var(--ok); }
-.status.partial { background:#fdf1f1; border-left: 4px solid var(--accent); }
-.cols { display:grid; grid-template-columns: 1.4fr 1fr; gap: 28px; }
-table { border-collapse: collapse; font-variant-numeric: tabular-nums; margin: 6px 0 8px; }
-table.book { border-top: 1.5px solid var(--rule); border-bottom: 1.5px solid var(--rule); width: 100%; }
-table.book thead th { border-bottom: 1px solid var(--rule); }
-th, td { padding: 3px 9px; text-align: left; vertical-align: top; }
-th { font-weight: 600; font-size: 12.5px; }
-td.num, th.num { text-align: right; white-space: nowrap; }
-tr.group td { border-top: 1px solid var(--soft); }
-tr.total td { background: #f7f8fa; }
-td.best { font-weight: 700; }
-table.kv th { color: var(--muted); font-weight: 500; white-space: nowrap; }
-table.summary { font-size: 12.5px; }
-table.summary thead th.num { white-space: normal; max-width: 88px; vertical-align: bottom; }
-table.summary td.label { max-width: 170px; }
-table.summary td, table.summary th { padding: 3px 6px; }
-.scroll { overflow-x: auto; }
-.params { font-size: 12px; color: #333; }
-.params span { display:inline-block; margin-right: 10px; white-space: nowrap; }
-.params b { font-weight: 600; color: var(--muted); }
-.note { color: var(--muted); font-size: 12.5px; }
-figure { margin: 18px 0 26px; }
-figure img { max-width: 100%; height: auto; display:block; margin: 0 auto; }
-figcaption { font-size: 13px; color: #333; margin-top: 6px; }
-figcaption b { color: var(--ink); }
-figcaption .files a { color: var(--muted); font-size: 12px; margin-left: 6px; }
-details { margin: 8px 0; }
-summary { cursor: pointer; color: var(--muted); }
-pre { background:#f7f8fa; padding: 10px; overflow:auto; font-size: 12px; }
-.err { color: var(--accent); white-space: pre-wrap; font-size: 12.5px; }
-footer { margin-top: 36px; color: var(--muted); font-size: 12px; border-top: 1px solid var(--soft);
-  padding-top: 8px; }
-dl.defs { display:grid; grid-template-columns: max-content 1fr; gap: 2px 14px; font-size: 12.5px; }
-dl.defs dt { font-weight: 600; } dl.defs dd { margin: 0; color: #333; }
-dl.glance { font-size: 13.5px; margin: 4px 0 8px; }
-@media print { body { background:#fff; } main { box-shadow:none; margin:0; } details { display:block; } }
-"""
 
 CSS_PX_PER_INCH = 110  # above 96 so 8.5-pt figure text reads like the 13-px body text
 
@@ -79,26 +39,17 @@ ERROR_HOOK = ("window.__reportErrors=[];window.onerror=function(m,s,l){window.__
 RENDERED_MARK = "document.body.setAttribute('data-rendered','ok');"
 
 
-def e(v: Any) -> str:
-    return html.escape("" if v is None else str(v), quote=True)
-
-
-def e_label(v: Any) -> str:
+def _wbr(v: Any) -> Markup:
     """An escaped component label that may break after ``[`` and ``,`` in narrow columns."""
-    return e(v).replace("[", "[<wbr>").replace(",", ",<wbr>")
+    return Markup(html.escape("" if v is None else str(v), quote=True).replace("[", "[<wbr>").replace(",", ",<wbr>"))
 
 
-def _value(v: Any) -> str:
+def _kv_value(v: Any) -> str:
     if isinstance(v, bool) or v is None:
-        return e(v if v is not None else "–")
+        return str(v if v is not None else "–")
     if isinstance(v, float):
-        return e(fmt(v, 6))
-    return e(v)
-
-
-def kv_table(rows: Iterable[tuple[str, Any]]) -> str:
-    body = "".join(f"<tr><th>{e(k)}</th><td>{_value(v)}</td></tr>" for k, v in rows)
-    return f'<table class="kv">{body}</table>'
+        return fmt(v, 6)
+    return str(v)
 
 
 def param_value(v: Any, unit: str = "") -> str:
@@ -108,186 +59,137 @@ def param_value(v: Any, unit: str = "") -> str:
     return (fmt(v, 6) if isinstance(v, float) else str(v)) + (f" {unit}" if unit and unit != "×255" else "")
 
 
-def params_html(params: dict[str, Any], given: dict[str, Any], units: dict[str, str] | None = None) -> str:
-    if not params:
-        return '<span class="note">no parameters</span>'
-    parts = []
-    for k, v in params.items():
-        mark = " *" if k in given else ""
-        parts.append(f"<span><b>{e(k)}</b>={e(param_value(v, (units or {}).get(k, '')))}{e(mark)}</span>")
-    return '<div class="params">' + "".join(parts) + "</div>"
-
-
-def _runs_table(rows: str, n: int) -> str:
-    if not n:
+def _finalize(v: Any) -> Any:
+    """None prints as nothing; text is escaped as :func:`html.escape` does (``&quot;``, the
+    entities the page always used); markup from filters and sections passes through."""
+    if v is None:
         return ""
-    return (f'<details><summary>Runs of this experiment ({n})</summary><table class="book"><thead><tr>'
-            '<th class="num">#</th><th>device</th><th>GPU</th><th>tool</th><th>torch</th></tr></thead>'
-            f'<tbody>{rows}</tbody></table></details>')
+    if isinstance(v, Markup) or hasattr(v, "__html__"):
+        return v
+    return Markup(html.escape(str(v), quote=True))
 
 
-def manifest_section(data: ReportData) -> str:
-    comps = component_rows(data.spec)
-    crow = "".join(
-        f"<tr><td>{e(c['kind'])}</td><td class='mono' title='{e(c['spec'])}'>{e(c['label'])}</td>"
-        f"<td>{params_html(c['params'], c['given'], c['units'])}"
-        + (f"<div class='note'>{e(c['note'])}</div>" if c["note"] else "") + "</td></tr>"
-        for c in comps)
-    images = data.spec.get("images") or []
-    img_list = "".join(f"<li class='mono'>{e(p)}</li>" for p in images)
-    runs = data.manifest.get("runs") or []
-    run_rows = "".join(
-        f"<tr><td class='num'>{i}</td><td>{e(r.get('device'))}</td><td>{e(r.get('gpu') or '–')}</td>"
-        f"<td>{e((r.get('versions') or {}).get('tool'))}</td><td>{e((r.get('versions') or {}).get('torch'))}</td></tr>"
-        for i, r in enumerate(runs, 1))
-    manifest_json = json.dumps({k: v for k, v in data.manifest.items() if k != "runs"}, indent=2,
-                               sort_keys=True, default=str)
-    return f"""
-<section id="manifest"><h2>4. Experiment manifest</h2>
-<div class="cols"><div><h3>Setup</h3>{kv_table(setup_rows(data))}</div>
-<div><h3>Versions</h3>{kv_table(version_rows(data)) if version_rows(data) else '<p class="note">not recorded</p>'}</div></div>
-<h3>Components and every parameter</h3>
-<table class="book"><thead><tr><th>kind</th><th>label</th><th>parameters (* = set explicitly, others from defaults/preset)</th></tr></thead>
-<tbody>{crow}</tbody></table>
-<p class="note">The identity defence <code>none</code> is always evaluated as the undefended baseline.
-Per-item seeds are derived from the master seed and the item's identity; random defences apply the same draw
-to the clean and the attacked image.</p>
-<details><summary>Images ({len(images)})</summary><ol>{img_list}</ol></details>
-{_runs_table(run_rows, len(runs))}
-<details><summary>Full manifest (JSON)</summary><pre>{e(manifest_json)}</pre></details>
-</section>"""
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    env = Environment(loader=PackageLoader("engine.report", "templates"), autoescape=True,
+                      trim_blocks=True, lstrip_blocks=True, finalize=_finalize)
+    env.filters.update(fmt=fmt, wbr=_wbr, kvvalue=_kv_value, param_value=param_value,
+                       reprfloat=lambda v: repr(v) if isinstance(v, float) else "")
+    return env
 
 
-def _cell(row: dict[str, Any], score: str, value: Any, cls: str = "num") -> str:
-    attrs = (f'data-metric="{e(row.get("metric"))}" data-attack="{e(row.get("attack"))}" '
-             f'data-attack-preset="{e(row.get("attack_preset"))}" data-defence="{e(row.get("defence"))}" '
-             f'data-defence-preset="{e(row.get("defence_preset"))}" data-score="{e(score)}" '
-             f'data-value="{e(repr(value) if isinstance(value, float) else "")}"')
-    return f'<td class="{cls}" {attrs}>{e(fmt(value))}</td>'
+def render(template: str, **context: Any) -> Markup:
+    """Render one template to markup (safe to insert into another template)."""
+    return Markup(environment().get_template(template).render(**context))
 
 
-def _grouped(summary: list[dict[str, Any]]) -> "OrderedDict[str, OrderedDict[tuple, dict[str, Any]]]":
-    """metric → (attack, attack_preset, defence, defence_preset) → {score: value, _row, _count}."""
+def _grouped(summary: list[dict[str, Any]]) -> OrderedDict[str, OrderedDict[tuple, dict[str, Any]]]:
+    """metric → (attack, attack_preset, defence, defence_preset) → {score: summary row, _row, _count}."""
     out: OrderedDict[str, OrderedDict[tuple, dict[str, Any]]] = OrderedDict()
     for s in summary:
         key = (s.get("attack"), s.get("attack_preset"), s.get("defence"), s.get("defence_preset"))
         g = out.setdefault(str(s.get("metric")), OrderedDict()).setdefault(key, {"_row": s, "_count": 0})
-        g[str(s["score"])] = s.get("value")
+        g[str(s["score"])] = s
         if s["score"] == "robust_abs_gain" or not g["_count"]:  # images behind the key score
             g["_count"] = int(s.get("count") or 0)
     return out
 
 
-def summary_section(data: ReportData) -> str:
-    if not data.summary:
-        return ('<section id="summary"><h2>1. Summary</h2><p class="status partial">No finished item yet: '
-                'nothing to summarise.</p></section>')
-    scores_present = list(OrderedDict.fromkeys(str(s["score"]) for s in data.summary))
-    with_values = {str(s["score"]) for s in data.summary if s.get("value") is not None}
+BEST = (("robust_abs_gain", min), ("quality_score", max), ("robustness", max), ("similarity_score", max),
+        ("both_defended_abs_gain", min), ("gain_removed", max))
+
+
+def _ci_text(s: dict[str, Any] | None) -> str:
+    if not s:
+        return ""
+    if s.get("ci_low") is None:
+        return f"no interval: {s.get('ci_note')}" if s.get("ci_note") else ""
+    return f"95 % interval [{fmt(s['ci_low'])}, {fmt(s['ci_high'])}] ({s.get('ci_method')}, n = {s.get('count')})"
+
+
+def summary_blocks(summary: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Per metric, the main table's rows (cells with best flags and intervals) and its columns."""
+    scores_present = list(OrderedDict.fromkeys(str(s["score"]) for s in summary))
+    with_values = {str(s["score"]) for s in summary if s.get("value") is not None}
     main = [s for s in MAIN_SCORES if s in scores_present and s in with_values]
-    parts = ['<section id="summary"><h2>1. Summary: means per metric × attack × defence</h2>',
-             '<p class="note">Means over finished images (items with errors left out), exactly as in '
-             '<code>summary.csv</code>. <b>Bold</b>: the best defence within an attack block '
-             '(lowest remaining gain, highest quality, highest robustness). “all attacks” pools every attack.</p>']
-    for metric, groups in _grouped(data.summary).items():
-        head = "".join(f'<th class="num" title="{e(score_help(s))}">{e(score_title(s))}</th>' for s in main)
-        body = []
+    blocks_out = []
+    for metric, groups in _grouped(summary).items():
         blocks: OrderedDict[tuple, list[tuple[tuple, dict[str, Any]]]] = OrderedDict()
         for key, g in groups.items():
             blocks.setdefault(key[:2], []).append((key, g))
+        rows = []
         for (attack, _), members in blocks.items():
             best: dict[str, float] = {}
-            for s, pick in (("robust_abs_gain", min), ("quality_score", max), ("robustness", max),
-                            ("similarity_score", max), ("both_defended_abs_gain", min), ("gain_removed", max)):
-                vals = [as_float(g.get(s)) for _, g in members if g["_row"].get("defence") != "none"]
+            for s, pick in BEST:
+                vals = [as_float((g.get(s) or {}).get("value")) for _, g in members
+                        if g["_row"].get("defence") != "none"]
                 vals = [v for v in vals if not math.isnan(v)]
                 if len(vals) > 1:
                     best[s] = pick(vals)
-            for i, (key, g) in enumerate(members):
+            for i, (_key, g) in enumerate(members):
                 r = g["_row"]
-                cls = ("group " if i == 0 else "") + ("total" if attack == "total" else "")
                 cells = []
                 for s in main:
-                    v = g.get(s)
+                    v = (g.get(s) or {}).get("value")
                     hit = s in best and r.get("defence") != "none" and as_float(v) == best[s]
-                    cells.append(_cell(r, s, v, "num best" if hit else "num"))
-                alabel = attack_label(r) if i == 0 else ""
-                body.append(f'<tr class="{cls.strip()}"><td class="label">{e_label(alabel)}</td>'
-                            f'<td class="mono label">{e_label(component_label(r.get("defence"), r.get("defence_preset")))}</td>'
-                            f'<td class="num">{g["_count"]}</td>{"".join(cells)}</tr>')
-        parts.append(f'<h3>{e(metric)}</h3><div class="scroll"><table class="book summary"><thead><tr><th>attack</th><th>defence</th>'
-                     f'<th class="num">n</th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
-    defs = "".join(f"<dt>{e(score_title(s))}</dt><dd>{e(score_help(s))}</dd>" for s in main)
-    parts.append(f'<dl class="defs">{defs}</dl>')
-    full = "".join(
-        f'<tr><td>{e(s.get("metric"))}</td><td>{e(s.get("attack"))}</td><td>{e(s.get("attack_preset"))}</td>'
-        f'<td>{e(s.get("defence"))}</td><td>{e(s.get("defence_preset"))}</td><td class="mono">{e(s.get("score"))}</td>'
-        f'{_cell(s, str(s["score"]), s.get("value"))}<td class="num">{e(s.get("count"))}</td></tr>'
-        for s in data.summary)
-    parts.append('<details id="all-scores"><summary>All summary scores (long format, as in summary.csv)</summary>'
-                 '<table class="book summary"><thead><tr><th>metric</th><th>attack</th><th>attack_preset</th>'
-                 '<th>defence</th><th>defence_preset</th><th>score</th><th class="num">value</th>'
-                 f'<th class="num">count</th></tr></thead><tbody>{full}</tbody></table></details></section>')
-    return "".join(parts)
+                    cells.append({"score": s, "value": v, "cls": "num best" if hit else "num",
+                                  "ci": _ci_text(g.get(s))})
+                cls = ("group " if i == 0 else "") + ("total" if attack == "total" else "")
+                rows.append({"cls": cls.strip(), "attack": attack_label(r) if i == 0 else "",
+                             "defence": component_label(r.get("defence"), r.get("defence_preset")),
+                             "count": g["_count"], "row": r, "cells": cells})
+        blocks_out.append({"name": metric, "rows": rows})
+    return blocks_out, [{"title": score_title(s), "help": score_help(s)} for s in main]
 
 
-def figure_html(fig: SavedFigure, number: int, caption: str) -> str:
-    files = f'<a href="figures/{e(fig.png.name)}">PNG</a>'
-    if fig.svg is not None:
-        files += f'<a href="figures/{e(fig.svg.name)}">SVG</a>'
-    width = round(fig.width_in * CSS_PX_PER_INCH)
-    return (f'<figure id="{e(fig.stem)}"><img alt="{e(fig.title)}" style="width:{width}px" src="{fig.data_uri()}">'
-            f'<figcaption><b>Figure {number}. {e(fig.title)}.</b> {e(caption)}'
-            f'<span class="files">{files}</span></figcaption></figure>')
+def _by_block(rows: list[dict[str, Any]], *keys: str) -> list[dict[str, Any]]:
+    out: OrderedDict[tuple, list[dict[str, Any]]] = OrderedDict()
+    for r in rows:
+        out.setdefault(tuple(r.get(k) for k in keys), []).append(r)
+    return [{**dict(zip(keys, k)), "rows": v} for k, v in out.items()]
 
 
-def glance_html(data: ReportData) -> str:
-    """A compact setup block under the title; the full manifest is section 4."""
-    comps = component_rows(data.spec)
+def leaderboard_context(data: ReportData) -> dict[str, Any]:
+    from engine.evaluation.leaderboard import QUALITY_FLOOR
+
+    rows = [{**r, "label": component_label(r.get("name"), r.get("preset"))} for r in data.leaderboard]
+    return {"defences": _by_block([r for r in rows if r["table"] == "defences"], "metric", "attack"),
+            "metrics": _by_block([r for r in rows if r["table"] == "metrics"], "attack"),
+            "floor": data.extra.get("quality_floor", QUALITY_FLOOR)}
+
+
+def paired_context(data: ReportData) -> dict[str, Any]:
+    rows = [{**r, "a": component_label(r["defence_a"], r["defence_a_preset"]),
+             "b": component_label(r["defence_b"], r["defence_b_preset"]),
+             "attack": "all attacks" if r["attack"] == "total" else component_label(r["attack"], r["attack_preset"])}
+            for r in data.paired]
+    return {"blocks": _by_block(rows, "metric", "attack"), "ci_method": data.ci_method}
+
+
+def glance(data: ReportData) -> list[tuple[str, str]]:
+    """A compact setup block under the title; the full manifest is its own section."""
     by_kind: dict[str, list[str]] = OrderedDict((k, []) for k in ("metric", "attack", "defence"))
-    for c in comps:
+    for c in component_rows(data.spec):
         by_kind[c["kind"]].append(c["label"])
     m = data.manifest
     v = m.get("versions") or {}
     where = f"{m.get('device', '–')}" + (f" ({m['gpu']})" if m.get("gpu") else "")
-    items = [("metrics", ", ".join(by_kind["metric"])), ("attacks", ", ".join(by_kind["attack"])),
-             ("defences", ", ".join(["none", *by_kind["defence"]])),
-             ("images", f"{len(data.spec.get('images') or [])}; seed {data.spec.get('seed')}; "
-                        f"{'adaptive' if data.spec.get('adaptive') else 'non-adaptive'} attacks"),
-             ("run on", f"{where}; tool {v.get('tool', '–')}, torch {v.get('torch', '–')}, pyiqa {v.get('pyiqa', '–')}")]
-    body = "".join(f"<dt>{e(k)}</dt><dd>{e(val)}</dd>" for k, val in items)
-    return f'<dl class="defs glance" id="glance">{body}</dl>'
+    out = [("metrics", ", ".join(by_kind["metric"])), ("attacks", ", ".join(by_kind["attack"])),
+           ("defences", ", ".join(["none", *by_kind["defence"]])),
+           ("images", (f"{len(data.spec.get('images') or [])}; seed {data.spec.get('seed')}; "
+                      f"{'adaptive' if data.spec.get('adaptive') else 'non-adaptive'} attacks"))]
+    if data.spec.get("budget"):
+        out.append(("budget", str(data.spec["budget"])))
+    out.append(("run on", (f"{where}; tool {v.get('tool', '–')}, torch {v.get('torch', '–')}, "
+                          f"pyiqa {v.get('pyiqa', '–')}")))
+    return out
 
 
-def status_html(data: ReportData) -> str:
-    if data.complete:
-        return (f'<div class="status complete" id="run-status">Complete run: all {data.total} work items '
-                'finished.</div>')
-    parts = [f"<b>Partial run</b>: {data.done} of {data.total} work items finished"]
-    if data.missing:
-        parts.append(f"<b>{data.missing} missing</b> (not computed yet)")
-    if data.failed:
-        parts.append(f'<b>{data.failed} failed</b> (see <a href="#failures">failures</a>)')
-    return (f'<div class="status partial" id="run-status" data-missing="{data.missing}" '
-            f'data-failed="{data.failed}">{"; ".join(parts)}. Numbers below cover the finished items only. '
-            'Run the same experiment again into the same output folder to resume, then rebuild this report.</div>')
-
-
-def failures_section(data: ReportData) -> str:
-    failed = [it for it in data.items if it.get("status") == "failed"]
-    row_errors = [r for r in data.rows if r.get("error")]
-    if not failed and not row_errors:
-        return ""
-    body = "".join(
-        f"<tr><td class='mono'>{e(it.get('image_name'))}</td><td>{e(it.get('metric'))}</td>"
-        f"<td>{e(it.get('attack_display') or it.get('attack'))}</td><td>–</td><td>{e(it.get('stage'))}</td>"
-        f"<td class='err'>{e(it.get('error'))}</td></tr>" for it in failed)
-    body += "".join(
-        f"<tr><td class='mono'>{e(r.get('image_name'))}</td><td>{e(r.get('metric'))}</td><td>{e(attack_label(r))}</td>"
-        f"<td>{e(r.get('defence_label') or r.get('defence'))}</td><td>defence</td><td class='err'>{e(r.get('error'))}</td></tr>"
-        for r in row_errors)
-    return (f'<section id="failures"><h2>Failures</h2><table class="book"><thead><tr><th>image</th><th>metric</th>'
-            f'<th>attack</th><th>defence</th><th>stage</th><th>error</th></tr></thead><tbody>{body}</tbody></table></section>')
+def manifest_context(data: ReportData) -> dict[str, Any]:
+    return {"setup": setup_rows(data), "versions": version_rows(data), "components": component_rows(data.spec),
+            "images": data.spec.get("images") or [], "runs": data.manifest.get("runs") or [],
+            "manifest_json": json.dumps({k: v for k, v in data.manifest.items() if k != "runs"}, indent=2,
+                                        sort_keys=True, default=str)}
 
 
 def render_page(data: ReportData, *, figures: Sequence[tuple[SavedFigure, str]],
@@ -303,41 +205,25 @@ def render_page(data: ReportData, *, figures: Sequence[tuple[SavedFigure, str]],
         files: names of the files written next to the report.
         store_name, tool_version, generated: for the footer.
     """
+    order = ["summary", "leaderboard", "paired", *(["study"] if data.study else []), "plots", "strips", "manifest"]
+    numbers = {name: i for i, name in enumerate(order, 1)}
+    blocks, scores = summary_blocks(data.summary) if data.summary else ([], [])
+    sections = {
+        "summary": render("summary.html.j2", blocks=blocks, scores=scores, summary=data.summary,
+                          ci_method=data.ci_method),
+        "leaderboard": render("leaderboard.html.j2", number=numbers["leaderboard"], **leaderboard_context(data)),
+        "paired": render("paired.html.j2", number=numbers["paired"], **paired_context(data)),
+        "study": render("study.html.j2", number=numbers.get("study"), study=data.study),
+        "failures": render("failures.html.j2", failed=[it for it in data.items if it.get("status") == "failed"],
+                           row_errors=[{"row": r, "attack": attack_label(r)} for r in data.rows if r.get("error")]),
+        "manifest": render("manifest.html.j2", number=numbers["manifest"], **manifest_context(data)),
+    }
+    titles = {"summary": "Summary", "leaderboard": "Leaderboard", "paired": "Paired", "study": "Study",
+              "plots": "Plots", "strips": "Image strips", "manifest": "Manifest"}
     metrics = ", ".join(str(c.get("name") if isinstance(c, dict) else c) for c in data.spec.get("metrics") or [])
-    n = 0
-    fig_html = []
-    for fig, cap in figures:
-        n += 1
-        fig_html.append(figure_html(fig, n, cap))
-    strip_html = []
-    for fig, cap in strips:
-        n += 1
-        strip_html.append(figure_html(fig, n, cap))
-    file_list = "".join(f'<li><a href="{e(f)}">{e(f)}</a></li>' for f in files)
-    plots = "".join(fig_html) or '<p class="note">No finished item yet: nothing to plot.</p>'
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Robustness report {e(data.experiment_id)}</title>
-<script>{ERROR_HOOK}</script>
-<style>{CSS}</style></head>
-<body><main>
-<h1>Adversarial robustness of no-reference IQA metrics</h1>
-<p class="sub">Experiment <code>{e(data.experiment_id)}</code> · metric(s) {e(metrics)} ·
-seed {e(data.spec.get('seed'))} · created {e(data.created or '–')}</p>
-<nav><a href="#summary">Summary</a><a href="#plots">Plots</a><a href="#strips">Image strips</a>
-<a href="#manifest">Manifest</a><a href="#files">Files</a></nav>
-{status_html(data)}
-{glance_html(data)}
-{summary_section(data)}
-<section id="plots"><h2>2. Plots</h2>{plots}</section>
-<section id="strips"><h2>3. Image strips</h2>{f'<p class="note">{e(strips_note)}</p>' if strips_note else ''}{''.join(strip_html)}</section>
-{failures_section(data)}
-{manifest_section(data)}
-<section id="files"><h2>Files</h2><p class="note">Written next to this report; plots as PNG and SVG.</p>
-<ul>{file_list}</ul></section>
-<footer>Generated {e(generated)} by iqa-purification-lab {e(tool_version)} from the result store
-<code>{e(store_name)}</code>. Every number is read from the store: rebuild with
-<code>python main.py report {e(store_name)} --out DIR --experiment {e(data.experiment_id)}</code>.</footer>
-</main><script>{RENDERED_MARK}</script></body></html>
-"""
+    return environment().get_template("page.html.j2").render(
+        data=data, metrics=metrics, nav=[(k, titles[k]) for k in order] + [("files", "Files")],
+        glance=glance(data), sections=sections, numbers=numbers, figures=list(figures), strips=list(strips),
+        strips_note=strips_note, files=list(files), store_name=store_name, tool_version=tool_version,
+        generated=generated, error_hook=ERROR_HOOK, rendered_mark=RENDERED_MARK,
+        fig_width=lambda fig: round(fig.width_in * CSS_PX_PER_INCH)) + "\n"

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict, defaultdict
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from engine.report.figures import PALETTE, new_figure, report_style
 from engine.report.labels import as_float, component_label, lower_better, score_title
-
 
 MAX_LINES = 60    # per curve panel; more images are drawn as a percentile band
 MAX_POINTS = 150  # per box; more images are drawn as a violin instead of points
@@ -237,9 +237,38 @@ def pareto_points(summary: Iterable[dict[str, Any]], quality: str = "quality_sco
     return out
 
 
+def summary_intervals(summary: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str, str], tuple[float, float]]:
+    """``{(metric, attack label, defence label, score): (ci_low, ci_high)}`` where the summary has one."""
+    out = {}
+    for s in summary:
+        lo, hi = as_float(s.get("ci_low")), as_float(s.get("ci_high"))
+        if not (math.isnan(lo) or math.isnan(hi)):
+            out[(str(s.get("metric", "")), attack_label(s), component_label(s.get("defence"), s.get("defence_preset")),
+                 str(s["score"]))] = (lo, hi)
+    return out
+
+
+def _error_bars(ax, metric: str, pts: list[tuple[str, float, float]], cis: dict, gain: str, quality: str) -> None:
+    """95 % intervals of both means as error bars (the block :func:`pareto_points` used:
+    all attacks, else the only attack; nothing where the summary has no interval)."""
+    def interval(lab: str, score: str) -> tuple[float, float] | None:
+        if (metric, TOTAL, lab, score) in cis:
+            return cis[(metric, TOTAL, lab, score)]
+        return next((v for k, v in cis.items() if k[0] == metric and k[2] == lab and k[3] == score), None)
+
+    for lab, g, q in pts:
+        gi, qi = interval(lab, gain), interval(lab, quality)
+        if gi is None and qi is None:
+            continue
+        ax.errorbar(g, q, xerr=[[g - gi[0]], [gi[1] - g]] if gi else None,
+                    yerr=[[q - qi[0]], [qi[1] - q]] if qi else None, fmt="none", ecolor="#9aa5b8",
+                    elinewidth=0.8, capsize=2, zorder=1)
+
+
 def pareto_plot(summary: Iterable[dict[str, Any]], quality: str = "quality_score",
                 gain: str = "robust_abs_gain") -> Figure | None:
-    """Quality of D(x_a) against remaining gain, one point per defence/preset, front marked.
+    """Quality of D(x_a) against remaining gain, one point per defence/preset, front marked;
+    error bars are the summary's 95 % intervals.
 
     Args:
         summary: long-format summary rows (means).
@@ -248,9 +277,11 @@ def pareto_plot(summary: Iterable[dict[str, Any]], quality: str = "quality_score
     Returns:
         The figure, or None when the summary has neither score.
     """
+    summary = list(summary)
     per_metric = pareto_points(summary, quality, gain)
     if not per_metric:
         return None
+    cis = summary_intervals(summary)
     rows, cols = _grid(len(per_metric), 2)
     with report_style():
         fig = new_figure(6.4, 4.6) if len(per_metric) == 1 else new_figure(4.8 * cols + 0.3, 3.8 * rows + 0.2)
@@ -262,6 +293,7 @@ def pareto_plot(summary: Iterable[dict[str, Any]], quality: str = "quality_score
             gains = [g for _, g, _ in pts]
             if min(gains) > 0 and max(gains) / min(gains) > 30:  # spread over decades: log keeps it readable
                 ax.set_xscale("log")
+            _error_bars(ax, metric, pts, cis, gain, quality)
             for (lab, g, q), on in zip(pts, front):
                 base = lab == "none"
                 ax.scatter(g, q, s=46 if on else 30, marker="s" if base else "o",

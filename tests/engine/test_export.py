@@ -49,6 +49,15 @@ def test_csv_matches_store(tmp_path, photo_folder):
     tot = [r["robust_abs_gain"] for r in rows if r["defence"] == "jpeg"]
     assert value("total", "jpeg", "robust_abs_gain") == pytest.approx(sum(tot) / len(tot))
     assert value("total", "none", "mean_time") > 0
+    for r in srows:  # 3 images: every mean has a bootstrap interval around it
+        if r["value"] and r["score"] not in ("srocc_clear_defended-clear",):
+            assert r["ci_method"] == "bootstrap" and float(r["ci_low"]) <= float(r["value"]) <= float(r["ci_high"])
+    with open(tmp_path / "out" / "paired.csv", newline="") as f:
+        paired = list(csv.DictReader(f))
+    (p,) = [r for r in paired if r["attack"] == "fgsm" and {r["defence_a"], r["defence_b"]} == {"none", "jpeg"}]
+    by = {(r["image_name"], r["defence"]): r["robust_abs_gain"] for r in rows if r["attack"] == "fgsm"}
+    diffs = [by[(i, p["defence_a"])] - by[(i, p["defence_b"])] for i in {i for i, _ in by}]
+    assert float(p["mean_diff"]) == pytest.approx(sum(diffs) / len(diffs)) and int(p["n"]) == 3
     assert not list((tmp_path / "out").glob("*.tmp"))
 
 

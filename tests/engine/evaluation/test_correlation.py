@@ -87,6 +87,7 @@ def test_mos_correlations_per_configuration():
     for i, name in enumerate(mos):
         rows.append(_row(name, "none", clear=i, attacked=10 - i, dc=i, da=10 - i))
         rows.append(_row(name, "jpeg", clear=i, attacked=5.0, dc=i * i, da=[3, 1, 2, 4][i]))
+        rows.append(_row(name, "blur", clear=i, attacked=5.0, dc=[2, 0, 3, 1][i], da=0.0))
     rows.append(_row("e.png", "jpeg", 0, 0, 0, 0))  # no MOS: ignored
     rows.append(_row("a.png", "jpeg", 99, 99, 99, 99, error="failed"))  # failed row: ignored
     res = mos_correlations(rows, mos)
@@ -98,5 +99,9 @@ def test_mos_correlations_per_configuration():
     assert jpeg["srocc_defended-clear"] == pytest.approx(1.0)
     assert jpeg["srocc_defended-attacked"] == pytest.approx(srocc([3, 1, 2, 4], [1, 2, 3, 4]))
     assert math.isnan(jpeg["srocc_attacked"])  # constant scores
+    # Guardians' SROCC(M(x), M(D(x))), beside the MOS correlations: jpeg keeps the clean ranking
+    assert jpeg["srocc_clear_defended-clear"] == pytest.approx(1.0)
+    blur = res[("niqe", "ifgsm", "default", "blur", "default")]
+    assert blur["srocc_clear_defended-clear"] == pytest.approx(srocc([0, 1, 2, 3], [2, 0, 3, 1]))
     from_rows = mos_correlations([dict(r, mos=mos.get(r["image_name"])) for r in rows], None)
     assert from_rows[("niqe", "ifgsm", "default", "none", "default")]["srocc_clear"] == pytest.approx(1.0)

@@ -184,3 +184,23 @@ def test_report_of_a_run_with_nothing_finished(photo_folder, tmp_path):
     assert "No finished item yet" in html
     assert not (tmp_path / "report" / "figures").exists()
     assert (tmp_path / "report" / "summary.csv").read_text().startswith("metric,")
+
+
+def test_report_shows_intervals_leaderboard_and_paired(report_run):
+    html = report_run.report.read_text(encoding="utf-8")
+    out = report_run.report.parent
+    with open(out / "summary.csv", newline="", encoding="utf-8") as f:
+        summary = list(csv.DictReader(f))
+    lows = re.findall(r'data-ci-low="([^"]*)" data-ci-high="([^"]*)"', html)
+    assert len(lows) == len(summary)
+    for (lo, hi), row in zip(lows, summary):
+        assert lo == row["ci_low"] and hi == row["ci_high"]
+    assert any(r["ci_low"] for r in summary)  # 3 images: intervals exist
+    with open(out / "leaderboard.csv", newline="", encoding="utf-8") as f:
+        board = [r for r in csv.DictReader(f) if r["table"] == "defences" and r["attack"] == "all attacks"]
+    ranked = sorted((r for r in board if r["rank"]), key=lambda r: int(r["rank"]))
+    section = html.split('id="leaderboard"')[1].split("</section>")[0]
+    table = section.split('data-attack="all attacks"')[1].split("</table>")[0]
+    assert re.findall(r'data-defence="([^"]+)" data-rank="(\d+)"', table) == [
+        (r["name"] if r["preset"] == "default" else f'{r["name"]}[{r["preset"]}]', r["rank"]) for r in ranked]
+    assert 'id="paired"' in html and "A − B" in html and (out / "paired.csv").is_file()

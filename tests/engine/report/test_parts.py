@@ -56,3 +56,34 @@ def test_user_strings_are_escaped():
     assert EVIL not in page
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
     assert "1 failed" in page and 'data-missing="0"' in page
+
+
+def test_pareto_plot_draws_the_intervals_as_error_bars():
+    from engine.report.plots import pareto_plot
+
+    rows = [_row(i, d, g + 0.01 * k, quality=q + 0.02 * k) for k, i in enumerate("abcd")
+            for d, g, q in (("none", 0.8, 0.9), ("jpeg", 0.1, 0.6))]
+    summary = summarise(rows)
+    fig = pareto_plot(summary)
+    bars = [c for c in fig.axes[0].collections if type(c).__name__ == "LineCollection"]
+    (s,) = [r for r in summary if r["attack"] == "total" and r["defence"] == "jpeg" and r["score"] == "robust_abs_gain"]
+    xs = sorted(float(v) for b in bars for seg in b.get_segments() for v in seg[:, 0] if seg[0, 1] == seg[1, 1])
+    assert any(math.isclose(x, s["ci_low"]) for x in xs) and any(math.isclose(x, s["ci_high"]) for x in xs)
+
+
+def test_study_section_shows_reported_beside_measured():
+    from engine.studies import compare_study
+
+    rows = [_row(i, d, g, quality=q) for i in "abc" for d, g, q in (("none", 0.5, 0.7), ("flip", 0.07, 0.16))]
+    summary = summarise(rows)
+    data = ReportData(experiment_id="x1", spec={"seed": 0, "metrics": [{"name": "niqe"}], "study": "paper"},
+                      manifest={}, rows=rows, items=[], summary=summary, total=3, done=3, failed=0,
+                      study=compare_study("paper", summary))
+    page = render_page(data, figures=[], strips=[], strips_note="", files=[], store_name="s", tool_version="0",
+                       generated="now")
+    section = page.split('<section id="study">')[1].split("</section>")[0]
+    none = section.split('data-defence="none"')[1].split("</tr>")[0]
+    assert "0.81" in none and "0.5" in none and 'class="num diff-big"' in none  # gain 0.5 vs 0.81
+    flip = section.split('data-defence="flip"')[1].split("</tr>")[0]
+    assert flip.count('class="num diff-ok"') == 2
+    assert '<a href="#study">' in page
