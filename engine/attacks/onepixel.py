@@ -66,6 +66,7 @@ class OnePixel(BlackBoxAttack):
     """
 
     Params = OnePixelParams
+    strength_param = "pixels"
     presets = {"paper": {},
                "msu-recipe": {"pixels": 3, "popsize": 300, "queries": 3301, "strategy": "best1",
                                "f_max": 1.0, "init": "uniform", "quantise": True},

@@ -59,6 +59,7 @@ class PatchRS(BlackBoxAttack):
     """
 
     Params = PatchRSParams
+    strength_param = "area"
     presets = {"paper": {}, "msu-recipe": {"area": 169, "queries": 10000},
                **query_presets(), **{f"area={a}": {"area": a} for a in (49, 169, 400, 625)}}
 

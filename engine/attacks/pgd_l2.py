@@ -49,6 +49,7 @@ class PGDL2(Attack):
     """
 
     Params = PGDL2Params
+    strength_param = "radius"
     presets = {"paper": {}, **sweep("radius", L2_RADII)}
 
     def init_delta(self, x0: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

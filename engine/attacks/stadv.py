@@ -115,6 +115,7 @@ class StAdv(Attack):
     """
 
     Params = StAdvParams
+    strength_param = "lr"
     presets = {"paper": {},
                "msu-literal": {"optimizer": "lbfgs", "lr": 2.5, "iters": 3, "tv": "squared",
                                "tv_reduce": "sum", "tau": 1e-5, "loss": "rank", "adv_weight": 50.0},
