@@ -11,6 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
+from engine.evaluation.certified import CERTIFIED_COLUMNS
 from engine.evaluation.row import PAIR_COLUMNS, SCORE_COLUMNS
 from engine.store import ResultStore
 
@@ -22,7 +23,7 @@ RAW_COLUMNS = [
     "metric", "defence", *SCORE_COLUMNS,
     "attack_time", "defence_time", "attack_iterations", "iteration_used", "attack_selection",
     "attack_gained", "attack_mode", "eot_draws", "defended-clear_std", "defended-attacked_std",
-    "both_defended_abs_gain_std", "seed", "item_id", "note", "error",
+    "both_defended_abs_gain_std", *CERTIFIED_COLUMNS, "seed", "item_id", "note", "error",
 ]
 
 #: what the summary averages (per group), in this order
@@ -32,6 +33,9 @@ SUMMARY_SCORES = [
     "ssim_clear_defended-attacked", "psnr_clear_defended-attacked",
     "ssim_clear_attacked", "psnr_clear_attacked",
 ]
+#: summarised only for groups that have them (the certified defences): mean clean-interval
+#: width / range, and the share of images whose attacked smoothed score stays in it
+CERTIFIED_SCORES = ["certified_width", "certified_holds"]
 SUMMARY_COLUMNS = ["metric", "attack", "attack_preset", "defence", "defence_preset", "score", "value", "count"]
 
 
@@ -51,7 +55,8 @@ def _mean(values: Iterable[Any]) -> tuple[float | None, int]:
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Long-format summary: for each metric, a block per attack (× preset) × defence
     (× preset) and a ``total`` block over all attacks, each with ``mean_time`` (attack +
-    defence seconds per image). Rows with an error are left out."""
+    defence seconds per image); certified defences add :data:`CERTIFIED_SCORES`. Rows
+    with an error are left out."""
     good = [r for r in rows if not r.get("error")]
     groups: dict[tuple, list[dict]] = defaultdict(list)
     order: list[tuple] = []
@@ -70,6 +75,10 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for score in SUMMARY_SCORES:
             value, n = _mean(r.get(score) for r in g)
             out.append({**base, "score": score, "value": value, "count": n})
+        for score in CERTIFIED_SCORES:
+            value, n = _mean(r.get(score) for r in g)
+            if n:
+                out.append({**base, "score": score, "value": value, "count": n})
         value, n = _mean((_num(r.get("attack_time")) or 0.0) + (_num(r.get("defence_time")) or 0.0) for r in g)
         out.append({**base, "score": "mean_time", "value": value, "count": n})
     return out
