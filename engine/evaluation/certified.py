@@ -161,8 +161,8 @@ def percentile_certificate(scores: torch.Tensor, bounds: tuple[float, float], si
 
 
 def certified_columns(clean: Certificate, attacked: Certificate, x: torch.Tensor, x_adv: torch.Tensor,
-                      score_range: float) -> dict[str, Any]:
-    """The row columns of a certified defence (first image of the batch).
+                      score_range: float, index: int = 0) -> dict[str, Any]:
+    """The row columns of a certified defence for image ``index`` of the batch.
 
     Columns: ``defended-clear_certified_low/high`` and ``defended-attacked_certified_low/high``
     (the intervals of the clean and the attacked image), ``certified_radius`` (r),
@@ -171,21 +171,22 @@ def certified_columns(clean: Certificate, attacked: Certificate, x: torch.Tensor
     attack), ``certified_holds`` (the attacked smoothed score lies in the clean
     interval) and ``certified_note`` (what a failure means).
     """
-    lo, hi = float(clean.low[0]), float(clean.high[0])
-    s_att = float(attacked.score[0])
-    l2 = float((x_adv.double() - x.double()).flatten(1).norm(dim=1)[0])
+    i = index
+    lo, hi = float(clean.low[i]), float(clean.high[i])
+    s_att = float(attacked.score[i])
+    l2 = float((x_adv[i].double() - x[i].double()).norm())
     applies = l2 <= clean.radius * (1 + L2_TOLERANCE)
     holds = lo <= s_att <= hi
     note = ""
     if not holds:
         note = (f"perturbation ‖δ‖₂ = {l2:.4g} > r = {clean.radius:g}: outside the certified radius, "
                 "so the certificate does not apply" if not applies else
-                f"certificate violated at ‖δ‖₂ = {l2:.4g} ≤ r = {clean.radius:g} (expected with "
-                "probability ≤ α)")
+                f"certificate violated at ‖δ‖₂ = {l2:.4g} ≤ r = {clean.radius:g}: a Monte-Carlo miss, "
+                "possible only with small probability (the interval holds at confidence 1 − α)")
     return {
         "defended-clear_certified_low": lo, "defended-clear_certified_high": hi,
-        "defended-attacked_certified_low": float(attacked.low[0]),
-        "defended-attacked_certified_high": float(attacked.high[0]),
+        "defended-attacked_certified_low": float(attacked.low[i]),
+        "defended-attacked_certified_high": float(attacked.high[i]),
         "certified_radius": clean.radius, "certified_width": (hi - lo) / score_range,
         "perturbation_l2": l2, "certified_applies": applies, "certified_holds": holds,
         "certified_note": note,
