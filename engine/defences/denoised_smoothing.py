@@ -20,8 +20,9 @@ from engine.params import ParamError, param
 
 @dataclass
 class DenoisedSmoothingParams(AggregateParams):
-    denoiser: str = param("median-blur", help="the restorer before the metric: a defence spec "
-                                              "(name, name[preset] or name:k=v), e.g. fcn, realesrgan, mprnet")
+    denoiser: str = param("median-blur", help="the restorer before the metric: a defence spec (name, "
+                                              "name[preset] or name:k=v; on the command line name;k=v), "
+                                              "e.g. fcn, realesrgan, mprnet")
 
 
 @DEFENCES.register("denoised-smoothing")
@@ -34,7 +35,8 @@ class DenoisedSmoothing(SmoothingDefence):
     A random denoiser gets its own seed per noise sample (the same for clean and attacked).
 
     Args:
-        denoiser: the restorer's spec (default ``median-blur``).
+        denoiser: the restorer's spec (default ``median-blur``); ``fcn;checkpoint=f.pt``
+            is read as ``fcn:checkpoint=f.pt``, so it fits into a ``--defence name:k=v`` list.
         aggregate: ``mean`` | ``median``; plus σ, n, radius, alpha, bound, percentile, batch.
 
     Example:
@@ -45,7 +47,8 @@ class DenoisedSmoothing(SmoothingDefence):
 
     def __init__(self, params: Any = None, **overrides: Any) -> None:
         super().__init__(params, **overrides)
-        self.denoiser = build_step(self.params.denoiser, "denoiser")
+        # ';' separates the denoiser's own parameters where ':' would end this spec's (the CLI)
+        self.denoiser = build_step(self.params.denoiser.replace(";", ":"), "denoiser")
         if getattr(self.denoiser, "smooths_metric", False):
             raise ParamError(f"denoiser {self.params.denoiser!r} is itself a smoothing defence; "
                              "give a restorer (e.g. fcn, realesrgan, mprnet, median-blur)")

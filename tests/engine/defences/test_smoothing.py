@@ -61,6 +61,11 @@ def test_denoiser_errors_are_clear(weights):
     av = DEFENCES.get("denoised-smoothing").availability({"denoiser": "realesrgan"})
     assert av.state == "unavailable" and "realesr-general" in av.reason
     assert DEFENCES.get("denoised-smoothing").availability({"denoiser": "jpeg[q=30]"}).ok
+    from engine.experiment import ComponentSpec  # the CLI form: ';' for the denoiser's own parameters
+
+    spec = ComponentSpec.parse("denoised-smoothing:denoiser=median-blur;kernel_size=7:n=4")
+    d = DEFENCES.get("denoised-smoothing")(spec.params)
+    assert d.denoiser.params.kernel_size == 7 and d.params.n == 4
     av = DEFENCES.get("diffusion-smoothing").availability()
     assert av.state == "unavailable" and "256x256_diffusion_uncond.pt" in av.reason
     with pytest.raises(DefenceError, match="256x256_diffusion_uncond.pt"):
