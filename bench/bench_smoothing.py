@@ -33,22 +33,7 @@ os.environ.setdefault("TORCH_HOME", str(ROOT.parent / "shared" / "iqa-weights"))
 
 DEFAULT_DEFENCES = "randomized-smoothing,median-smoothing,denoised-smoothing"
 
-
-def photo(size: int):
-    import skimage.data
-    import torch
-    import torch.nn.functional as F
-
-    arr = skimage.data.astronaut()[..., :3]
-    x = torch.from_numpy(arr).permute(2, 0, 1).float().div(255).unsqueeze(0)
-    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
-
-
-def sync(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from bench_attacks import photo, sync  # noqa: E402 - the same photo and device sync as the attack benchmark
 
 
 def bare(metric, x, sigma: float, n: int, batch: int, device) -> float:
@@ -96,7 +81,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    x = photo(args.size).to(device)
+    x = photo(args.size, args.size).to(device)
     print(f"device {device}, {args.size}² photo, n={args.n}, batch={args.batch}, σ={args.sigma}, "
           f"runs={args.runs}, threads={torch.get_num_threads()}")
     print(f"{'metric':<10} {'defence':<22} {'smoothed s':>11} {'bare s':>9} {'ratio':>7}")
