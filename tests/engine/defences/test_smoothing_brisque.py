@@ -3,7 +3,7 @@
 The attack (written here; PGD-L2 with EOT over the defence's draws) pushes the smoothed
 score both ways within ‖δ‖₂ ≤ r; the smoothed score of the attacked image must stay in
 the clean image's certified interval on every image (fixed seeds, confidence 1 − α).
-Far outside r (‖δ‖₂ ≈ 17 ≫ r) the same attack breaks the interval, and the row says so.
+Far outside r (‖δ‖₂ ≈ 20 ≫ r) the same attack breaks the interval, and the row says so.
 """
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def test_far_outside_r_breaks_and_the_row_says_so(brisque, images):
     broken = 0
     for x in images.values():
         clean = d.certify(brisque, x, SEED)
-        xa = pgd_l2(brisque, d, x, 20.0, -1.0, steps=4, draws=1)
+        xa = pgd_l2(brisque, d, x, 25.0, -1.0, steps=6, draws=2)
         attacked = d.certify(brisque, xa, SEED)
         row = certified_columns(clean, attacked, x, xa, brisque.range)
         assert row["perturbation_l2"] > 50 * radius and not row["certified_applies"]
