@@ -10,7 +10,10 @@ the clean and the attacked image with the same seed, so both get the same draws.
 Draws: ``ε_k`` is drawn in order k = 0, 1, … on a CPU generator seeded with the item's
 seed, one (3, H, W) draw per k, and every image of a batch gets the same ``ε_k``; a
 denoiser's own randomness for sample k comes from ``derive_seed(seed, "smoothing", k)``.
-So the result depends on neither the device, the batch nor the ``batch`` chunking.
+So for a given seed the result depends on neither the device, the batch nor the
+``batch`` chunking. (In a run the item's defence seed is derived from the whole
+defence spec, ``batch`` included, so a run with another ``batch`` draws other noise,
+as after any parameter change.)
 
 As an image defence (``d(x, seed)``: the inspector's images, pair measures, adaptive
 attacks), it returns draw 0, ``D(clamp(x + ε_0))``: the first image the metric scores.
