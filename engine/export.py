@@ -14,6 +14,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from engine.budgets import BUDGET_COLUMNS
+from engine.evaluation.certified import CERTIFIED_COLUMNS
 from engine.evaluation.row import PAIR_COLUMNS, SCORE_COLUMNS
 from engine.evaluation.uncertainty import BOOTSTRAP, mean_intervals
 from engine.store import ResultStore
@@ -26,7 +27,7 @@ RAW_COLUMNS = [
     "metric", "defence", *SCORE_COLUMNS,
     "attack_time", "defence_time", "attack_iterations", "attack_queries", "iteration_used", "attack_selection",
     "attack_gained", "attack_mode", "eot_draws", "defended-clear_std", "defended-attacked_std",
-    "both_defended_abs_gain_std", "seed", "item_id", *BUDGET_COLUMNS, "note", "error",
+    "both_defended_abs_gain_std", *CERTIFIED_COLUMNS, "seed", "item_id", *BUDGET_COLUMNS, "note", "error",
 ]
 
 #: what the summary averages (per group), in this order
@@ -36,6 +37,9 @@ SUMMARY_SCORES = [
     "ssim_clear_defended-attacked", "psnr_clear_defended-attacked",
     "ssim_clear_attacked", "psnr_clear_attacked",
 ]
+#: summarised only for groups that have them (the certified defences): mean clean-interval
+#: width / range, and the share of images whose attacked smoothed score stays in it
+CERTIFIED_SCORES = ["certified_width", "certified_holds"]
 GROUP_COLUMNS = ["metric", "attack", "attack_preset", "defence", "defence_preset", "budget"]
 SUMMARY_COLUMNS = [*GROUP_COLUMNS[:5], "score", "value", "count", "ci_low", "ci_high", "ci_method", "ci_note",
                    "budget"]
@@ -104,6 +108,10 @@ def summarise(rows: list[dict[str, Any]], ci_method: str = BOOTSTRAP, seed: int 
             out.append({**base, "score": score, "value": iv.mean, "count": iv.n, "ci_low": iv.low,
                         "ci_high": iv.high, "ci_method": iv.method, "ci_note": iv.note})
         out.extend({**base, **s} for s in group_scores(g, seed, method=ci_method))
+        cert = [c for c in CERTIFIED_SCORES if any(_num(r.get(c)) is not None for r in g)]
+        for score, iv in zip(cert, mean_intervals(_per_image(g, cert), seed, ci_method) if cert else []):
+            out.append({**base, "score": score, "value": iv.mean, "count": iv.n, "ci_low": iv.low,
+                        "ci_high": iv.high, "ci_method": iv.method, "ci_note": iv.note})
     return out
 
 

@@ -41,31 +41,36 @@ def _step_params(cls: type[Defence], spec: Any) -> dict[str, Any]:
     return {**cls.presets.get(spec.preset or "", {}), **spec.params}
 
 
-def build_step(text: str) -> Defence:
-    """Build one step from its spec text; any problem is a :class:`ParamError` naming it."""
+def build_step(text: str, what: str = "chain step") -> Defence:
+    """Build one step from its spec text; any problem is a :class:`ParamError` naming it.
+
+    Args:
+        text: ``name``, ``name[preset]`` or ``name:k=v:k=v``.
+        what: how messages name the step (``chain step``, ``denoiser`` …).
+    """
     from engine.experiment import ComponentSpec
 
     try:
         spec = ComponentSpec.parse(text)
     except ValueError as exc:
-        raise ParamError(f"chain step {text!r}: {exc}") from exc
-    if spec.name == "chain":
+        raise ParamError(f"{what} {text!r}: {exc}") from exc
+    if spec.name == "chain" and what == "chain step":
         raise ParamError("a chain cannot contain another chain; list its steps instead")
     if spec.name not in DEFENCES:
-        raise ParamError(f"chain step {text!r}: unknown defence {spec.name!r}; "
+        raise ParamError(f"{what} {text!r}: unknown defence {spec.name!r}; "
                          f"known: {', '.join(n for n in DEFENCES.names() if n != 'chain')}")
     cls = DEFENCES.get(spec.name)
     avail = cls.availability(_step_params(cls, spec))
     if avail.state == "unavailable":  # needs-download is fine: fetched on first use
-        raise DefenceError(f"chain step {spec.name!r} is not available: {avail.reason}")
+        raise DefenceError(f"{what} {spec.name!r} is not available: {avail.reason}")
     try:
         if spec.preset is not None:
             return cls.from_preset(spec.preset, **spec.params)
         return cls(spec.params)
     except KeyError as exc:  # unknown preset
-        raise ParamError(f"chain step {text!r}: {exc.args[0]}") from exc
+        raise ParamError(f"{what} {text!r}: {exc.args[0]}") from exc
     except ParamError as exc:
-        raise ParamError(f"chain step {text!r}: {exc}") from exc
+        raise ParamError(f"{what} {text!r}: {exc}") from exc
 
 
 @DEFENCES.register("chain")

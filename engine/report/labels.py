@@ -10,7 +10,7 @@ from engine.metrics.bounds import msu_bounds
 MAIN_SCORES: tuple[str, ...] = (
     "nonpurified_abs_gain", "robust_abs_gain", "robust_rel_gain", "both_defended_abs_gain",
     "quality_score", "quality_score_clear", "geometry_aware_quality", "similarity_score", "robustness",
-    "attack_time", "defence_time", "mean_time",
+    "certified_width", "certified_holds", "attack_time", "defence_time", "mean_time",
 )
 
 SCORE_TITLES: dict[str, tuple[str, str]] = {
@@ -24,6 +24,10 @@ SCORE_TITLES: dict[str, tuple[str, str]] = {
                                "flip/crop/rotate, which never undo the geometry"),
     "similarity_score": ("similarity", "SSIM + PSNR/40 between x and D(x_a)"),
     "robustness": ("robustness", "AAAI-24 robustness: mean log10(max(1−s, s) / (|s − s′| + ε)), higher is more robust"),
+    "certified_width": ("certified width", "certified defences: mean width of the clean image's certified "
+                        "interval at radius r, / range (lower is tighter)"),
+    "certified_holds": ("certificate holds", "certified defences: share of images whose attacked smoothed "
+                        "score lies inside the clean image's certified interval"),
     "attack_time": ("attack s", "mean attack time per image, seconds"),
     "defence_time": ("defence s", "mean defence time per call, seconds"),
     "mean_time": ("time s", "mean time per call, seconds"),
