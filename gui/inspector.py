@@ -112,6 +112,12 @@ class Inspector(QWidget):
         self.scores.setWordWrap(True)
         self.scores.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         lay.addWidget(self.scores)
+        self.flag = QLabel("")
+        self.flag.setObjectName("inspector_flag")
+        self.flag.setWordWrap(True)
+        self.flag.setStyleSheet("color:#b06000")
+        self.flag.setVisible(False)
+        lay.addWidget(self.flag)
 
         controls = QHBoxLayout()
         controls.addWidget(QLabel("defence"))
@@ -215,6 +221,24 @@ class Inspector(QWidget):
         self._refresh()
         if first:
             self.plots["clean"].autoRange(padding=0.01)
+
+    def clear(self, title: str, detail: str = "") -> None:
+        """Show nothing but ``title`` (and ``detail``, e.g. an item's full error text)."""
+        self.images = None
+        self.rows = {}
+        self._diff_signed = self._diff_rgb = None
+        for item in (*self.items.values(), self.signed_item):
+            item.clear()
+        self.colorbar.setVisible(False)
+        self.defence.clear()
+        self.title.setText(title)
+        self.scores.setText(f"<span style='color:#b3261e'>{detail}</span>" if detail else "")
+        self.set_flag("")
+
+    def set_flag(self, text: str) -> None:
+        """A warning about the item's scores (no gain, past the metric's bounds)."""
+        self.flag.setText(f"⚠ {text}" if text else "")
+        self.flag.setVisible(bool(text))
 
     def current_defence(self) -> str | None:
         return self.defence.currentText() or None
