@@ -102,7 +102,7 @@ def image_status(items: list[ItemState]) -> ImageStatus:
 def failure_row(info: ItemState) -> dict[str, Any]:
     """The results-table row of a failed item (the full error text)."""
     return {"image_name": info.image_name, "metric": info.metric, "attack": info.attack, "item_id": info.item_id,
-            "error": f"[{info.stage}] {info.error}" if info.stage else info.error}
+            "error": f"[{info.stage}] {info.error}" if info.stage else info.error, "flag": ""}
 
 
 def _attack_iterations(exp: Experiment) -> dict[str, int]:
