@@ -22,7 +22,7 @@ def ask_folder(parent: QWidget, title: str, start: str) -> str | None:
     dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
     dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
     dialog.setLabelText(QFileDialog.DialogLabel.Accept, "Use folder")
-    dialog.selectFile(str(Path(start) / "export"))
+    dialog.selectFile("export")   # a new folder's name, in ``start``
     if not dialog.exec():
         return None
     chosen = dialog.selectedFiles()

@@ -10,8 +10,8 @@ import pytest
 from engine.attacks.base import StepRecord
 from engine.events import AttackStep, CleanScored, ItemFailed, ItemFinished, ItemStarted, RunFinished, RunStarted
 from engine.experiment import Experiment
-from engine.store import ResultStore
 from gui.session import Session
+from tests.gui.conftest import fake_row, fake_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,18 +54,8 @@ def _experiment(folder: Path, metrics=("niqe",)) -> Experiment:
     return Experiment(images=images, root=str(folder), metrics=list(metrics), attacks=["ifgsm"], seed=1)
 
 
-def _row(item, defence: str = "none", **extra) -> dict:
-    return {"image_name": item.image_name, "metric": item.metric.label, "attack": item.attack.name,
-            "defence": defence, "defence_label": defence, "item_id": item.id, "clear": 10.0, "attacked": 5.0,
-            "attack_gained": True, **extra}
-
-
 def _store(path: Path, exp: Experiment, done: int) -> None:
-    with ResultStore(path) as store:
-        store.open_experiment(exp, {})
-        for item in exp.items()[:done]:
-            store.write_item(exp.id, item, [_row(item)], clean_score=10.0, attacked_score=5.0,
-                             steps=[{"iteration": 0, "score": 10.0}, {"iteration": 1, "score": 5.0}], seconds=2.0)
+    fake_store(path, exp, done)
 
 
 def test_output_follows_the_folder_unless_chosen(tmp_path):
@@ -141,7 +131,7 @@ def test_a_run_is_tracked_from_events(tmp_path):
     s.handle(CleanScored(ok.id, 10.0))
     s.handle(AttackStep(ok.id, "ifgsm", StepRecord(0, 10.0, 0, 0, 0, 0), 10.0))
     s.handle(AttackStep(ok.id, "ifgsm", StepRecord(1, 12.0, 0, 0, 0, 0), 10.0))
-    s.handle(ItemFinished(ok, [_row(ok, attacked=12.0, attack_gained=False)], []))
+    s.handle(ItemFinished(ok, [fake_row(ok, attacked=12.0, attack_gained=False)], []))
     long_error = "metric brisque unavailable: " + "x" * 200
     s.handle(ItemStarted(bad, 2, 4))
     s.handle(ItemFailed(bad, long_error, "metric"))
