@@ -61,9 +61,12 @@ def versions() -> dict[str, str]:
     out: dict[str, str] = {}
     for name, dist in (("tool", "iqa-purification-lab"), ("torch", "torch"), ("pyiqa", "pyiqa")):
         try:
-            out[name] = md.version(dist)
-        except md.PackageNotFoundError:
-            out[name] = "not installed"
+            out[name] = __import__(dist).__version__ if dist != "iqa-purification-lab" else md.version(dist)
+        except (ImportError, AttributeError, md.PackageNotFoundError):
+            try:
+                out[name] = md.version(dist)
+            except md.PackageNotFoundError:
+                out[name] = "not installed"
     out["Qt"] = f"{qVersion()} (PySide6 {PySide6.__version__})"
     try:
         import torch
