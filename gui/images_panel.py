@@ -281,7 +281,8 @@ class ImagesPanel(QWidget):
     def _item(self, path: str) -> QListWidgetItem | None:
         return self._items.get(path)
 
-    def set_status(self, path: str, status: str, message: str = "", summary: str = "") -> None:
+    def set_status(self, path: str, status: str, message: str = "", summary: str = "", *,
+                   count: bool = True) -> None:
         """Show ``status`` for an image; ``message`` is its full text (tooltip, status bar)."""
         item = self._item(path)
         if item is None:
@@ -293,6 +294,17 @@ class ImagesPanel(QWidget):
             self._errors.pop(path, None)
         self._summaries[path] = summary
         self._paint(item)
+        if count:
+            self._update_summary()
+
+    def set_image_statuses(self, statuses: dict[str, Any]) -> None:
+        """Every image at once: those in ``statuses`` (ImageStatus) and the rest pending."""
+        for path, item in self._items.items():
+            st = statuses.get(path)
+            if st is not None:
+                self.set_status(path, st.state, st.message, st.summary, count=False)
+            elif item.data(STATUS_ROLE) != "pending" or self._errors.get(path) or self._summaries.get(path):
+                self.set_status(path, "pending", count=False)
         self._update_summary()
 
     def set_image_status(self, path: str, st: Any) -> None:

@@ -164,6 +164,7 @@ class MainWindow(QMainWindow):
         s.rows_reset.connect(self._on_rows_reset)
         s.rows_added.connect(self._on_rows_added)
         s.image_changed.connect(self.images.set_image_status)
+        s.images_changed.connect(self.images.set_image_statuses)
         s.message.connect(self.log.log)
 
     # ======================================================================== session → widgets

@@ -5,6 +5,8 @@ import bisect
 import math
 from typing import Any
 
+import numpy as np
+
 from PySide6.QtCore import QAbstractProxyModel, QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor
 
@@ -53,6 +55,12 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _texts(rows: list[dict[str, Any]]) -> list[str]:
+    """Per row, its text cells (image, metric, attack, defence, flag, error…) joined, lower
+    case: formatting every number of 50,000 rows would stall the GUI for most of a second."""
+    return ["\x1f".join([v for v in r.values() if isinstance(v, str)]).lower() for r in rows]
+
+
 class ResultsModel(QAbstractTableModel):
     """Rows are dicts as the runner and the store give them."""
 
@@ -60,7 +68,7 @@ class ResultsModel(QAbstractTableModel):
         super().__init__(parent)
         self.rows: list[dict[str, Any]] = []
         self.columns: list[str] = list(LEADING)
-        self._text: list[str | None] = []
+        self._text: list[str] = []
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.rows)
@@ -115,13 +123,13 @@ class ResultsModel(QAbstractTableModel):
         first = len(self.rows)
         self.beginInsertRows(QModelIndex(), first, first + len(rows) - 1)
         self.rows.extend(rows)
-        self._text.extend([None] * len(rows))
+        self._text.extend(_texts(rows))
         self.endInsertRows()
 
     def set_rows(self, rows: list[dict[str, Any]]) -> None:
         self.beginResetModel()
         self.rows = list(rows)
-        self._text = [None] * len(self.rows)
+        self._text = _texts(self.rows)
         self.columns = LEADING + _new_columns(LEADING, self.rows)
         self.endResetModel()
 
@@ -132,12 +140,8 @@ class ResultsModel(QAbstractTableModel):
         return self.rows[i]
 
     def row_text(self, i: int) -> str:
-        """Every cell of row ``i`` as shown, lower case (cached; what the filter searches)."""
-        t = self._text[i]
-        if t is None:
-            row = self.rows[i]
-            t = self._text[i] = "\x1f".join(_fmt(v) for k, v in row.items() if k not in HIDDEN).lower()
-        return t
+        """The text cells of row ``i``, lower case (what the filter searches)."""
+        return self._text[i]
 
 
 def _sort_key(v: Any) -> tuple[int, Any]:
@@ -169,7 +173,7 @@ class ResultsProxy(QAbstractProxyModel):
     # ---- wiring --------------------------------------------------------------------------
     def setSourceModel(self, model: ResultsModel) -> None:  # type: ignore[override]
         super().setSourceModel(model)
-        model.modelReset.connect(self._rebuild)
+        model.modelReset.connect(self._on_source_reset)
         model.rowsInserted.connect(self._on_rows_inserted)
         model.columnsAboutToBeInserted.connect(self._on_columns_about)
         model.columnsInserted.connect(self._on_columns_inserted)
@@ -213,12 +217,16 @@ class ResultsProxy(QAbstractProxyModel):
 
     # ---- sort and filter -----------------------------------------------------------------
     def setFilterFixedString(self, text: str) -> None:
-        self._needle = text.strip().lower()
-        self._rebuild()
+        needle = text.strip().lower()
+        narrower = bool(self._needle) and self._needle in needle   # typing on: only the rows shown can match
+        self._needle = needle
+        self._rebuild(self._order if narrower else None)
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
-        self._column = column
-        self._descending = order == Qt.SortOrder.DescendingOrder
+        descending = order == Qt.SortOrder.DescendingOrder
+        if (column, descending) == (self._column, self._descending):
+            return  # the view asks twice (sortByColumn, then the header's indicator)
+        self._column, self._descending = column, descending
         self._rebuild()
 
     def _accepts(self, i: int) -> bool:
@@ -229,18 +237,44 @@ class ResultsProxy(QAbstractProxyModel):
         return _sort_key(src.rows[i].get(src.columns[self._column]))
 
     def _sorted(self, rows: list[int]) -> list[int]:
+        """``rows`` in the column's order: numbers (numpy argsort), else text; empty last."""
         src = self._src()
-        if not (0 <= self._column < len(src.columns)):
+        if not (0 <= self._column < len(src.columns)) or not rows:
             return rows
         key = src.columns[self._column]
-        keyed = [(_sort_key(src.rows[i].get(key)), i) for i in rows]
-        keyed.sort(key=lambda t: t[0], reverse=self._descending)
-        return [i for _, i in keyed]
+        values = [src.rows[i].get(key) for i in rows]
+        try:
+            arr = np.array(values, dtype=float)   # None → NaN; text raises
+        except (TypeError, ValueError):
+            keyed = sorted(range(len(rows)), key=lambda j: _sort_key(values[j]), reverse=self._descending)
+            return [rows[j] for j in keyed]
+        empty = np.isnan(arr)
+        order = np.argsort(-arr if self._descending else arr, kind="stable")  # NaN sorts last either way
+        order = np.concatenate([order[~empty[order]], order[empty[order]]])
+        if len(rows) == len(src.rows):
+            return order.tolist()            # every row: positions are the rows
+        return np.asarray(rows)[order].tolist()
 
-    def _rebuild(self) -> None:
+    def _rebuild(self, among: list[int] | None = None) -> None:
         src = self._src()
-        rows = [i for i in range(len(src.rows)) if self._accepts(i)]
+        candidates = range(len(src.rows)) if among is None else sorted(among)
+        rows = [i for i in candidates if self._accepts(i)]
+        order = self._sorted(rows)
+        # a layout change, not a reset: the view keeps its state and only remaps the few
+        # persistent indexes (selection, current); a reset of 50,000 rows costs ~100 ms
+        self.layoutAboutToBeChanged.emit()
+        old = self.persistentIndexList()
+        keep = [(self._order[i.row()] if 0 <= i.row() < len(self._order) else None, i.column()) for i in old]
+        self._order = order
+        self._pos = {s: p for p, s in enumerate(order)}
+        new = [self.createIndex(self._pos[r], c) if r in self._pos else QModelIndex() for r, c in keep]
+        self.changePersistentIndexList(old, new)
+        self.layoutChanged.emit()
+
+    def _on_source_reset(self) -> None:
+        src = self._src()
         self.beginResetModel()
+        rows = [i for i in range(len(src.rows)) if self._accepts(i)]
         self._order = self._sorted(rows)
         self._pos = {s: p for p, s in enumerate(self._order)}
         self.endResetModel()

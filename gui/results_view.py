@@ -52,6 +52,7 @@ class ResultsView(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setAlternatingRowColors(True)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)  # no per-row sizing
         self.table.verticalHeader().setDefaultSectionSize(22)
         self.table.verticalHeader().setVisible(False)
         header = self.table.horizontalHeader()
@@ -75,7 +76,7 @@ class ResultsView(QWidget):
         bar.addWidget(QLabel("filter"))
         self.filter = QLineEdit()
         self.filter.setObjectName("results_filter")
-        self.filter.setPlaceholderText("text in any column, e.g. jpeg or astronaut")
+        self.filter.setPlaceholderText("text in the text columns, e.g. jpeg or astronaut")
         self.filter.setClearButtonEnabled(True)
         self.filter.textChanged.connect(self._on_filter)
         bar.addWidget(self.filter, 3)
@@ -91,7 +92,7 @@ class ResultsView(QWidget):
         lay.addLayout(bar)
         lay.addWidget(self.table, 1)
 
-        for sig in (self.proxy.modelReset, self.proxy.rowsInserted, self.proxy.rowsRemoved):
+        for sig in (self.proxy.modelReset, self.proxy.layoutChanged, self.proxy.rowsInserted, self.proxy.rowsRemoved):
             sig.connect(self._update_count)
         self.model.columnsInserted.connect(self._apply_columns)
         self.model.modelReset.connect(self._apply_columns)
@@ -165,15 +166,18 @@ class ResultsView(QWidget):
 
     def select_item(self, item_id: str, defence: str | None = None) -> bool:
         """Select the (first) row of ``item_id`` without emitting :attr:`rowChosen`."""
-        for i in range(self.proxy.rowCount()):
-            row = self.model.row(self.proxy.mapToSource(self.proxy.index(i, 0)).row())
-            if row.get("item_id") == item_id and (defence is None or row.get("defence_label") == defence):
-                self.table.selectionModel().blockSignals(True)
-                self.table.selectRow(i)
-                self.table.selectionModel().blockSignals(False)
-                self.table.scrollTo(self.proxy.index(i, 0))
-                return True
-        return False
+        rows = self.model.rows
+        matches = [i for i, r in enumerate(rows) if r.get("item_id") == item_id
+                   and (defence is None or r.get("defence_label") == defence)]
+        shown = [p.row() for p in (self.proxy.mapFromSource(self.model.index(i, 0)) for i in matches) if p.isValid()]
+        if not shown:
+            return False
+        i = min(shown)
+        self.table.selectionModel().blockSignals(True)
+        self.table.selectRow(i)
+        self.table.selectionModel().blockSignals(False)
+        self.table.scrollTo(self.proxy.index(i, 0))
+        return True
 
     def selected_row(self) -> dict[str, Any] | None:
         idx = self.table.selectionModel().currentIndex()

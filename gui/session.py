@@ -137,6 +137,7 @@ class Session:
     Observers (each an :class:`Observable`; arguments in brackets):
         folder_changed (folder, images), output_changed (path), experiment_changed (),
         rows_reset (rows), rows_added (rows), image_changed (path, ImageStatus),
+        images_changed ({path: ImageStatus} for every image with items; the rest are pending),
         run_started (RunStarted), item_started (ItemStarted), clean_scored (item_id, score),
         step (AttackStep), progress (finished, fraction_in_item), item_done (item_id),
         run_finished (RunFinished, text), running_changed (bool), message (level, text).
@@ -165,7 +166,7 @@ class Session:
         self._iters: dict[str, int] = {}
         self._defences_done = 0
         for name in ("folder_changed", "output_changed", "experiment_changed", "rows_reset", "rows_added",
-                     "image_changed", "run_started", "item_started", "clean_scored", "step", "progress",
+                     "image_changed", "images_changed", "run_started", "item_started", "clean_scored", "step", "progress",
                      "item_done", "run_finished", "running_changed", "message"):
             setattr(self, name, Observable())
 
@@ -349,8 +350,8 @@ class Session:
         self.image_changed.emit(path, self.image_status(path))
 
     def _emit_all_images(self) -> None:
-        for p in self.images:
-            self._emit_image(p)
+        """One notification for every image (images without an item are pending)."""
+        self.images_changed.emit({p: self.image_status(p) for p in self.images if p in self.by_image})
 
     def item_for_image(self, path: str) -> str | None:
         """The item to show for an image: the last finished one, else any."""
