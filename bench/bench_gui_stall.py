@@ -45,6 +45,8 @@ def main() -> int:
     from gui.catalog import scan_metrics
     from gui.main_window import MainWindow
 
+    slot_times = _time_gui_slots()
+
     tmp = Path(tempfile.mkdtemp(prefix="iqa-lab-bench-"))
     window = MainWindow(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat), scan=False)
     window.panel.set_metrics(scan_metrics())
@@ -122,10 +124,44 @@ def main() -> int:
     if idle:
         print(f"idle baseline ({args.baseline:.0f} s, no run): p99={idle[int(0.99 * (len(idle) - 1))]:.1f} ms "
               f"worst={idle[-1]:.1f} ms; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    print("GUI-thread work during the run (what holds the event loop), max / total ms per call site:")
+    for name, times in sorted(slot_times.items(), key=lambda kv: -max(kv[1], default=0)):
+        if times:
+            print(f"  {name:<32} n={len(times):<5d} max={1000 * max(times):6.1f}  total={1000 * sum(times):7.1f}")
     if big and os.environ.get("BENCH_VERBOSE"):
         print("gaps > 25 ms at (s, ms):", [(round(t, 2), round(g)) for t, g in big])
     window.close()
     return 0 if worst < 50 else 1
+
+
+def _time_gui_slots() -> dict[str, list[float]]:
+    """Wrap the GUI-thread methods that a run drives (before the window connects them) and
+    record how long each call takes: the part of a stall that is our own work."""
+    import functools
+
+    from gui.aggregate_plots import GainPerDefencePlot, QualityGainPlot
+    from gui.curves import LiveCurves
+    from gui.experiment_panel import ExperimentPanel
+    from gui.item_display import ItemDisplay
+    from gui.run_control import RunControl
+
+    times: dict[str, list[float]] = {}
+    targets = [(RunControl, "_on_events"), (LiveCurves, "_flush"), (ExperimentPanel, "_show_progress"),
+               (ItemDisplay, "_show_followed"), (GainPerDefencePlot, "redraw"), (QualityGainPlot, "redraw")]
+    for cls, name in targets:
+        fn = getattr(cls, name)
+        key = f"{cls.__name__}.{name}"
+        times[key] = []
+
+        def timed(*a, _fn=fn, _key=key, **kw):
+            t = time.perf_counter()
+            try:
+                return _fn(*a, **kw)
+            finally:
+                times[_key].append(time.perf_counter() - t)
+
+        setattr(cls, name, functools.wraps(fn)(timed))
+    return times
 
 
 def _worst_gap(app, seconds: float) -> float:

@@ -49,7 +49,7 @@ def main() -> int:
     w.open_folder(str(SAMPLES_DIR))
     w.images.wait_thumbnails()
     w.panel.set_state({"metrics": ["niqe"],
-                       "attacks": {"ifgsm": {"checked": True, "preset": "", "params": {"iters": 6}}},
+                       "attacks": {"ifgsm": {"checked": True, "preset": "fine", "params": {"iters": 6}}},
                        "defences": {"jpeg": {"checked": True}, "median-blur": {"checked": True}},
                        "seed": 0, "device": "cpu", "save_images": True})
 

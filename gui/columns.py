@@ -29,8 +29,8 @@ OTHER_TITLES: dict[str, tuple[str, str]] = {
     "both_defended_rel_gain": ("gain D(x)→D(xₐ) (rel.)", "|M(D(x)) − M(D(xₐ))| / (M(D(x)) + 1e-6)"),
     "gain_removed": ("gain removed", "1 − remaining gain / attack gain: share of the attack's gain the defence removed"),
     "nonpurified_robustness": ("robustness (undefended)", "AAAI-24 robustness between M(x) and M(xₐ)"),
-    "flag": ("flag", "no gain: the attack did not move the score toward better; past bounds: the attacked "
-                     "score is beyond the metric's best bound, so gains over 1 are not meaningful"),
+    "flag": ("flag", ("no gain: the attack did not move the score toward better; past bounds: the attacked "
+                      "score is beyond the metric's best bound, so gains over 1 are not meaningful")),
     "attack_gained": ("attack gained", "whether M(xₐ) is better than M(x) at all"),
     "attack_iterations": ("iterations", "attack iterations run"),
     "iteration_used": ("iteration used", "the iteration whose image was kept (keep-best)"),
@@ -103,3 +103,20 @@ def preset_columns(preset: str, columns: list[str]) -> list[str]:
     if wanted is None:
         return list(columns)
     return [c for c in columns if c in wanted]
+
+
+def score_line(row: dict | None) -> str:
+    """The scores of one result row, as the inspector's caption."""
+    if not row:
+        return ""
+    if row.get("error"):
+        return f"<span style='color:#b3261e'>{row['error']}</span>"
+
+    def f(key: str, digits: int = 4) -> str:
+        v = row.get(key)
+        return f"{v:.{digits}g}" if isinstance(v, (int, float)) else "—"
+
+    return (f"clean M(x) <b>{f('clear')}</b> · attacked M(xₐ) <b>{f('attacked')}</b> · M(D(x)) "
+            f"{f('defended-clear')} · M(D(xₐ)) <b>{f('defended-attacked')}</b> · remaining gain "
+            f"<b>{f('robust_abs_gain', 3)}</b> (attack gain {f('nonpurified_abs_gain', 3)}) · quality D(xₐ) "
+            f"{f('quality_score', 3)}")

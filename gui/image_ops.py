@@ -56,7 +56,7 @@ def swipe(left: np.ndarray, right: np.ndarray, fraction: float) -> np.ndarray:
     one-pixel white divider."""
     _check_same_size(left, right)
     out = right.copy()
-    split = int(round(max(0.0, min(1.0, fraction)) * left.shape[1]))
+    split = round(max(0.0, min(1.0, fraction)) * left.shape[1])
     out[:, :split] = left[:, :split]
     if 0 < split < left.shape[1]:
         out[:, split] = 255

@@ -25,35 +25,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.image_ops import InspectorImages, amplified_difference, region_stats, signed_difference, swipe
+from gui.columns import score_line
+from gui.image_ops import (
+    InspectorImages,
+    amplified_difference,
+    region_stats,
+    signed_difference,
+    swipe,
+)
 
-__all__ = ["Inspector", "InspectorImages", "amplified_difference", "signed_difference", "score_line"]
-
+__all__ = ["Inspector", "InspectorImages", "amplified_difference", "score_line", "signed_difference"]
 COMPARE_MODES = [("side", "side by side"), ("blink", "blink clean/attacked"), ("swipe", "swipe clean|attacked")]
 
-DIFF_MODES = [
-    ("abs", "|xₐ − x| amplified"),
-    ("signed", "xₐ − x signed"),
-    ("abs-defended", "|D(xₐ) − x| amplified"),
-    ("signed-defended", "D(xₐ) − x signed"),
-]
-
-
-def score_line(row: dict | None) -> str:
-    """The scores of one result row, as the inspector's caption."""
-    if not row:
-        return ""
-    if row.get("error"):
-        return f"<span style='color:#b3261e'>{row['error']}</span>"
-
-    def f(key: str, digits: int = 4) -> str:
-        v = row.get(key)
-        return f"{v:.{digits}g}" if isinstance(v, (int, float)) else "—"
-
-    return (f"clean M(x) <b>{f('clear')}</b> · attacked M(xₐ) <b>{f('attacked')}</b> · M(D(x)) "
-            f"{f('defended-clear')} · M(D(xₐ)) <b>{f('defended-attacked')}</b> · remaining gain "
-            f"<b>{f('robust_abs_gain', 3)}</b> (attack gain {f('nonpurified_abs_gain', 3)}) · quality D(xₐ) "
-            f"{f('quality_score', 3)}")
+DIFF_MODES = [("abs", "|xₐ − x| amplified"), ("signed", "xₐ − x signed"),
+              ("abs-defended", "|D(xₐ) − x| amplified"), ("signed-defended", "D(xₐ) − x signed")]
 
 
 class Inspector(QWidget):
@@ -62,6 +47,7 @@ class Inspector(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.images: InspectorImages | None = None
+        self._diff_pending = False
         self.rows: dict[str, dict] = {}
         self._diff_signed: np.ndarray | None = None
         self._diff_rgb: np.ndarray | None = None
@@ -242,8 +228,7 @@ class Inspector(QWidget):
 
     def clear(self, title: str, detail: str = "") -> None:
         """Show nothing but ``title`` (and ``detail``, e.g. an item's full error text)."""
-        self.images = None
-        self.rows = {}
+        self.images, self.rows, self._diff_pending = None, {}, False
         self._diff_signed = self._diff_rgb = None
         for item in (*self.items.values(), self.signed_item):
             item.clear()
@@ -278,6 +263,17 @@ class Inspector(QWidget):
         self.plots["defended"].setTitle(f"defended D(xₐ) · {self.current_defence() or '—'}",
                                         color="#e8eaed", size="9pt")
         self.scores.setText(score_line(self.rows.get(self.current_defence() or "")))
+        # the difference view on the next event-loop turn: one short slot each, no long stall
+        self._diff_pending = True
+        QTimer.singleShot(0, self._refresh_diff)
+
+    def _refresh_diff(self) -> None:
+        """Compute and show the difference view (and the region statistics) if pending."""
+        im = self.images
+        if not self._diff_pending or im is None:
+            return
+        self._diff_pending = False
+        dfd = self._defended()
         mode = self.mode.currentData()
         other = dfd if mode.endswith("defended") else im.attacked
         self._diff_signed = self._diff_rgb = None
@@ -365,6 +361,7 @@ class Inspector(QWidget):
 
     def region_stats(self) -> dict[str, float] | None:
         """Statistics of attacked (or defended, per the difference mode) − clean in the box."""
+        self._refresh_diff()
         im = self.images
         if im is None or im.clean is None or not self.region_button.isChecked():
             return None
@@ -399,6 +396,7 @@ class Inspector(QWidget):
 
     def pixel_text(self, x: int, y: int) -> str:
         """The read-out for pixel (x, y) in every view that has it."""
+        self._refresh_diff()
         im = self.images
         if im is None:
             return ""
@@ -420,11 +418,13 @@ class Inspector(QWidget):
     # ---- for tests and export ------------------------------------------------------------
     def difference(self) -> np.ndarray | None:
         """The signed difference currently shown (H×W, units of 1/255)."""
+        self._refresh_diff()
         return self._diff_signed
 
     def shown_arrays(self) -> dict[str, np.ndarray]:
         """Every image currently shown, by view name (for "Save images")."""
         out: dict[str, np.ndarray] = {}
+        self._refresh_diff()
         im = self.images
         if im is None:
             return out

@@ -11,9 +11,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, QStandardPaths, Qt, QTimer, Slot
+from PySide6.QtCore import QSettings, Qt, QTimer, Slot
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QSplitter, QTabWidget, QWidget
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QSplitter,
+    QTabWidget,
+    QWidget,
+)
 
 from gui.aggregate_plots import GainPerDefencePlot, QualityGainPlot
 from gui.catalog import scan_metrics
@@ -29,29 +36,18 @@ from gui.results_view import ResultsView
 from gui.run_control import RunControl
 from gui.session import Session
 from gui.training_dialog import FCNTrainDialog
+from gui.window_state import (
+    SAMPLES_DIR,
+    default_output_dir,
+    restore_window,
+    save_window,
+)
 from gui.worker import BackgroundCall, BackgroundPool
+
+__all__ = ["APP_NAME", "SAMPLES_DIR", "MainWindow", "default_output_dir"]
 
 APP_NAME = "IQA Purification Lab"
 ORG_NAME = "iqa-lab"
-SAMPLES_DIR = Path(__file__).resolve().parents[1] / "resources" / "samples"
-
-
-def default_output_dir(folder: str | None) -> str:
-    """``<user data>/iqa-lab/runs/<folder name>`` (never inside the image folder)."""
-    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericDataLocation) \
-        or str(Path.home() / ".local" / "share")
-    name = Path(folder).name if folder else "untitled"
-    return str(Path(base) / "iqa-lab" / "runs" / name)
-
-
-def _settings_json(settings: QSettings, key: str) -> Any:
-    raw = settings.value(key)
-    if not raw:
-        return None
-    try:
-        return json.loads(str(raw))
-    except ValueError:
-        return None
 
 
 class MainWindow(QMainWindow):
@@ -222,35 +218,7 @@ class MainWindow(QMainWindow):
 
     # ======================================================================== settings
     def _restore_settings(self) -> None:
-        s = self.settings
-        self.images.recent = [str(f) for f in (_settings_json(s, "recentFolders") or []) if Path(str(f)).is_dir()]
-        self.images._update_recent_menu()
-        state = _settings_json(s, "lastExperiment")
-        if isinstance(state, dict):
-            output = state.pop("output", None)
-            self.panel.set_state(state)
-            if str(s.value("outputChosen", "false")).lower() == "true" and output:
-                self.session.choose_output(output)
-        geo = s.value("geometry")
-        if isinstance(geo, (QByteArray, bytes)) and geo:
-            self.restoreGeometry(geo)
-        else:
-            self.resize(1280, 800)
-            self._needs_default_splits = True
-        st = s.value("windowState")
-        if isinstance(st, (QByteArray, bytes)) and st:
-            self.restoreState(st)
-        for key, splitter in (("topSplitter", self.top_splitter), ("centralSplitter", self.central_splitter)):
-            v = s.value(key)
-            if isinstance(v, (QByteArray, bytes)) and v:
-                splitter.restoreState(v)
-        last, store = s.value("lastFolder"), s.value("lastStore")
-        if store and Path(str(store)).exists():
-            self.session.open_store(str(store), s.value("lastExperimentId") or None)
-        if last and Path(str(last)).is_dir() and self.session.folder != str(Path(str(last)).resolve()):
-            self.open_folder(str(last))
-        first_done = str(s.value("firstLaunchDone", "false")).lower() == "true"
-        self.images.show_banner(not first_done and SAMPLES_DIR.is_dir())
+        restore_window(self)
 
     def _default_splits(self) -> None:
         self.resizeDocks([self.images_dock, self.experiment_dock], [230, 340], Qt.Orientation.Horizontal)
@@ -274,20 +242,7 @@ class MainWindow(QMainWindow):
         self._default_splits()
 
     def save_settings(self) -> None:
-        s, ses = self.settings, self.session
-        s.setValue("geometry", self.saveGeometry())
-        s.setValue("windowState", self.saveState())
-        s.setValue("topSplitter", self.top_splitter.saveState())
-        s.setValue("centralSplitter", self.central_splitter.saveState())
-        if ses.folder:
-            s.setValue("lastFolder", ses.folder)
-        s.setValue("recentFolders", json.dumps(self.images.recent))
-        s.setValue("lastExperiment", json.dumps(self.panel.state()))
-        s.setValue("outputChosen", "true" if ses.output_choice else "false")
-        stored = ses.store_path is not None and ses.store_path.exists() and ses.experiment_state() != "new"
-        s.setValue("lastStore", str(ses.store_path) if stored else "")
-        s.setValue("lastExperimentId", ses.exp_id if stored else "")
-        s.sync()
+        save_window(self)
 
     # ======================================================================== folders, stores
     def rescan_metrics(self) -> BackgroundCall:

@@ -23,15 +23,18 @@ def inspector(qtbot):
     return ins, clean, attacked
 
 
-def test_amplified_difference_has_a_scale(inspector):
+def test_amplified_difference_has_a_scale(qtbot, inspector):
     ins, clean, attacked = inspector
     ins.mode.setCurrentIndex(0)
+    qtbot.waitUntil(lambda: not ins._diff_pending, timeout=2_000)   # drawn on the next event-loop turn
     assert ins.abs_bar.isVisible() and not ins.colorbar.isVisible()
     m = int(np.abs(attacked.astype(int) - clean.astype(int)).max())
     assert ins.abs_bar.levels() == pytest.approx((0.0, m))  # white = the largest |Δ|
     ins.gain.setValue(4)
+    qtbot.waitUntil(lambda: not ins._diff_pending, timeout=2_000)
     assert ins.abs_bar.levels() == pytest.approx((0.0, 255 / 4))
     ins.mode.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: not ins._diff_pending, timeout=2_000)
     assert ins.colorbar.isVisible() and not ins.abs_bar.isVisible()
 
 

@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from engine.attacks.base import StepRecord
-from engine.events import AttackStep, CleanScored, ItemFailed, ItemFinished, ItemStarted, RunFinished, RunStarted
+from engine.events import (
+    AttackStep,
+    CleanScored,
+    ItemFailed,
+    ItemFinished,
+    ItemStarted,
+    RunFinished,
+    RunStarted,
+)
 from engine.experiment import Experiment
 from gui.session import Session
 from tests.gui.conftest import fake_row, fake_store
