@@ -6,13 +6,7 @@ import time
 
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QColor, QTextCharFormat
-from PySide6.QtWidgets import (
-    QHBoxLayout,
-    QPlainTextEdit,
-    QPushButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QHBoxLayout, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
 LEVEL_COLORS = {"info": "#202124", "warning": "#b06000", "error": "#b3261e", "ok": "#188038"}
 
