@@ -198,6 +198,8 @@ class ComponentPicker(QWidget):
             return
         name = item.data(Qt.ItemDataRole.UserRole)
         self.choices[name].checked = item.checkState() == Qt.CheckState.Checked
+        if self.choices[name].checked and self.current_name() != name:
+            self.list.setCurrentItem(item)   # the editor shows what was just ticked
         self.changed.emit()
 
     def _on_preset(self, _idx: int) -> None:
@@ -262,3 +264,13 @@ class ComponentPicker(QWidget):
                 continue
             self.set_choice(name, checked=bool(d.get("checked")), preset=d.get("preset") or DEFAULTS,
                             params=d.get("params") or {})
+        self.show_first_checked()
+
+    def show_first_checked(self) -> None:
+        """Edit the first ticked component (unless the one shown is ticked)."""
+        cur = self.current_name()
+        if cur is not None and self.choices[cur].checked:
+            return
+        first = next((n for n, c in self.choices.items() if c.checked), None)
+        if first is not None:
+            self.select(first)

@@ -18,13 +18,10 @@ PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8
            "#7f7f7f", "#bcbd22"]
 
 
-def step_point(step: Any) -> tuple[float, float]:
-    """``(x, score)`` of one attack step (a StepRecord or its stored dict) for these curves:
-    x is the queries spent for score-only attacks (their steps record them), else the
-    iteration."""
-    get = step.get if isinstance(step, dict) else (lambda k: getattr(step, k, None))
-    queries = get("queries")
-    return float(get("iteration") if queries is None else queries), float(get("score"))
+def plain_axes(plot: pg.PlotWidget) -> None:
+    """Tick labels in plain numbers: no SI prefix such as "(x0.001)" on either axis."""
+    for axis in ("left", "bottom"):
+        plot.getAxis(axis).enableAutoSIPrefix(False)
 
 
 class LiveCurves(QWidget):
@@ -48,9 +45,11 @@ class LiveCurves(QWidget):
         self.plot = pg.PlotWidget()
         self.plot.setObjectName("curves_plot")
         self.plot.showGrid(x=True, y=True, alpha=0.25)
-        self.plot.setLabel("bottom", "iteration")
+        self.plot.setLabel("bottom", "iteration (queries for score-only attacks)")
         self.plot.setLabel("left", "score")
-        self.plot.getAxis("left").enableAutoSIPrefix(False)
+        plain_axes(self.plot)
+        self.plot.enableAutoRange(x=False, y=True)
+        self.plot.setXRange(0, 1, padding=0.05)
         self.plot.setMouseEnabled(x=True, y=True)
         self.legend_label = QLabel()
         self.legend_label.setObjectName("curves_legend")
@@ -58,12 +57,13 @@ class LiveCurves(QWidget):
         lay.addWidget(self.legend_label)
         lay.addWidget(self.plot, 1)
         self.clean_line = pg.InfiniteLine(angle=0, movable=False,
-                                          pen=pg.mkPen("#555555", width=1.5, style=Qt.PenStyle.DashLine),
-                                          label="clean {value:.4g}",
-                                          labelOpts={"position": 0.9, "color": "#333333", "fill": (255, 255, 255, 200)})
+                                          pen=pg.mkPen("#555555", width=1.5, style=Qt.PenStyle.DashLine))
+        # the clean score's value is in the legend above the plot: a label on the line
+        # itself gets cut at the plot's edge
         self.clean_line.setVisible(False)
         self.plot.addItem(self.clean_line, ignoreBounds=False)
 
+        self.clean_score: float | None = None
         self._data: dict[str, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
         self._curves: dict[str, pg.PlotDataItem] = {}
         self._dirty = False
@@ -94,10 +94,13 @@ class LiveCurves(QWidget):
         self.legend_label.setText("")
         self.clean_line.setVisible(False)
         self._dirty = False
+        self.plot.setXRange(0, 1, padding=0.05)
 
     def set_clean(self, score: float) -> None:
         self.clean_line.setValue(score)
         self.clean_line.setVisible(True)
+        self.clean_score = score
+        self._update_legend()
 
     def add_point(self, attack: str, iteration: int, score: float) -> None:
         xs, ys = self._data[attack]
@@ -136,14 +139,21 @@ class LiveCurves(QWidget):
                 self._curves[attack] = curve
                 self._update_legend()
             curve.setData(xs, ys)
+        self._fit_x()
         self.redraws += 1
+
+    def _fit_x(self) -> None:
+        """Iterations 0…last (at least 0…1): a single point never gets a ±200 axis."""
+        last = max((xs[-1] for xs, _ in self._data.values() if xs), default=0.0)
+        self.plot.setXRange(0, max(1.0, last), padding=0.05)
 
     def _update_legend(self) -> None:
         parts = []
         for i, attack in enumerate(self._curves):
             color = PALETTE[i % len(PALETTE)]
             parts.append(f"<span style='color:{color}; font-size:14px'>●</span>&nbsp;{attack}")
-        parts.append("<span style='color:#555555'>- - -</span>&nbsp;clean score")
+        if self.clean_line.isVisible():
+            parts.append(f"<span style='color:#555555'>- - -</span>&nbsp;clean {self.clean_score:.4g}")
         self.legend_label.setText("&nbsp;&nbsp; ".join(parts))
 
     def curve_data(self, attack: str) -> tuple[list[float], list[float]]:

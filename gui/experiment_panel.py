@@ -1,8 +1,6 @@
 """Experiment panel: metrics, attacks, defences, options, and the Run/Cancel button."""
 from __future__ import annotations
 
-import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ from PySide6.QtWidgets import (
 from engine.experiment import Experiment
 from gui.catalog import STATE_TEXT, attack_classes, defence_classes
 from gui.components import ComponentPicker
+from gui.progress import ProgressTracker, format_eta
 
 STATE_COLORS = {"ready": "#188038", "needs-download": "#b06000", "unavailable": "#9aa0a6"}
 
@@ -44,60 +43,20 @@ DEFAULT_EXPERIMENT: dict[str, Any] = {
 }
 
 
-def format_eta(seconds: float | None) -> str:
-    if seconds is None or math.isnan(seconds) or seconds < 0:
-        return "ETA —"
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"ETA {seconds} s"
-    m, s = divmod(seconds, 60)
-    if m < 60:
-        return f"ETA {m} min {s:02d} s"
-    h, m = divmod(m, 60)
-    return f"ETA {h} h {m:02d} min"
-
-
-class ProgressTracker:
-    """Progress over the items of a run, refined by the attack iteration in flight."""
-
-    def __init__(self) -> None:
-        self.pending = 0
-        self.finished = 0
-        self.fraction_in_item = 0.0
-        self.started = time.monotonic()
-
-    def start(self, pending: int) -> None:
-        self.pending = max(0, pending)
-        self.finished = 0
-        self.fraction_in_item = 0.0
-        self.started = time.monotonic()
-
-    @property
-    def progress(self) -> float:
-        if self.pending == 0:
-            return 1.0
-        return min(1.0, (self.finished + self.fraction_in_item) / self.pending)
-
-    def eta(self) -> float | None:
-        p = self.progress
-        elapsed = time.monotonic() - self.started
-        if p <= 0.01 or elapsed < 1.0:
-            return None
-        return elapsed * (1 - p) / p
-
-
 class ExperimentPanel(QWidget):
     """Everything that defines an experiment, plus Run/Cancel and the progress bar."""
 
     runRequested = Signal()
     cancelRequested = Signal()
     changed = Signal()
+    outputEdited = Signal(str)   # the user typed or browsed an output folder ("" = follow the folder)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.metric_info: dict[str, dict[str, Any]] = {}
         self._pending_metric_state: list[str] | None = None
         self._running = False
+        self._shown_output = ""
         self.tracker = ProgressTracker()
         self._progress_timer = QTimer(self)
         self._progress_timer.setSingleShot(True)
@@ -174,13 +133,45 @@ class ExperimentPanel(QWidget):
         self.eot_draws.setRange(1, 1000)
         self.eot_draws.setToolTip("Random defences (noise, crop, rotate, DiffPure…) are evaluated over N seeded "
                                   "draws: every score is the mean, its spread is stored as *_std (1 = one draw)")
-        form.addRow("EOT draws", self.eot_draws)
+        self.batch_size = QSpinBox()
+        self.batch_size.setObjectName("batch_size")
+        self.batch_size.setRange(0, 4096)
+        self.batch_size.setValue(1)
+        self.batch_size.setSpecialValueText("auto")
+        self.batch_size.setToolTip("Items computed together as one batch (auto: as many as fit); "
+                                   "where it runs, not what it computes: the rows are the same")
+        eot_row = QHBoxLayout()
+        eot_row.addWidget(self.eot_draws, 1)
+        eot_row.addWidget(QLabel("batch"))
+        eot_row.addWidget(self.batch_size, 1)
+        form.addRow("EOT draws", eot_row)
+        self.backend = QComboBox()
+        self.backend.setObjectName("backend")
+        self.backend.addItem("local (this process)", "local")
+        self.backend.addItem("Ray cluster", "ray")
+        self.backend.setToolTip("Where the items are computed; the store is always written here")
+        self.ray_address = QLineEdit()
+        self.ray_address.setObjectName("ray_address")
+        self.ray_address.setPlaceholderText("auto (local cluster) or host:port")
+        self.ray_workers = QSpinBox()
+        self.ray_workers.setObjectName("ray_workers")
+        self.ray_workers.setRange(0, 1024)
+        self.ray_workers.setSpecialValueText("auto")
+        self.ray_workers.setToolTip("Ray workers (auto: one per GPU, else per CPU)")
+        be_row = QHBoxLayout()
+        be_row.addWidget(self.backend, 2)
+        be_row.addWidget(self.ray_address, 3)
+        be_row.addWidget(self.ray_workers, 1)
+        form.addRow("back end", be_row)
+        self.backend.currentIndexChanged.connect(self._on_backend)
+        self._on_backend()
         self.output = QLineEdit()
         self.output.setObjectName("output_dir")
         self.output.setToolTip("Folder of the result store (results.sqlite) and saved images")
         browse = QToolButton()
         browse.setText("…")
         browse.clicked.connect(self._browse_output)
+        self.output.editingFinished.connect(self._on_output_edited)
         out_row = QHBoxLayout()
         out_row.addWidget(self.output, 1)
         out_row.addWidget(browse)
@@ -208,7 +199,8 @@ class ExperimentPanel(QWidget):
         prow.addWidget(self.eta)
         outer.addLayout(prow)
 
-        self._options = (self.device, self.seed, self.save_images, self.adaptive, self.eot_draws, self.output)
+        self._options = (self.device, self.seed, self.save_images, self.adaptive, self.eot_draws, self.batch_size,
+                         self.backend, self.ray_address, self.ray_workers, self.output)
         for w in self._options:
             sig = getattr(w, "currentIndexChanged", None) or getattr(w, "valueChanged", None) \
                 or getattr(w, "toggled", None) or w.editingFinished
@@ -230,7 +222,30 @@ class ExperimentPanel(QWidget):
         folder = QFileDialog.getExistingDirectory(self, "Output folder", self.output.text() or str(Path.home()))
         if folder:
             self.output.setText(folder)
-            self.changed.emit()
+            self._on_output_edited()
+
+    def _on_output_edited(self) -> None:
+        if self.output.text().strip() != self._shown_output:
+            self._shown_output = self.output.text().strip()
+            self.outputEdited.emit(self._shown_output)
+        self.changed.emit()
+
+    def show_output(self, path: str) -> None:
+        """Show where the run will write (the session decides) without emitting outputEdited."""
+        self._shown_output = path
+        self.output.setText(path)
+        self.output.setCursorPosition(0)
+        self.output.setToolTip(path)
+
+    def _on_backend(self, *_: object) -> None:
+        ray = self.backend.currentData() == "ray"
+        self.ray_address.setEnabled(ray and not self._running)
+        self.ray_workers.setEnabled(ray and not self._running)
+
+    def backend_options(self) -> dict[str, Any]:
+        """``make_backend`` keyword arguments: name, address, workers."""
+        return {"name": self.backend.currentData(), "address": self.ray_address.text().strip() or None,
+                "workers": self.ray_workers.value() or None}
 
     # ---- metrics -------------------------------------------------------------------------
     @Slot(object)
@@ -295,6 +310,8 @@ class ExperimentPanel(QWidget):
                 "defences": self.defences.state(), "seed": self.seed.value(),
                 "device": self.device.currentData(), "save_images": self.save_images.isChecked(),
                 "adaptive": self.adaptive.isChecked(), "eot_draws": self.eot_draws.value(),
+                "batch_size": self.batch_size.value() or "auto", "backend": self.backend.currentData(),
+                "ray_address": self.ray_address.text().strip(), "ray_workers": self.ray_workers.value(),
                 "output": self.output.text()}
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -307,10 +324,14 @@ class ExperimentPanel(QWidget):
         self.save_images.setChecked(bool(state.get("save_images", False)))
         self.adaptive.setChecked(bool(state.get("adaptive", False)))
         self.eot_draws.setValue(int(state.get("eot_draws", 1)))
-        if state.get("output"):
-            self.output.setText(state["output"])
-            self.output.setCursorPosition(0)
-            self.output.setToolTip(state["output"])
+        batch = state.get("batch_size", 1)
+        self.batch_size.setValue(0 if batch == "auto" else int(batch or 1))
+        self.backend.setCurrentIndex(max(0, self.backend.findData(state.get("backend", "local"))))
+        self.ray_address.setText(state.get("ray_address") or "")
+        self.ray_workers.setValue(int(state.get("ray_workers") or 0))
+        if "output" in state:
+            self.show_output(state.get("output") or "")
+            self.outputEdited.emit(self._shown_output)
 
     def build_experiment(self, images: list[str], root: str | None) -> Experiment:
         """The experiment the panel describes, on ``images``.
@@ -332,7 +353,7 @@ class ExperimentPanel(QWidget):
         return Experiment(images=list(images), root=root, metrics=metrics, attacks=attacks,
                           defences=self.defences.specs(), seed=self.seed.value(), adaptive=self.adaptive.isChecked(),
                           save_images=self.save_images.isChecked(), device=device,
-                          eot_draws=self.eot_draws.value())
+                          eot_draws=self.eot_draws.value(), batch_size=self.batch_size.value() or "auto")
 
     def _update_summary(self) -> None:
         metrics = self.checked_metrics()
@@ -368,6 +389,7 @@ class ExperimentPanel(QWidget):
         self.run_button.style().polish(self.run_button)
         for w in (self.metrics, self.attacks, self.defences, *self._options):
             w.setEnabled(not running)
+        self._on_backend()
 
     @property
     def running(self) -> bool:

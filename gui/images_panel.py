@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt, Signal, Slot
+from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -25,7 +25,7 @@ from gui.worker import BackgroundCall
 
 THUMB = 56
 STATUS_COLORS = {"pending": "#9aa0a6", "running": "#1a73e8", "done": "#188038", "error": "#d93025",
-                 "unreadable": "#d93025"}
+                 "partial": "#e37400", "unreadable": "#d93025"}
 PATH_ROLE = Qt.ItemDataRole.UserRole
 STATUS_ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -55,10 +55,24 @@ def _placeholder() -> QPixmap:
     return pm
 
 
+def _with_dot(base: QPixmap, status: str) -> QPixmap:
+    """``base`` centred on a thumbnail-sized pixmap with the status colour's dot."""
+    pm = QPixmap(THUMB, THUMB)
+    pm.fill(Qt.GlobalColor.transparent)
+    p = QPainter(pm)
+    p.drawPixmap((THUMB - base.width()) // 2, (THUMB - base.height()) // 2, base)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    p.setPen(QColor("white"))
+    p.setBrush(QBrush(QColor(STATUS_COLORS.get(status, "#9aa0a6"))))
+    p.drawEllipse(THUMB - 15, THUMB - 15, 12, 12)
+    p.end()
+    return pm
+
+
 class ImagesPanel(QWidget):
     """Open a folder (dialog, drag and drop, recent), list its images with a status."""
 
-    folderChosen = Signal(str)
+    folderChosen = Signal(str)        # the user asked for a folder (when controlled, show_folder answers)
     imageActivated = Signal(str)      # path
     sampleRequested = Signal()
     bannerDismissed = Signal()
@@ -68,9 +82,15 @@ class ImagesPanel(QWidget):
         self.setAcceptDrops(True)
         self.folder: str | None = None
         self.recent: list[str] = []
+        self.controlled = False          # True: a session decides what is shown (set_folder only asks)
+        self.requested_images: list[str] | None = None
         self._thumbs: dict[str, QPixmap] = {}
         self._errors: dict[str, str] = {}
+        self._summaries: dict[str, str] = {}
+        self._items: dict[str, QListWidgetItem] = {}
+        self._icons: dict[str, QIcon] = {}
         self._loader: BackgroundCall | None = None
+        self._loading: list[str] = []
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -126,6 +146,7 @@ class ImagesPanel(QWidget):
         self.list.setWordWrap(False)
         self.list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.list.currentItemChanged.connect(self._on_current)
+        self.list.verticalScrollBar().valueChanged.connect(self._load_visible)
         lay.addWidget(self.list, 1)
         self.summary = QLabel()
         self.summary.setObjectName("images_summary")
@@ -140,29 +161,42 @@ class ImagesPanel(QWidget):
             self.set_folder(folder)
 
     def set_folder(self, folder: str, images: list[str] | None = None) -> list[str]:
-        """Show the images of ``folder`` (all found, or ``images``) as pending."""
+        """Open ``folder`` (all its images, or ``images``). When :attr:`controlled`, this
+        only asks (``folderChosen``) and the owner answers with :meth:`show_folder`."""
         folder = str(Path(folder).resolve())
-        paths = images if images is not None else find_images(folder)
+        if not self.controlled:
+            self.show_folder(folder, images if images is not None else find_images(folder))
+        self.requested_images = images
+        self.folderChosen.emit(folder)
+        self.requested_images = None
+        return self.paths()
+
+    def show_folder(self, folder: str, paths: list[str]) -> None:
+        """Show the images of ``folder`` as pending; thumbnails load lazily as they scroll in."""
         self.folder = folder
         self.folder_label.setText(f"<b>{Path(folder).name}</b> — {len(paths)} image(s)<br>"
                                   f"<span style='color:#5f6368'>{folder}</span>")
         self.folder_label.setToolTip(folder)
         self._errors.clear()
+        self._summaries.clear()
+        self._items.clear()
+        self.list.setUpdatesEnabled(False)
         self.list.clear()
+        icon = self._status_icon("pending")
         for p in paths:
-            item = QListWidgetItem(Path(p).name)
+            item = QListWidgetItem(icon, Path(p).name)
             item.setData(PATH_ROLE, p)
             item.setData(STATUS_ROLE, "pending")
+            item.setToolTip(f"{p}\nstatus: pending")
             self.list.addItem(item)
-            self._paint(item)
+            self._items[p] = item
+        self.list.setUpdatesEnabled(True)
         self._update_summary()
         self.add_recent(folder)
-        self._load_thumbnails(paths)
-        self.folderChosen.emit(folder)
-        return paths
+        QTimer.singleShot(0, self._load_visible)
 
     def paths(self) -> list[str]:
-        return [self.list.item(i).data(PATH_ROLE) for i in range(self.list.count())]
+        return list(self._items)
 
     def add_recent(self, folder: str) -> None:
         self.recent = [folder] + [f for f in self.recent if f != folder]
@@ -192,8 +226,23 @@ class ImagesPanel(QWidget):
         self.bannerDismissed.emit()
 
     # ---- thumbnails ------------------------------------------------------------------------
-    def _load_thumbnails(self, paths: list[str]) -> None:
-        todo = [p for p in paths if p not in self._thumbs]
+    def _visible_paths(self) -> list[str]:
+        """Paths of the rows in view (plus a screenful ahead) that have no thumbnail yet."""
+        n = self.list.count()
+        if n == 0:
+            return []
+        top = self.list.indexAt(self.list.viewport().rect().topLeft()).row()
+        bottom = self.list.indexAt(self.list.viewport().rect().bottomLeft()).row()
+        top = max(0, top)
+        bottom = n - 1 if bottom < 0 else bottom
+        end = min(n, bottom + 1 + (bottom - top + 1))
+        return [p for p in (self.list.item(i).data(PATH_ROLE) for i in range(top, end)) if p not in self._thumbs]
+
+    @Slot()
+    def _load_visible(self, *_: Any) -> None:
+        if self._loader is not None and self._loader.running:
+            return
+        todo = self._visible_paths()[:64]
         if not todo:
             return
         loader = BackgroundCall(lambda: load_thumbnails(todo), self)
@@ -209,32 +258,58 @@ class ImagesPanel(QWidget):
             else:
                 self._thumbs[p] = _placeholder()
                 self._errors.setdefault(p, f"cannot read: {value}")
-        for i in range(self.list.count()):
-            self._paint(self.list.item(i))
+            item = self._items.get(p)
+            if item is not None:
+                self._paint(item)
+        QTimer.singleShot(0, self._load_visible)   # the next screenful, if any
 
     def wait_thumbnails(self, ms: int = 10_000) -> None:
-        if self._loader is not None:
-            self._loader.wait(ms)
+        """Block until the thumbnails in view are loaded (tests, screenshots)."""
+        from PySide6.QtCore import QCoreApplication, QDeadlineTimer
+
+        deadline = QDeadlineTimer(ms)
+        QCoreApplication.processEvents()
+        while not deadline.hasExpired():
+            if self._loader is not None:
+                self._loader.wait(max(1, deadline.remainingTime()))
+            QCoreApplication.processEvents()
+            if not self._visible_paths():
+                return
+            self._load_visible()
 
     # ---- status ----------------------------------------------------------------------------
     def _item(self, path: str) -> QListWidgetItem | None:
-        for i in range(self.list.count()):
-            it = self.list.item(i)
-            if it.data(PATH_ROLE) == path:
-                return it
-        return None
+        return self._items.get(path)
 
-    def set_status(self, path: str, status: str, message: str = "") -> None:
+    def set_status(self, path: str, status: str, message: str = "", summary: str = "", *,
+                   count: bool = True) -> None:
+        """Show ``status`` for an image; ``message`` is its full text (tooltip, status bar)."""
         item = self._item(path)
         if item is None:
             return
         item.setData(STATUS_ROLE, status)
         if message:
             self._errors[path] = message
-        elif status == "done":
+        elif status in ("done", "pending", "running"):
             self._errors.pop(path, None)
+        self._summaries[path] = summary
         self._paint(item)
+        if count:
+            self._update_summary()
+
+    def set_image_statuses(self, statuses: dict[str, Any]) -> None:
+        """Every image at once: those in ``statuses`` (ImageStatus) and the rest pending."""
+        for path, item in self._items.items():
+            st = statuses.get(path)
+            if st is not None:
+                self.set_status(path, st.state, st.message, st.summary, count=False)
+            elif item.data(STATUS_ROLE) != "pending" or self._errors.get(path) or self._summaries.get(path):
+                self.set_status(path, "pending", count=False)
         self._update_summary()
+
+    def set_image_status(self, path: str, st: Any) -> None:
+        """Adapt a :class:`gui.session.ImageStatus` (per-item counts and full messages)."""
+        self.set_status(path, st.state, st.message, st.summary)
 
     def status(self, path: str) -> str | None:
         item = self._item(path)
@@ -244,36 +319,39 @@ class ImagesPanel(QWidget):
         return self._errors.get(path)
 
     def reset_status(self) -> None:
-        for i in range(self.list.count()):
-            item = self.list.item(i)
+        for item in self._items.values():
             item.setData(STATUS_ROLE, "pending")
             self._paint(item)
         self._update_summary()
 
+    def _status_icon(self, status: str) -> QIcon:
+        """The placeholder with a status dot (shared by every image without a thumbnail)."""
+        if status not in self._icons:
+            self._icons[status] = QIcon(_with_dot(_placeholder(), status))
+        return self._icons[status]
+
     def _paint(self, item: QListWidgetItem) -> None:
         path = item.data(PATH_ROLE)
         status = item.data(STATUS_ROLE) or "pending"
-        base = self._thumbs.get(path) or _placeholder()
-        pm = QPixmap(THUMB, THUMB)
-        pm.fill(Qt.GlobalColor.transparent)
-        p = QPainter(pm)
-        p.drawPixmap((THUMB - base.width()) // 2, (THUMB - base.height()) // 2, base)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        p.setPen(QColor("white"))
-        p.setBrush(QBrush(QColor(STATUS_COLORS.get(status, "#9aa0a6"))))
-        p.drawEllipse(THUMB - 15, THUMB - 15, 12, 12)
-        p.end()
-        item.setIcon(QIcon(pm))
+        base = self._thumbs.get(path)
+        item.setIcon(QIcon(_with_dot(base, status)) if base is not None else self._status_icon(status))
         err = self._errors.get(path)
+        summary = self._summaries.get(path, "")
         name = Path(path).name
-        item.setText(f"{name}\n{status}" + (f": {err.splitlines()[0][:60]}" if err and status == "error" else ""))
-        item.setForeground(QColor("#b3261e") if status == "error" else QColor("#202124"))
+        if summary:
+            text = f"{name}\n{status}: {summary}"
+        elif err and status in ("error", "partial"):
+            text = f"{name}\n{status}: {err.splitlines()[0][:60]}"
+        else:
+            text = f"{name}\n{status}"
+        item.setText(text)
+        item.setForeground(QColor("#b3261e") if status in ("error", "partial") else QColor("#202124"))
         item.setToolTip(f"{path}\nstatus: {status}" + (f"\n{err}" if err else ""))
 
     def _update_summary(self) -> None:
         counts: dict[str, int] = {}
-        for i in range(self.list.count()):
-            s = self.list.item(i).data(STATUS_ROLE) or "pending"
+        for item in self._items.values():
+            s = item.data(STATUS_ROLE) or "pending"
             counts[s] = counts.get(s, 0) + 1
         self.summary.setText("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no images")
 

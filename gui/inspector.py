@@ -1,85 +1,44 @@
 """Inspector: clean, attacked and defended images and their difference, side by side.
 
 Four linked views (zoom and pan together), a pixel read-out under the cursor, and two
-difference views: |attacked − clean| amplified (RGB), or the signed difference averaged
-over channels in a diverging colour map with a colour bar (units of 1/255). Everything
-here is numpy on uint8 arrays; no tensors.
+difference views: |attacked − clean| amplified (RGB, with a grey colour bar of the |Δ| it
+shows), or the signed difference averaged over channels in a diverging colour map with a
+colour bar (units of 1/255). The attacked view can blink between clean and attacked in
+place or swipe between them; a region box gives statistics of the difference inside it.
+Everything here is numpy on uint8 arrays; no tensors.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtCore import QPointF, Qt, QTimer, Slot
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QSlider,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
-DIFF_MODES = [
-    ("abs", "|xₐ − x| amplified"),
-    ("signed", "xₐ − x signed"),
-    ("abs-defended", "|D(xₐ) − x| amplified"),
-    ("signed-defended", "D(xₐ) − x signed"),
-]
+from gui.columns import score_line
+from gui.image_ops import (
+    InspectorImages,
+    amplified_difference,
+    region_stats,
+    signed_difference,
+    swipe,
+)
 
+__all__ = ["Inspector", "InspectorImages", "amplified_difference", "score_line", "signed_difference"]
+COMPARE_MODES = [("side", "side by side"), ("blink", "blink clean/attacked"), ("swipe", "swipe clean|attacked")]
 
-@dataclass
-class InspectorImages:
-    """uint8 H×W×3 arrays of one item; defended images keyed by defence label."""
-
-    title: str
-    clean: np.ndarray | None
-    attacked: np.ndarray | None
-    defended_clean: dict[str, np.ndarray] = field(default_factory=dict)
-    defended_attacked: dict[str, np.ndarray] = field(default_factory=dict)
-    note: str = ""
-
-
-def _check_same_size(a: np.ndarray, b: np.ndarray) -> None:
-    if a.shape != b.shape:
-        raise ValueError(f"sizes differ ({a.shape[1]}×{a.shape[0]} vs {b.shape[1]}×{b.shape[0]})")
-
-
-def signed_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a − b`` in units of 1/255, averaged over channels (H×W float32).
-
-    Raises:
-        ValueError: when the sizes differ (e.g. a random crop).
-    """
-    _check_same_size(a, b)
-    return (a.astype(np.float32) - b.astype(np.float32)).mean(axis=2)
-
-
-def amplified_difference(a: np.ndarray, b: np.ndarray, gain: float | None = None) -> tuple[np.ndarray, float]:
-    """``|a − b| × gain`` per channel, clipped to uint8 (H×W×3).
-
-    Args:
-        gain: the amplification; None maps the largest |a − b| to 255.
-
-    Returns:
-        the amplified difference and the gain used.
-    """
-    _check_same_size(a, b)
-    d = np.abs(a.astype(np.int16) - b.astype(np.int16))
-    if gain is None:
-        m = int(d.max())
-        gain = 255.0 / m if m > 0 else 1.0
-    return np.clip(d.astype(np.float32) * gain, 0, 255).astype(np.uint8), gain
-
-
-def score_line(row: dict | None) -> str:
-    """The scores of one result row, as the inspector's caption."""
-    if not row:
-        return ""
-    if row.get("error"):
-        return f"<span style='color:#b3261e'>{row['error']}</span>"
-
-    def f(key: str, digits: int = 4) -> str:
-        v = row.get(key)
-        return f"{v:.{digits}g}" if isinstance(v, (int, float)) else "—"
-
-    return (f"M(x) <b>{f('clear')}</b> · M(xₐ) <b>{f('attacked')}</b> · M(D(x)) {f('defended-clear')} · "
-            f"M(D(xₐ)) <b>{f('defended-attacked')}</b> · gain left <b>{f('robust_abs_gain', 3)}</b> "
-            f"(undefended {f('nonpurified_abs_gain', 3)}) · quality {f('quality_score', 3)}")
+DIFF_MODES = [("abs", "|xₐ − x| amplified"), ("signed", "xₐ − x signed"),
+              ("abs-defended", "|D(xₐ) − x| amplified"), ("signed-defended", "D(xₐ) − x signed")]
 
 
 class Inspector(QWidget):
@@ -88,6 +47,7 @@ class Inspector(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.images: InspectorImages | None = None
+        self._diff_pending = False
         self.rows: dict[str, dict] = {}
         self._diff_signed: np.ndarray | None = None
         self._diff_rgb: np.ndarray | None = None
@@ -112,6 +72,12 @@ class Inspector(QWidget):
         self.scores.setWordWrap(True)
         self.scores.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         lay.addWidget(self.scores)
+        self.flag = QLabel("")
+        self.flag.setObjectName("inspector_flag")
+        self.flag.setWordWrap(True)
+        self.flag.setStyleSheet("color:#b06000")
+        self.flag.setVisible(False)
+        lay.addWidget(self.flag)
 
         controls = QHBoxLayout()
         controls.addWidget(QLabel("defence"))
@@ -138,6 +104,32 @@ class Inspector(QWidget):
                              "(signed views scale the colour bar instead)")
         controls.addWidget(self.gain)
         lay.addLayout(controls)
+        compare = QHBoxLayout()
+        compare.addWidget(QLabel("compare"))
+        self.compare = QComboBox()
+        self.compare.setObjectName("inspector_compare")
+        for key, text in COMPARE_MODES:
+            self.compare.addItem(text, key)
+        self.compare.setToolTip("The attacked view: as is, blinking between clean and attacked in place, "
+                                "or a swipe (clean left of the divider, attacked right)")
+        compare.addWidget(self.compare, 1)
+        self.swipe_slider = QSlider(Qt.Orientation.Horizontal)
+        self.swipe_slider.setObjectName("inspector_swipe")
+        self.swipe_slider.setRange(0, 100)
+        self.swipe_slider.setValue(50)
+        self.swipe_slider.setEnabled(False)
+        compare.addWidget(self.swipe_slider, 2)
+        self.region_button = QToolButton()
+        self.region_button.setObjectName("inspector_region")
+        self.region_button.setText("region")
+        self.region_button.setCheckable(True)
+        self.region_button.setToolTip("A box on the clean view: statistics of the difference inside it")
+        compare.addWidget(self.region_button)
+        lay.addLayout(compare)
+        self.blink_timer = QTimer(self)
+        self.blink_timer.setInterval(600)
+        self.blink_timer.timeout.connect(self.blink_step)
+        self.blink_shows_clean = False
 
         self.view = pg.GraphicsLayoutWidget()
         self.view.setObjectName("inspector_view")
@@ -176,6 +168,19 @@ class Inspector(QWidget):
         self.colorbar.getAxis("right").setTextPen("#e8eaed")
         self.colorbar.getAxis("right").setLabel("Δ (1/255)", color="#e8eaed")
         self.colorbar.setVisible(False)
+        # the amplified |difference| has its own scale: white is max|Δ| = 255 / gain
+        self.abs_bar = pg.ColorBarItem(values=(0, 255), colorMap=pg.ColorMap([0.0, 1.0], [(0, 0, 0), (255, 255, 255)]),
+                                       interactive=False, width=12)
+        self.view.addItem(self.abs_bar, row=1, col=3)
+        self.abs_bar.getAxis("right").setTextPen("#e8eaed")
+        self.abs_bar.getAxis("right").setLabel("|Δ| (1/255)", color="#e8eaed")
+        self.abs_bar.setVisible(False)
+        self.roi = pg.RectROI([0, 0], [32, 32], pen=pg.mkPen("#fbbc04", width=2))
+        self.plots["clean"].addItem(self.roi)
+        self.roi.setVisible(False)
+        self.region = QLabel("")
+        self.region.setObjectName("inspector_region_stats")
+        self.region.setVisible(False)
 
         self.readout = QLabel("move the cursor over an image for pixel values")
         self.readout.setObjectName("inspector_readout")
@@ -185,11 +190,16 @@ class Inspector(QWidget):
         font.setFamily("monospace")
         font.setStyleHint(font.StyleHint.Monospace)
         self.readout.setFont(font)
+        lay.addWidget(self.region)
         lay.addWidget(self.readout)
 
         self.defence.currentIndexChanged.connect(self._refresh)
         self.mode.currentIndexChanged.connect(self._refresh)
         self.gain.valueChanged.connect(self._refresh)
+        self.compare.currentIndexChanged.connect(self._on_compare)
+        self.swipe_slider.valueChanged.connect(self._refresh)
+        self.region_button.toggled.connect(self._on_region_toggled)
+        self.roi.sigRegionChanged.connect(self._update_region)
         self.view.scene().sigMouseMoved.connect(self._on_mouse)
 
     # ---- content ---------------------------------------------------------------------------
@@ -216,6 +226,24 @@ class Inspector(QWidget):
         if first:
             self.plots["clean"].autoRange(padding=0.01)
 
+    def clear(self, title: str, detail: str = "") -> None:
+        """Show nothing but ``title`` (and ``detail``, e.g. an item's full error text)."""
+        self.images, self.rows, self._diff_pending = None, {}, False
+        self._diff_signed = self._diff_rgb = None
+        for item in (*self.items.values(), self.signed_item):
+            item.clear()
+        self.colorbar.setVisible(False)
+        self.abs_bar.setVisible(False)
+        self.defence.clear()
+        self.title.setText(title)
+        self.scores.setText(f"<span style='color:#b3261e'>{detail}</span>" if detail else "")
+        self.set_flag("")
+
+    def set_flag(self, text: str) -> None:
+        """A warning about the item's scores (no gain, past the metric's bounds)."""
+        self.flag.setText(f"⚠ {text}" if text else "")
+        self.flag.setVisible(bool(text))
+
     def current_defence(self) -> str | None:
         return self.defence.currentText() or None
 
@@ -229,12 +257,23 @@ class Inspector(QWidget):
         if im is None:
             return
         self._set("clean", im.clean)
-        self._set("attacked", im.attacked)
+        self._set("attacked", self.attacked_view())
         dfd = self._defended()
         self._set("defended", dfd)
         self.plots["defended"].setTitle(f"defended D(xₐ) · {self.current_defence() or '—'}",
                                         color="#e8eaed", size="9pt")
         self.scores.setText(score_line(self.rows.get(self.current_defence() or "")))
+        # the difference view on the next event-loop turn: one short slot each, no long stall
+        self._diff_pending = True
+        QTimer.singleShot(0, self._refresh_diff)
+
+    def _refresh_diff(self) -> None:
+        """Compute and show the difference view (and the region statistics) if pending."""
+        im = self.images
+        if not self._diff_pending or im is None:
+            return
+        self._diff_pending = False
+        dfd = self._defended()
         mode = self.mode.currentData()
         other = dfd if mode.endswith("defended") else im.attacked
         self._diff_signed = self._diff_rgb = None
@@ -250,6 +289,8 @@ class Inspector(QWidget):
                 diff_item.setVisible(True)
                 self.signed_item.setVisible(False)
                 self.colorbar.setVisible(False)
+                self.abs_bar.setLevels(low=0.0, high=255.0 / gain)
+                self.abs_bar.setVisible(True)
                 title = f"|{'D(xₐ)' if mode.endswith('defended') else 'xₐ'} − x| ×{gain:.3g}"
             else:
                 m = float(np.abs(self._diff_signed).max()) or 1.0
@@ -258,13 +299,85 @@ class Inspector(QWidget):
                 self.signed_item.setVisible(True)
                 diff_item.setVisible(False)
                 self.colorbar.setVisible(True)
+                self.abs_bar.setVisible(False)
                 title = f"{'D(xₐ)' if mode.endswith('defended') else 'xₐ'} − x  (mean over RGB)"
         except ValueError as exc:
             diff_item.clear()
             self.signed_item.clear()
             self.colorbar.setVisible(False)
+            self.abs_bar.setVisible(False)
             title = f"difference n/a: {exc}"
         self.plots["diff"].setTitle(title, color="#e8eaed", size="9pt")
+        self._update_region()
+
+    # ---- compare: blink, swipe, region -----------------------------------------------------
+    def attacked_view(self) -> np.ndarray | None:
+        """What the attacked view shows in the current compare mode."""
+        im = self.images
+        if im is None:
+            return None
+        mode = self.compare.currentData()
+        if mode == "blink" and self.blink_shows_clean:
+            return im.clean
+        if mode == "swipe" and im.clean is not None and im.attacked is not None \
+                and im.clean.shape == im.attacked.shape:
+            return swipe(im.clean, im.attacked, self.swipe_slider.value() / 100)
+        return im.attacked
+
+    def _on_compare(self, *_: object) -> None:
+        mode = self.compare.currentData()
+        self.swipe_slider.setEnabled(mode == "swipe")
+        self.blink_shows_clean = False
+        if mode == "blink":
+            self.blink_timer.start()
+        else:
+            self.blink_timer.stop()
+        self._refresh()
+
+    @Slot()
+    def blink_step(self) -> None:
+        """Toggle the attacked view between the clean and the attacked image."""
+        self.blink_shows_clean = not self.blink_shows_clean
+        self._set("attacked", self.attacked_view())
+        self.plots["attacked"].setTitle("clean x (blink)" if self.blink_shows_clean else "attacked xₐ (blink)",
+                                        color="#e8eaed", size="9pt")
+
+    def _on_region_toggled(self, on: bool) -> None:
+        im = self.images
+        if on and im is not None and im.clean is not None:
+            h, w = im.clean.shape[:2]
+            self.roi.setPos((w // 4, h // 4))
+            self.roi.setSize((max(1, w // 2), max(1, h // 2)))
+        self.roi.setVisible(on)
+        self.region.setVisible(on)
+        self._update_region()
+
+    def set_region(self, x: int, y: int, w: int, h: int) -> None:
+        """Put the region box at pixel (x, y), w × h (shown and switched on)."""
+        self.region_button.setChecked(True)
+        self.roi.setPos((x, y))
+        self.roi.setSize((w, h))
+        self._update_region()
+
+    def region_stats(self) -> dict[str, float] | None:
+        """Statistics of attacked (or defended, per the difference mode) − clean in the box."""
+        self._refresh_diff()
+        im = self.images
+        if im is None or im.clean is None or not self.region_button.isChecked():
+            return None
+        other = self._defended() if str(self.mode.currentData()).endswith("defended") else im.attacked
+        if other is None or other.shape != im.clean.shape:
+            return None
+        (x, y), (w, h) = self.roi.pos(), self.roi.size()
+        return region_stats(im.clean, other, round(x), round(y), round(x + w), round(y + h))
+
+    def _update_region(self, *_: object) -> None:
+        st = self.region_stats()
+        if st is None:
+            self.region.setText("region: no difference to measure" if self.region_button.isChecked() else "")
+            return
+        self.region.setText(f"region {st['pixels']} px: mean |Δ| {st['mean_abs']:.2f}/255 · max |Δ| "
+                            f"{st['max_abs']:.0f}/255 · mean Δ {st['mean']:+.2f}/255 · PSNR {st['psnr']:.1f} dB")
 
     def _set(self, key: str, arr: np.ndarray | None) -> None:
         item = self.items[key]
@@ -283,6 +396,7 @@ class Inspector(QWidget):
 
     def pixel_text(self, x: int, y: int) -> str:
         """The read-out for pixel (x, y) in every view that has it."""
+        self._refresh_diff()
         im = self.images
         if im is None:
             return ""
@@ -304,11 +418,13 @@ class Inspector(QWidget):
     # ---- for tests and export ------------------------------------------------------------
     def difference(self) -> np.ndarray | None:
         """The signed difference currently shown (H×W, units of 1/255)."""
+        self._refresh_diff()
         return self._diff_signed
 
     def shown_arrays(self) -> dict[str, np.ndarray]:
         """Every image currently shown, by view name (for "Save images")."""
         out: dict[str, np.ndarray] = {}
+        self._refresh_diff()
         im = self.images
         if im is None:
             return out

@@ -47,6 +47,18 @@ def _tooltip(spec: ParamSpec) -> str:
     return "<br>".join(parts)
 
 
+def _auto_text(spec: ParamSpec) -> str:
+    """What the minimum means when the help says "0 = …": bilateral's sigma space shows
+    "0 = from k (OpenCV's rule)", not "0.000 px"."""
+    help_text = spec.help or ""
+    if spec.min != 0 or "0 =" not in help_text:
+        return ""
+    meaning = help_text.split("0 =", 1)[1].split(";")[0].split(",")[0].strip()
+    if meaning.count(")") > meaning.count("("):
+        meaning = meaning[:meaning.rfind(")")].strip()
+    return f"0 = {meaning}" if meaning else ""
+
+
 def _parse_text(text: str) -> Any:
     from engine.experiment import parse_scalar
 
@@ -128,6 +140,9 @@ class ParamForm(QWidget):
                 spin.setSuffix(" /255")
             elif spec.unit:
                 spin.setSuffix(f" {spec.unit}")
+            auto = _auto_text(spec)
+            if auto:
+                spin.setSpecialValueText(auto)
             spin.valueChanged.connect(self._on_changed)
             return spin
         edit = QLineEdit()

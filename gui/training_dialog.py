@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.curves import plain_axes
 from gui.training_worker import FCNTrainWorker, TrainSettings
 from gui.worker import WorkerThread
 
@@ -137,7 +138,7 @@ class FCNTrainDialog(QDialog):
         self.ssim_plot.setXLink(self.loss_plot)
         self.ssim_curve = self.ssim_plot.plot([], [], pen=pg.mkPen("#1f77b4", width=2), symbol="o", symbolSize=5)
         for plot in (self.loss_plot, self.ssim_plot):
-            plot.getAxis("left").enableAutoSIPrefix(False)
+            plain_axes(plot)
         right.addWidget(self.loss_plot, 1)
         right.addWidget(self.ssim_plot, 1)
         self.progress = QProgressBar()

@@ -19,17 +19,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from engine.events import (
-    AttackDone,
-    AttackStep,
-    CleanScored,
-    DefenceDone,
-    ItemFailed,
-    ItemFinished,
-    ItemStarted,
-    RunFinished,
-    RunStarted,
-)
+from engine.events import AttackStep, RunFinished
 from engine.experiment import Experiment
 
 
@@ -49,54 +39,80 @@ def lower_thread_priority(niceness: int = 10) -> bool:
 
 
 class RunWorker(QObject):
-    """Iterates one experiment in a worker thread and emits its events."""
+    """Iterates one experiment in a worker thread and emits its events in batches.
 
-    runStarted = Signal(object)      # RunStarted
-    itemStarted = Signal(object)     # ItemStarted
-    cleanScored = Signal(object)     # CleanScored
-    attackStep = Signal(object)      # AttackStep
-    attackDone = Signal(object)      # AttackDone
-    defenceDone = Signal(object)     # DefenceDone
-    itemFinished = Signal(object)    # ItemFinished
-    itemFailed = Signal(object)      # ItemFailed
-    runFinished = Signal(object)     # RunFinished (also after a crash, with cancelled state)
+    Every event reaches the GUI, in order, but attack steps are sent in batches (at most
+    one batch per ``STEP_BATCH_S``) so a fast attack does not flood the GUI thread with
+    one queued call per step; any other event flushes the batch first.
+
+    Args:
+        experiment: what to run; store_path: the store it writes to.
+        backend: ``make_backend`` keyword arguments (``name``, ``address``, ``workers``);
+            the back end is built here, in the worker thread (connecting to a cluster can
+            block), never on the GUI thread.
+    """
+
+    STEP_BATCH_S = 0.03
+
+    events = Signal(object)          # list of engine events, in order
     runError = Signal(str)           # the run as a whole could not go on (message + traceback)
+    backendFailed = Signal(str)      # the back end could not start (a BackendError's message)
     done = Signal()                  # always last
 
-    def __init__(self, experiment: Experiment, store_path: str | Path) -> None:
+    def __init__(self, experiment: Experiment, store_path: str | Path,
+                 backend: dict[str, Any] | None = None) -> None:
         super().__init__()
         from engine.runner import CancelToken
 
         self.experiment = experiment
         self.store_path = Path(store_path)
+        self.backend_options = dict(backend or {"name": "local"})
         self.token = CancelToken()
 
     def cancel(self) -> None:
         """Thread-safe; may be called directly from the GUI thread."""
         self.token.cancel()
 
+    def _backend(self) -> Any:
+        from engine.backends import make_backend
+
+        opts = self.backend_options
+        return make_backend(opts.get("name") or "local", device=self.experiment.device,
+                            address=opts.get("address"), workers=opts.get("workers"))
+
     @Slot()
     def run(self) -> None:
         lower_thread_priority(int(os.environ.get("IQA_LAB_WORKER_NICE", "5")))
-        from engine.runner import Runtime, run_experiment
+        import time
+
+        from engine.backends import BackendError
+        from engine.runner import run_experiment
         from engine.store import ResultStore
 
-        dispatch: dict[type, Signal] = {
-            RunStarted: self.runStarted, ItemStarted: self.itemStarted, CleanScored: self.cleanScored,
-            AttackStep: self.attackStep, AttackDone: self.attackDone, DefenceDone: self.defenceDone,
-            ItemFinished: self.itemFinished, ItemFailed: self.itemFailed, RunFinished: self.runFinished,
-        }
         store = None
+        steps: list[Any] = []
+        last = time.monotonic()
         try:
+            try:
+                backend = self._backend()
+            except BackendError as exc:
+                self.backendFailed.emit(str(exc))
+                self.events.emit([RunFinished(self.experiment.id, 0, 0, True, 0.0)])
+                return
             store = ResultStore(self.store_path)
-            runtime = Runtime(self.experiment.device)
-            for event in run_experiment(self.experiment, store, cancel=self.token, runtime=runtime):
-                signal = dispatch.get(type(event))
-                if signal is not None:
-                    signal.emit(event)
+            for event in run_experiment(self.experiment, store, cancel=self.token, backend=backend):
+                if isinstance(event, AttackStep):
+                    steps.append(event)
+                    now = time.monotonic()
+                    if now - last >= self.STEP_BATCH_S:
+                        self.events.emit(steps)
+                        steps, last = [], now
+                    continue
+                self.events.emit([*steps, event])
+                steps, last = [], time.monotonic()
         except Exception as exc:  # noqa: BLE001 - reported in the log panel, never a crash
             self.runError.emit(f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}")
-            self.runFinished.emit(RunFinished(self.experiment.id, 0, 0, True, 0.0))
+            self.events.emit([*steps, RunFinished(self.experiment.id, 0, 0, True, 0.0)])
         finally:
             if store is not None:
                 store.close()
@@ -219,3 +235,30 @@ class BackgroundCall(QObject):
     @Slot(str)
     def _on_error(self, message: str) -> None:
         self.failed.emit(message)
+
+
+class BackgroundPool(QObject):
+    """Runs plain functions off the GUI thread and keeps each call alive until it answers."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.calls: list[BackgroundCall] = []
+
+    def call(self, fn: Callable[[], Any], on_result: Callable[[Any], None],
+             on_error: Callable[[str], None]) -> BackgroundCall:
+        """``fn()`` in a thread; its result or error goes to the two methods (of GUI-thread objects)."""
+        call = BackgroundCall(fn, self)
+        call.finished.connect(on_result)
+        call.failed.connect(on_error)
+        call.finished.connect(self._forget)
+        call.failed.connect(self._forget)
+        self.calls.append(call)
+        return call.start()
+
+    @Slot()
+    def _forget(self, *_: Any) -> None:
+        self.calls = [c for c in self.calls if c.running]
+
+    def wait(self, ms: int = 30_000) -> None:
+        for call in list(self.calls):
+            call.wait(ms)

@@ -49,7 +49,7 @@ def test_report_curve_runs_against_queries_for_score_only_attacks():
 
 
 def test_gui_curve_point_uses_queries_when_present():
-    from gui.curves import step_point
+    from gui.session_types import step_point
 
     assert step_point({"iteration": 2, "score": 5.0, "queries": 40}) == (40.0, 5.0)
     assert step_point(StepRecord(2, 5.0, 0.0, 0.0, 0.0, 0.0)) == (2.0, 5.0)

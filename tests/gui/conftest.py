@@ -68,3 +68,24 @@ def run_to_end(qtbot, window, timeout: int = 120_000) -> None:
     window.start_run()
     assert window.controller.running, window.log.entries[-3:]
     qtbot.waitUntil(lambda: not window.controller.running and not window.panel.running, timeout=timeout)
+
+
+def fake_row(item, defence: str = "none", **extra) -> dict:
+    """A result row of ``item`` with made-up scores (for tests that need no real run)."""
+    return {"image_name": item.image_name, "metric": item.metric.label, "attack": item.attack.name,
+            "attack_preset": item.attack.preset_label, "defence": defence, "defence_preset": "default",
+            "defence_label": defence, "item_id": item.id, "clear": 10.0, "attacked": 5.0, "defended-clear": 10.0,
+            "defended-attacked": 6.0, "nonpurified_abs_gain": 0.2, "robust_abs_gain": 0.15, "quality_score": 0.9,
+            "attack_time": 1.0, "defence_time": 0.0, "attack_gained": True, "error": None, **extra}
+
+
+def fake_store(path: Path, exp, done: int, **row_extra) -> None:
+    """Store ``exp`` with its first ``done`` items finished (made-up rows and steps)."""
+    from engine.store import ResultStore
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with ResultStore(path) as store:
+        store.open_experiment(exp, {})
+        for item in exp.items()[:done]:
+            store.write_item(exp.id, item, [fake_row(item, **row_extra)], clean_score=10.0, attacked_score=5.0,
+                             steps=[{"iteration": 0, "score": 10.0}, {"iteration": 1, "score": 5.0}], seconds=2.0)

@@ -1,0 +1,111 @@
+"""Screenshots for the README (offscreen, 1280×800): the main window after a run, the plan
+preview, the column chooser and the help page.
+
+    QT_QPA_PLATFORM=offscreen python docs/gui_screenshots.py [--out docs]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("TORCH_HOME", str(ROOT.parent / "shared" / "iqa-weights"))
+
+
+def _settle(app, n: int = 30) -> None:
+    for _ in range(n):
+        app.processEvents()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(ROOT / "docs"))
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    from gui.app import _shrink_png, create_application
+
+    app = create_application([])
+    from PySide6.QtCore import QPoint, QSettings
+    from PySide6.QtGui import QPainter
+
+    from gui.catalog import scan_metrics
+    from gui.main_window import SAMPLES_DIR, MainWindow
+
+    tmp = Path(tempfile.mkdtemp(prefix="iqa-lab-shots-"))
+    w = MainWindow(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat), scan=False)
+    w.session.default_output = lambda folder: str(tmp / "runs" / Path(folder or "x").name)
+    w.panel.set_metrics(scan_metrics())
+    w.resize(1280, 800)
+    w.show()
+    w.images.show_banner(False)
+    w.open_folder(str(SAMPLES_DIR))
+    w.images.wait_thumbnails()
+    w.panel.set_state({"metrics": ["niqe"],
+                       "attacks": {"ifgsm": {"checked": True, "preset": "fine", "params": {"iters": 6}}},
+                       "defences": {"jpeg": {"checked": True}, "median-blur": {"checked": True}},
+                       "seed": 0, "device": "cpu", "save_images": True})
+
+    def save(widget, name: str) -> Path:
+        path = out / name
+        widget.grab().save(str(path))
+        _shrink_png(str(path))
+        print(f"screenshot: {path}")
+        return path
+
+    # 1. the plan preview: one defence cannot run (no trained FCN checkpoint)
+    w.panel.defences.set_choice("fcn", checked=True, params={"checkpoint": str(tmp / "missing.pt")})
+    w.start_run()
+    _settle(app)
+    save(w.runs.plan_dialog, "gui-plan-preview.png")
+    w.runs.plan_dialog.reject()
+    w.panel.defences.set_choice("fcn", checked=False)
+
+    # 2. the main window after a run
+    w.start_run()
+    while w.controller.running or w.panel.running:
+        app.processEvents()
+        time.sleep(0.02)
+    rows = w.model.rows
+    pick = next((r for r in rows if r.get("defence") == "jpeg" and "astronaut" in r.get("image_name", "")), None)
+    if pick:
+        w.display.show_item(pick["item_id"], "jpeg")
+    w.pool.wait()
+    _settle(app, 60)
+    save(w, "gui-main-after-run.png")
+
+    # 3. the column chooser, open on the table's header
+    w.results.set_preset("gains")
+    menu = w.results.columns_menu()
+    header = w.table.horizontalHeader()
+    at = header.mapTo(w, QPoint(40, header.height()))
+    menu.popup(header.mapToGlobal(QPoint(40, header.height())))
+    _settle(app)
+    shot = w.grab()
+    painter = QPainter(shot)
+    painter.drawPixmap(at, menu.grab())
+    painter.end()
+    path = out / "gui-column-chooser.png"
+    shot.save(str(path))
+    _shrink_png(str(path))
+    print(f"screenshot: {path}")
+    menu.close()
+
+    # 4. the help page: score definitions
+    page = w.help_pages.show_scores()
+    page.resize(820, 640)
+    _settle(app)
+    save(page, "gui-help-scores.png")
+    w.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
