@@ -43,6 +43,11 @@ DEFAULT_EXPERIMENT: dict[str, Any] = {
 }
 
 
+#: the run options' budget choices: the benchmark's L∞ categories and two quality floors
+BUDGET_CHOICES = [("none (each attack's own strength)", None), ("L∞ 2/255", "linf-2"), ("L∞ 4/255", "linf-4"),
+                  ("L∞ 8/255", "linf-8"), ("L∞ 16/255", "linf-16"), ("PSNR ≥ 40 dB", "psnr=40"),
+                  ("SSIM ≥ 0.98", "ssim=0.98")]
+
 class ExperimentPanel(QWidget):
     """Everything that defines an experiment, plus Run/Cancel and the progress bar."""
 
@@ -145,6 +150,13 @@ class ExperimentPanel(QWidget):
         eot_row.addWidget(QLabel("batch"))
         eot_row.addWidget(self.batch_size, 1)
         form.addRow("EOT draws", eot_row)
+        self.budget = QComboBox()
+        self.budget.setObjectName("budget")
+        for text, value in BUDGET_CHOICES:
+            self.budget.addItem(text, value)
+        self.budget.setToolTip("Attack at an equal perturbation budget: each attack's strength is calibrated "
+                               "(in the worker, kept in budgets.json next to the store) before the run")
+        form.addRow("budget", self.budget)
         self.backend = QComboBox()
         self.backend.setObjectName("backend")
         self.backend.addItem("local (this process)", "local")
@@ -200,7 +212,7 @@ class ExperimentPanel(QWidget):
         outer.addLayout(prow)
 
         self._options = (self.device, self.seed, self.save_images, self.adaptive, self.eot_draws, self.batch_size,
-                         self.backend, self.ray_address, self.ray_workers, self.output)
+                         self.budget, self.backend, self.ray_address, self.ray_workers, self.output)
         for w in self._options:
             sig = getattr(w, "currentIndexChanged", None) or getattr(w, "valueChanged", None) \
                 or getattr(w, "toggled", None) or w.editingFinished
@@ -311,7 +323,7 @@ class ExperimentPanel(QWidget):
                 "device": self.device.currentData(), "save_images": self.save_images.isChecked(),
                 "adaptive": self.adaptive.isChecked(), "eot_draws": self.eot_draws.value(),
                 "batch_size": self.batch_size.value() or "auto", "backend": self.backend.currentData(),
-                "ray_address": self.ray_address.text().strip(), "ray_workers": self.ray_workers.value(),
+                "budget": self.budget.currentData(), "ray_address": self.ray_address.text().strip(), "ray_workers": self.ray_workers.value(),
                 "output": self.output.text()}
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -327,6 +339,7 @@ class ExperimentPanel(QWidget):
         batch = state.get("batch_size", 1)
         self.batch_size.setValue(0 if batch == "auto" else int(batch or 1))
         self.backend.setCurrentIndex(max(0, self.backend.findData(state.get("backend", "local"))))
+        self.budget.setCurrentIndex(max(0, self.budget.findData(state.get("budget"))))
         self.ray_address.setText(state.get("ray_address") or "")
         self.ray_workers.setValue(int(state.get("ray_workers") or 0))
         if "output" in state:
@@ -353,7 +366,8 @@ class ExperimentPanel(QWidget):
         return Experiment(images=list(images), root=root, metrics=metrics, attacks=attacks,
                           defences=self.defences.specs(), seed=self.seed.value(), adaptive=self.adaptive.isChecked(),
                           save_images=self.save_images.isChecked(), device=device,
-                          eot_draws=self.eot_draws.value(), batch_size=self.batch_size.value() or "auto")
+                          eot_draws=self.eot_draws.value(), batch_size=self.batch_size.value() or "auto",
+                          budget=self.budget.currentData())
 
     def _update_summary(self) -> None:
         metrics = self.checked_metrics()

@@ -28,6 +28,7 @@ from gui.curves import LiveCurves
 from gui.experiment_panel import DEFAULT_EXPERIMENT, ExperimentPanel
 from gui.file_actions import FileActions
 from gui.images_panel import ImagesPanel
+from gui.leaderboard_panel import LeaderboardPanel
 from gui.inspector import Inspector
 from gui.item_display import ItemDisplay
 from gui.log_panel import LogBridge, LogPanel
@@ -113,6 +114,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.results, "Results")
         self.tabs.addTab(self.gain_plot, "Gain per defence")
         self.tabs.addTab(self.quality_plot, "Quality vs gain")
+        self.leaderboard = LeaderboardPanel()
+        self.tabs.addTab(self.leaderboard, "Leaderboard")
         self.tabs.addTab(self.log, "Log")
 
         central = QSplitter(Qt.Orientation.Vertical)
@@ -159,6 +162,7 @@ class MainWindow(QMainWindow):
         s.experiment_changed.connect(self._on_experiment)
         s.rows_reset.connect(self._on_rows_reset)
         s.rows_added.connect(self._on_rows_added)
+        s.run_finished.connect(self._on_run_finished)
         s.image_changed.connect(self.images.set_image_status)
         s.images_changed.connect(self.images.set_image_statuses)
         s.message.connect(self.log.log)
@@ -179,10 +183,19 @@ class MainWindow(QMainWindow):
     def _on_rows_reset(self, rows: list[dict[str, Any]]) -> None:
         self.results.set_rows(rows)
         self._plots()
+        self._show_leaderboard()
         if rows and not self.session.running:
             first = next((r for r in rows if r.get("item_id") and not r.get("error")), None)
             if first is not None:
                 self.display.show_item(first["item_id"], first.get("defence_label"))
+
+    def _on_run_finished(self, *_: Any) -> None:
+        self._show_leaderboard()
+
+    def _show_leaderboard(self) -> None:
+        s = self.session
+        if s.store_path is not None and s.exp_id and Path(s.store_path).exists():
+            self.leaderboard.show_store(str(s.store_path), s.exp_id)
 
     def _on_rows_added(self, rows: list[dict[str, Any]]) -> None:
         self.results.add_rows(rows)
@@ -352,6 +365,7 @@ class MainWindow(QMainWindow):
                 self.fcn_dialog.wait(120_000)
             self.save_settings()
             self.pool.wait(30_000)
+            self.leaderboard.wait()
             self.log_bridge.uninstall()
         event.accept()
 

@@ -125,6 +125,8 @@ class RunControl(QObject):
         # bound methods of this GUI-thread object: queued, they run in the GUI thread
         worker.events.connect(self._on_events)
         worker.runError.connect(self._on_run_error)
+        worker.calibrated.connect(self._on_calibrated)
+        worker.notice.connect(self._on_notice)
         worker.backendFailed.connect(self._on_backend_failed)
         worker.done.connect(self._on_worker_done)
 
@@ -162,9 +164,23 @@ class RunControl(QObject):
                                 + (f" · {before} stored before" if before else ""))
         w.status_run.setText(("cancelled: " if ev.cancelled else "finished: ") + text)
 
-    @Slot(str)
-    def _on_run_error(self, message: str) -> None:
+    @Slot(str, bool)
+    def _on_run_error(self, message: str, must_act: bool) -> None:
         self.session.run_error(message)
+        if must_act:
+            box = QMessageBox(QMessageBox.Icon.Warning, "The run stopped", message,
+                              QMessageBox.StandardButton.Ok, self.w)
+            box.setObjectName("run_error")
+            self.error_dialog = box
+            box.open()
+
+    @Slot(object)
+    def _on_calibrated(self, exp: Experiment) -> None:
+        self.session.retarget(exp)
+
+    @Slot(str, str)
+    def _on_notice(self, level: str, text: str) -> None:
+        self.w.log.log(level, text)
 
     @Slot(str)
     def _on_backend_failed(self, message: str) -> None:

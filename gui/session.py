@@ -313,6 +313,12 @@ class Session:
         self.running_changed.emit(True)
         return self.store_path  # type: ignore[return-value]
 
+    def retarget(self, exp: Experiment) -> None:
+        """The run in flight computes ``exp`` instead (its attacks were calibrated to a
+        budget in the worker, which changes the experiment's identity)."""
+        if self.running and self.store_path is not None:
+            self._load(self.store_path, exp.id, exp)
+
     def handle(self, ev: Any) -> None:
         """Consume one engine event (in the GUI thread)."""
         handler = self._handlers.get(type(ev))

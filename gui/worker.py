@@ -55,7 +55,9 @@ class RunWorker(QObject):
     STEP_BATCH_S = 0.03
 
     events = Signal(object)          # list of engine events, in order
-    runError = Signal(str)           # the run as a whole could not go on (message + traceback)
+    runError = Signal(str, bool)     # the run as a whole could not go on: one line; whether the user must act
+    calibrated = Signal(object)      # the experiment with budget-calibrated attacks (before its events)
+    notice = Signal(str, str)        # (level, text) for the log: calibration, a disk-space warning
     backendFailed = Signal(str)      # the back end could not start (a BackendError's message)
     done = Signal()                  # always last
 
@@ -80,6 +82,30 @@ class RunWorker(QObject):
         return make_backend(opts.get("name") or "local", device=self.experiment.device,
                             address=opts.get("address"), workers=opts.get("workers"))
 
+    def _prepare(self, store: Any) -> None:
+        """Work before the run, here in the worker thread: calibrate the attacks to the
+        experiment's budget (presets kept next to the store) and warn when saved images
+        will not fit on the disk."""
+        exp = self.experiment
+        if exp.budget:
+            from engine.runtime import Runtime
+            from engine.study_cli import PRESETS_NAME, apply_budget
+
+            self.notice.emit("info", f"calibrating the attacks to the budget {exp.budget}…")
+            exp = apply_budget(exp, exp.budget, self.store_path.parent / PRESETS_NAME, Runtime(exp.device),
+                               self._log_info)
+            self.experiment = exp
+            self.calibrated.emit(exp)
+        if exp.save_images:
+            from engine.diskspace import space_warning
+
+            warning = space_warning(exp, store)
+            if warning:
+                self.notice.emit("warning", warning)
+
+    def _log_info(self, text: str) -> None:
+        self.notice.emit("info", text)
+
     @Slot()
     def run(self) -> None:
         lower_thread_priority(int(os.environ.get("IQA_LAB_WORKER_NICE", "5")))
@@ -100,6 +126,7 @@ class RunWorker(QObject):
                 self.events.emit([RunFinished(self.experiment.id, 0, 0, True, 0.0)])
                 return
             store = ResultStore(self.store_path)
+            self._prepare(store)
             for event in run_experiment(self.experiment, store, cancel=self.token, backend=backend):
                 if isinstance(event, AttackStep):
                     steps.append(event)
@@ -111,7 +138,10 @@ class RunWorker(QObject):
                 self.events.emit([*steps, event])
                 steps, last = [], time.monotonic()
         except Exception as exc:  # noqa: BLE001 - reported in the log panel, never a crash
-            self.runError.emit(f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}")
+            from engine.errors import describe, needs_action
+
+            message, code = describe(exc)  # the CLI's words; a bug's traceback is saved to a file
+            self.runError.emit(message, needs_action(code))
             self.events.emit([*steps, RunFinished(self.experiment.id, 0, 0, True, 0.0)])
         finally:
             if store is not None:

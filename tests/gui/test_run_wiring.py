@@ -1,0 +1,69 @@
+"""Run options and messages wired at merge: budget calibration in the worker, the CLI's
+error words (and a dialog) for a run that stops, and the leaderboard tab."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.gui.conftest import configure, run_to_end
+
+ONE_STEP = {"fgsm": {"checked": True, "preset": "", "params": {}}}
+
+
+@pytest.fixture
+def one_photo(photo_folder, tmp_path) -> Path:
+    folder = tmp_path / "one"
+    folder.mkdir()
+    (folder / "coffee.png").write_bytes((photo_folder / "coffee.png").read_bytes())
+    return folder
+
+
+def test_a_budget_is_calibrated_in_the_worker_and_the_rows_record_it(qtbot, make_window, settings, one_photo,
+                                                                     tmp_path):
+    w = make_window(settings)
+    configure(w, one_photo, tmp_path / "out", attack=ONE_STEP, defences={})
+    w.panel.budget.setCurrentIndex(w.panel.budget.findData("linf-4"))
+    assert w.panel.build_experiment(w.session.images, w.session.folder).budget == "linf-4"
+    run_to_end(qtbot, w)
+    presets = json.loads((tmp_path / "out" / "budgets.json").read_text())
+    assert presets  # the calibrated preset is kept next to the store
+    rows = [r for r in w.model.rows if not r.get("error")]
+    assert rows and all(r["budget"] == "linf-4" for r in rows)
+    # the session follows the calibrated experiment: the combo and the rows agree
+    assert w.session.experiment is not None and w.session.experiment.budget == "linf-4"
+    assert w.session.exp_id == w.session.experiment.id
+    assert all(r["budget_reached"] <= 4 / 255 + 1e-6 and r["budget_met"] for r in rows)
+    assert w.log.contains("calibrating the attacks to the budget linf-4")
+
+
+def test_a_run_that_stops_gives_the_clis_message_and_a_dialog(qtbot, make_window, settings, one_photo, tmp_path,
+                                                               monkeypatch):
+    import engine.runner
+    from engine.store import StoreCorrupt
+
+    def broken(*a, **kw):
+        raise StoreCorrupt(f"{tmp_path / 'out' / 'results.sqlite'}: the store is damaged; run check --salvage")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(engine.runner, "run_experiment", broken)
+    w = make_window(settings)
+    configure(w, one_photo, tmp_path / "out", attack=ONE_STEP, defences={})
+    run_to_end(qtbot, w)
+    assert w.log.contains("the store is damaged; run check --salvage")
+    assert not w.log.contains("Traceback")
+    qtbot.waitUntil(lambda: w.runs.error_dialog is not None and w.runs.error_dialog.isVisible(), timeout=5_000)
+    assert "check --salvage" in w.runs.error_dialog.text()
+    assert not w.panel.running and w.run_action.isEnabled()
+
+
+def test_the_leaderboard_tab_shows_the_finished_experiment(qtbot, make_window, settings, one_photo, tmp_path):
+    w = make_window(settings)
+    configure(w, one_photo, tmp_path / "out", attack=ONE_STEP,
+              defences={"jpeg": {"checked": True, "preset": "", "params": {}}})
+    run_to_end(qtbot, w)
+    qtbot.waitUntil(lambda: bool(w.leaderboard.rows), timeout=60_000)
+    ranked = {str(r["name"]) for r in w.leaderboard.rows if r["table"] == "defences"}
+    assert {"none", "jpeg"} <= ranked
+    assert w.tabs.indexOf(w.leaderboard) >= 0
