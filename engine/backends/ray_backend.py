@@ -1,0 +1,422 @@
+"""The ``ray`` back end: units computed by a pool of Ray actors, streamed back to the driver.
+
+Flow: the driver (:func:`engine.runner.run_experiment`) plans units and hands them here.
+Each idle actor (a :class:`~engine.backends.ray_worker.RayWorker`, one per GPU or
+``workers`` sharing the CPUs) gets one unit with the image files' bytes, runs
+:func:`engine.runner.run_unit` on its own :class:`~engine.runtime.Runtime` and streams
+back the events and :class:`~engine.runner.ItemOutcome` s through a Ray streaming
+generator; the streams of all actors interleave into the one stream the driver consumes,
+and the driver alone writes the store. An actor that dies has its unit's unfinished items
+retried on another (fresh) actor, up to ``max_retries`` times, then failed.
+"""
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
+
+from engine.backends import BackendError
+from engine.events import ItemStarted
+
+if TYPE_CHECKING:
+    from engine.events import Event
+    from engine.experiment import Experiment, WorkItem
+    from engine.runner import CancelToken, ItemOutcome
+
+INSTALL_HINT = "pip install 'iqa-purification-lab[cluster]' (or: pip install 'ray[default]>=2.9')"
+MIN_RAY = (2, 9)
+POLL_S = 0.05  # how often the driver looks at the cancel flag while waiting for events
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def import_ray():
+    """Ray, imported only when the back end is used.
+
+    Raises:
+        BackendError: Ray is missing or older than 2.9.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise BackendError(f"the ray back end needs Ray {MIN_RAY[0]}.{MIN_RAY[1]} or newer, "
+                           f"which is not installed: {INSTALL_HINT}") from None
+    version = tuple(int(p) for p in ray.__version__.split(".")[:2] if p.isdigit())
+    if version < MIN_RAY:
+        raise BackendError(f"the ray back end needs Ray >= {MIN_RAY[0]}.{MIN_RAY[1]}, found "
+                           f"{ray.__version__}: {INSTALL_HINT}")
+    return ray
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def host_port(ray, address: str) -> tuple[str, int] | None:
+    """The host and port behind ``auto``, ``HOST:PORT`` or ``ray://HOST:PORT``.
+
+    ``None`` when ``auto`` cannot be resolved here (Ray then reports it).
+    """
+    if address == "auto":
+        try:
+            from ray._private.services import canonicalize_bootstrap_address
+
+            address = canonicalize_bootstrap_address("auto") or ""
+        except ConnectionError as exc:
+            raise BackendError(f"--ray-address auto: no running Ray cluster found on this machine "
+                               f"({_describe(exc)}); start one with `ray start --head` or give "
+                               f"HOST:6379") from None
+        except Exception:  # noqa: BLE001 - a private helper; Ray itself reports the problem
+            return None
+    bare = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = bare.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise BackendError(f"bad Ray address {address!r}: expected auto, HOST:PORT (e.g. 10.0.0.5:6379) "
+                           f"or ray://HOST:PORT (e.g. ray://10.0.0.5:10001)")
+    return host.strip("[]"), int(port)
+
+
+def check_reachable(ray, address: str, timeout: float) -> None:
+    """Fail fast when nothing listens at the address (``ray.init`` would retry for minutes).
+
+    Raises:
+        BackendError: naming the address and what to check.
+    """
+    hp = host_port(ray, address)
+    if hp is None:
+        return
+    try:
+        socket.create_connection(hp, timeout=timeout).close()
+    except OSError as exc:
+        raise BackendError(f"cannot reach the Ray cluster at {address} within {timeout:g} s "
+                           f"({_describe(exc)}): start it on the head node with `ray start --head`, "
+                           f"and check the address, the port and the firewall") from None
+
+
+def connect(ray, address: str | None, *, num_cpus: int | None, timeout: float) -> bool:
+    """Join the cluster at ``address``, or start a local Ray instance without one.
+
+    A process already connected to Ray keeps its connection. Returns whether this call
+    started the connection (its owner shuts it down).
+    """
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = {"logging_level": "WARNING", "log_to_driver": False}
+    if address:
+        check_reachable(ray, address, timeout)
+        # Ship this driver's engine package: the workers run the same code as the driver.
+        kwargs.update(address=address, runtime_env={"py_modules": [str(PROJECT_ROOT / "engine")]})
+    else:
+        kwargs.update(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False)
+    try:
+        ray.init(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - any failure to start/join is a configuration error
+        what = f"join the Ray cluster at {address}" if address else "start a local Ray instance"
+        raise BackendError(f"cannot {what}: {_describe(exc)}") from None
+    return True
+
+
+@dataclass
+class _Unit:
+    items: list["WorkItem"]
+    attempts: int = 0
+
+
+@dataclass
+class _Flight:
+    """A unit in flight on one actor, and which of its items already have an outcome."""
+
+    actor: Any
+    unit: _Unit
+    done: set[str] = field(default_factory=set)
+
+    def unfinished(self) -> list["WorkItem"]:
+        return [it for it in self.unit.items if it.id not in self.done]
+
+
+def _read_images(items: list["WorkItem"]) -> dict[str, bytes]:
+    """The image files' bytes, read here so that workers need no shared file system.
+
+    A file that cannot be read here is left out: the worker then reports the problem.
+    """
+    data: dict[str, bytes] = {}
+    for item in items:
+        if item.image not in data:
+            try:
+                data[item.image] = Path(item.image).read_bytes()
+            except OSError:
+                pass
+    return data
+
+
+def _actor_resources(ray, workers: int | None, use_gpu: bool) -> tuple[int, float, float]:
+    """How many actors, and the CPUs and GPUs each asks for (fractions when they share)."""
+    total = ray.cluster_resources()
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    gpus = float(total.get("GPU", 0))
+    n = workers or (int(gpus) if use_gpu else max(1, len(nodes)))
+    node_cpus = min((float(nd["Resources"].get("CPU", 0)) for nd in nodes), default=1.0) or 1.0
+    cpus = min(float(total.get("CPU", 1)) / n, node_cpus)
+    cpus = float(int(cpus)) if cpus >= 1 else math.floor(cpus * 1e4) / 1e4
+    return n, max(cpus, 1e-4), (min(1.0, gpus / n) if use_gpu else 0.0)
+
+
+class RayBackend:
+    """Units on a pool of Ray actors; the driver that iterates :meth:`execute` stays the
+    only writer of the store.
+
+    Args:
+        device: ``auto`` (GPUs when the cluster has them, else CPUs), ``cpu`` or ``cuda``.
+        address: an existing cluster (``auto``, ``HOST:6379``, ``ray://HOST:10001``);
+            ``None`` starts a local Ray instance on this machine.
+        workers: actors in the pool; default one per GPU, or on CPUs one per node
+            (``workers`` actors share a machine's cores; each gets its share as torch threads).
+        max_retries: how often a unit whose actor died is retried on another actor.
+        connect_timeout: seconds to reach ``address`` before giving up.
+        start_timeout: seconds for the actors to start (build their process and runtime).
+        worker_env: extra environment variables for the workers (e.g. ``TORCH_HOME``).
+
+    Raises:
+        BackendError: Ray missing, the address unreachable, or the workers cannot start.
+    """
+
+    def __init__(self, device: str = "auto", address: str | None = None, workers: int | None = None,
+                 *, max_retries: int = 2, connect_timeout: float = 10.0, start_timeout: float = 180.0,
+                 stop_timeout: float = 60.0, worker_env: dict[str, str] | None = None) -> None:
+        ray = self._ray = import_ray()
+        if workers is not None and workers < 1:
+            raise BackendError(f"--workers must be at least 1 (got {workers})")
+        dev = (device or "auto").lower()
+        if dev.startswith("cuda:"):
+            raise BackendError(f"--device {device} picks one GPU of this process; with the ray back end "
+                               f"use --device cuda or auto (Ray gives each worker its own GPU)")
+        if dev not in ("auto", "cpu", "cuda"):
+            raise BackendError(f"unknown device {device!r} for the ray back end: use auto, cpu or cuda")
+        self.address = address
+        self.max_retries, self.start_timeout, self.stop_timeout = max_retries, start_timeout, stop_timeout
+        self._owns_ray = connect(ray, address, num_cpus=None, timeout=connect_timeout)
+        try:
+            gpus = float(ray.cluster_resources().get("GPU", 0))
+            if dev == "cuda" and gpus == 0:
+                raise BackendError("--device cuda: the Ray cluster has no GPU (use --device cpu or auto)")
+            use_gpu = dev == "cuda" or (dev == "auto" and gpus > 0)
+            self.workers, cpus, gpu_share = _actor_resources(ray, workers, use_gpu)
+            env = {"PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p),
+                   **(worker_env or {})}
+            self._options = {"num_cpus": cpus, "num_gpus": gpu_share, "runtime_env": {"env_vars": env}}
+            self._args = ("cuda" if use_gpu else "cpu", max(1, int(cpus)))
+            from engine.backends.ray_worker import RayWorker
+
+            self._cls = ray.remote(concurrency_groups={"control": 1})(RayWorker)
+            self._restarts_left = 2 * self.workers + max_retries
+            self._idle: list[Any] = []
+            self._starting: dict[Any, tuple[Any, float]] = {}
+            self._infos: list[dict[str, Any]] = []
+            self._start_pool()
+        except BaseException:
+            self.close()
+            raise
+        devices = sorted({i["device"] for i in self._infos})
+        hosts = sorted({i["host"] for i in self._infos})
+        self.device_label = (f"ray: {self.workers} worker{'s' if self.workers > 1 else ''} "
+                             f"({', '.join(devices)}) on {', '.join(hosts)}")
+
+    # --- pool -----------------------------------------------------------------------------
+    @property
+    def actors(self) -> list[Any]:
+        """The live actor handles (idle or busy)."""
+        return list(self._all)
+
+    def _spawn(self) -> Any:
+        actor = self._cls.options(**self._options).remote(*self._args)
+        self._all.append(actor)
+        self._starting[actor.info.remote()] = (actor, time.monotonic())
+        return actor
+
+    def _start_pool(self) -> None:
+        ray = self._ray
+        self._all: list[Any] = []
+        for _ in range(self.workers):
+            self._spawn()
+        refs = list(self._starting)
+        try:
+            self._infos = ray.get(refs, timeout=self.start_timeout)
+        except ray.exceptions.GetTimeoutError:
+            raise BackendError(
+                f"{self.workers} Ray worker(s) asking for {self._options['num_cpus']:g} CPU and "
+                f"{self._options['num_gpus']:g} GPU each could not start within {self.start_timeout:g} s; "
+                f"the cluster has {ray.cluster_resources()} — ask for fewer --workers") from None
+        except ray.exceptions.RayError as exc:
+            raise BackendError(f"the Ray workers could not start: {_describe(exc)} (is this project "
+                               f"and its dependencies installed on every node?)") from None
+        self._idle = [self._starting[r][0] for r in refs]
+        self._starting.clear()
+
+    def _replace(self, actor: Any) -> None:
+        """Drop a dead (or stuck) actor and start a fresh one while the restart budget lasts."""
+        try:
+            self._ray.kill(actor)
+        except Exception:  # noqa: BLE001 - it is usually dead already
+            pass
+        if actor in self._all:
+            self._all.remove(actor)
+        if self._restarts_left > 0:
+            self._restarts_left -= 1
+            self._spawn()
+
+    def _collect_started(self, timeout: float = 0.0) -> None:
+        """Move actors that finished starting to the idle pool; drop those that failed."""
+        if not self._starting:
+            return
+        ray = self._ray
+        ready, _ = ray.wait(list(self._starting), num_returns=len(self._starting), timeout=timeout)
+        for ref in ready:
+            actor, _t = self._starting.pop(ref)
+            try:
+                ray.get(ref)
+                self._idle.append(actor)
+            except ray.exceptions.RayError:
+                self._all.remove(actor)
+        now = time.monotonic()
+        for ref, (actor, t0) in list(self._starting.items()):
+            if now - t0 > self.start_timeout:
+                del self._starting[ref]
+                self._all.remove(actor)
+                ray.kill(actor)
+
+    # --- Backend --------------------------------------------------------------------------
+    def manifest(self) -> dict[str, Any]:
+        first = dict(self._infos[0]) if self._infos else {}
+        first.pop("pid", None)
+        first.pop("host", None)
+        return {**first, "backend": "ray", "ray": self._ray.__version__,
+                "ray_address": self.address or "local", "workers": self.workers,
+                "worker_hosts": sorted({i["host"] for i in self._infos})}
+
+    def execute(self, units: Iterable[list["WorkItem"]], exp: "Experiment", *,
+                cancel: "CancelToken | None" = None, mos: dict[str, float] | None = None,
+                ) -> Iterator["Event | ItemOutcome"]:
+        """Compute ``units`` on the pool, one unit per actor at a time; yield every event
+        and outcome as it arrives (ItemStarted when a unit is dispatched)."""
+        from engine.runner import ItemOutcome
+
+        ray = self._ray
+        run_id = uuid.uuid4().hex
+        exp_ref, mos_ref = ray.put(exp), ray.put(mos or {})
+        queue = deque(_Unit(list(u)) for u in units if u)
+        total = sum(len(u.items) for u in queue)
+        position: dict[str, int] = {}
+        flights: dict[Any, _Flight] = {}
+        try:
+            while queue or flights:
+                if cancel is not None and cancel.cancelled:
+                    yield from self._stop(flights, run_id)
+                    return
+                self._collect_started()
+                while queue and self._idle:
+                    unit, actor = queue.popleft(), self._idle.pop()
+                    for item in unit.items:
+                        position.setdefault(item.id, len(position) + 1)
+                        yield ItemStarted(item, position[item.id], total)
+                    gen = actor.run.options(num_returns="streaming").remote(
+                        run_id, unit.items, exp_ref, mos_ref, _read_images(unit.items))
+                    flights[gen] = _Flight(actor, unit)
+                if not flights:
+                    if self._starting:
+                        self._collect_started(POLL_S)
+                        continue
+                    for unit in queue:  # no worker left: nothing can compute these
+                        for item in unit.items:
+                            yield ItemOutcome(item, error="no Ray worker is left to compute this item "
+                                              "(all died and could not be restarted)", stage="worker")
+                    return
+                ready, _ = ray.wait(list(flights), num_returns=1, timeout=POLL_S)
+                for gen in ready:
+                    yield from self._advance(gen, flights, queue)
+        finally:
+            for f in flights.values():  # the consumer stopped early: stop the workers too
+                f.actor.cancel.options(concurrency_group="control").remote(run_id)
+
+    def _advance(self, gen: Any, flights: dict[Any, _Flight],
+                 queue: deque | None) -> Iterator["Event | ItemOutcome"]:
+        """Take the next object of one actor's stream. A dead actor's unfinished items go
+        back to ``queue`` (or are dropped when it is ``None``: the run is being cancelled)."""
+        from engine.runner import ItemOutcome
+
+        ray = self._ray
+        flight = flights[gen]
+        lost = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
+                ray.exceptions.ObjectLostError)
+        try:
+            out = ray.get(next(gen))
+        except StopIteration:
+            del flights[gen]
+            self._idle.append(flight.actor)
+            if queue is not None and flight.unfinished():  # ended early without a cancel: lost
+                queue.appendleft(_Unit(flight.unfinished(), flight.unit.attempts))
+            return
+        except lost as exc:
+            del flights[gen]
+            self._replace(flight.actor)
+            left = flight.unfinished()
+            if queue is None or not left:
+                return
+            attempts = flight.unit.attempts + 1
+            if attempts <= self.max_retries:
+                queue.appendleft(_Unit(left, attempts))
+                return
+            for item in left:
+                yield ItemOutcome(item, stage="worker", error=(
+                    f"the Ray worker computing this item died {attempts} times (last: {_describe(exc)}); "
+                    f"not retried further"))
+            return
+        except ray.exceptions.RayError as exc:  # the worker's code failed outside run_unit's guard
+            del flights[gen]
+            self._idle.append(flight.actor)
+            for item in flight.unfinished():
+                yield ItemOutcome(item, error=f"Ray worker error: {_describe(exc)}", stage="internal")
+            return
+        if isinstance(out, ItemOutcome):
+            flight.done.add(out.item.id)
+        yield out
+
+    def _stop(self, flights: dict[Any, _Flight], run_id: str) -> Iterator["Event | ItemOutcome"]:
+        """Cancel every unit in flight and wait (bounded) until each worker has stopped;
+        outcomes that still arrive are yielded (nothing computed is lost)."""
+        ray = self._ray
+        for f in flights.values():
+            f.actor.cancel.options(concurrency_group="control").remote(run_id)
+        deadline = time.monotonic() + self.stop_timeout
+        while flights and time.monotonic() < deadline:
+            ready, _ = ray.wait(list(flights), num_returns=1, timeout=POLL_S)
+            for gen in ready:
+                yield from self._advance(gen, flights, None)
+        for gen, f in list(flights.items()):  # stuck past the deadline: replace the worker
+            del flights[gen]
+            self._replace(f.actor)
+
+    def close(self) -> None:
+        """Stop the actors, and the local Ray instance when this back end started it."""
+        for actor in getattr(self, "_all", []):
+            try:
+                self._ray.kill(actor)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        self._all = []
+        self._idle = []
+        self._starting = {}
+        if self._owns_ray and self._ray.is_initialized():
+            self._ray.shutdown()
+        self._owns_ray = False
+
+    def __enter__(self) -> "RayBackend":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
