@@ -115,16 +115,17 @@ def _validate(exp) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from engine.backends import BackendError, make_backend
     from engine.events import AttackStep, ItemFailed, ItemFinished, ItemStarted, RunFinished, RunStarted
     from engine.export import export_csv
     from engine.runner import CancelToken, run_experiment, store_path_for
-    from engine.runtime import DeviceError, Runtime
+    from engine.runtime import DeviceError
     from engine.store import ResultStore
 
     try:
         exp = build_experiment(args)
-        runtime = Runtime(exp.device)
-    except (UsageError, DeviceError) as exc:
+        backend = make_backend(args.backend, device=exp.device, address=args.ray_address, workers=args.workers)
+    except (UsageError, DeviceError, BackendError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     out = Path(args.out)
@@ -142,7 +143,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     bar = None
     summary = None
     try:
-        for ev in run_experiment(exp, store, cancel=cancel, runtime=runtime):
+        for ev in run_experiment(exp, store, cancel=cancel, backend=backend):
             if isinstance(ev, RunStarted):
                 print(f"experiment {ev.experiment_id}: {ev.total} items, {ev.total - ev.pending} already done, "
                       f"device {ev.device}; store {store.path}", file=sys.stderr)
@@ -163,6 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, old)
         if bar is not None:
             bar.close()
+        backend.close()
     if not args.no_export:
         raw, summ = export_csv(store, out, exp.id)
         print(f"wrote {raw} and {summ}", file=sys.stderr)
@@ -212,6 +214,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _device_arg(value: str) -> str:
+    v = value.lower()
+    if v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()):
+        return v
+    raise argparse.ArgumentTypeError(f"{value!r}: use auto, cpu, cuda or cuda:N")
+
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="main.py", description=(
         "Adversarial robustness lab for no-reference image-quality metrics. "
@@ -226,7 +235,13 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--defence", "--defense", action="append", help="defence(s), same syntax")
     r.add_argument("--out", required=True, help="output folder (results.sqlite, raw.csv, summary.csv)")
     r.add_argument("--config", help="experiment JSON; command-line options override it")
-    r.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    r.add_argument("--device", type=_device_arg, default=None, help="auto, cpu, cuda or cuda:N")
+    r.add_argument("--backend", choices=["local", "ray"], default="local",
+                   help="where items run: in this process (default) or on Ray workers")
+    r.add_argument("--ray-address", dest="ray_address", default=None, metavar="ADDR",
+                   help="join a Ray cluster (auto, HOST:6379, ray://HOST:10001); default: start one here")
+    r.add_argument("--workers", type=int, default=None,
+                   help="Ray workers (default: one per GPU, else one per node sharing its cores)")
     r.add_argument("--seed", type=int, default=None)
     r.add_argument("--save-images", action="store_true", help="save attacked/defended images as PNG")
     r.add_argument("--adaptive", action="store_true", help="attack the metric behind each defence (BPDA/EOT)")

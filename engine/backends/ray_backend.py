@@ -102,14 +102,16 @@ def check_reachable(ray, address: str, timeout: float) -> None:
 def connect(ray, address: str | None, *, num_cpus: int | None, timeout: float) -> bool:
     """Join the cluster at ``address``, or start a local Ray instance without one.
 
-    A process already connected to Ray keeps its connection. Returns whether this call
+    A process already connected to Ray keeps its connection (an address is still checked
+    first). Returns whether this call
     started the connection (its owner shuts it down).
     """
+    if address:
+        check_reachable(ray, address, timeout)
     if ray.is_initialized():
         return False
     kwargs: dict[str, Any] = {"logging_level": "WARNING", "log_to_driver": False}
     if address:
-        check_reachable(ray, address, timeout)
         # Ship this driver's engine package: the workers run the same code as the driver.
         kwargs.update(address=address, runtime_env={"py_modules": [str(PROJECT_ROOT / "engine")]})
     else:
@@ -214,10 +216,11 @@ class RayBackend:
             from engine.backends.ray_worker import RayWorker
 
             self._cls = ray.remote(concurrency_groups={"control": 1})(RayWorker)
-            self._restarts_left = 2 * self.workers + max_retries
+            self._restarts_left = 0
             self._idle: list[Any] = []
             self._starting: dict[Any, tuple[Any, float]] = {}
             self._infos: list[dict[str, Any]] = []
+            self._flights: dict[Any, _Flight] = {}
             self._start_pool()
         except BaseException:
             self.close()
@@ -232,6 +235,11 @@ class RayBackend:
     def actors(self) -> list[Any]:
         """The live actor handles (idle or busy)."""
         return list(self._all)
+
+    @property
+    def in_flight(self) -> dict[str, Any]:
+        """Item id → the actor computing it, for the items of the units in flight."""
+        return {it.id: f.actor for f in self._flights.values() for it in f.unfinished()}
 
     def _spawn(self) -> Any:
         actor = self._cls.options(**self._options).remote(*self._args)
@@ -309,10 +317,12 @@ class RayBackend:
         ray = self._ray
         run_id = uuid.uuid4().hex
         exp_ref, mos_ref = ray.put(exp), ray.put(mos or {})
+        self._restarts_left = 2 * self.workers + self.max_retries  # per run: bounded respawns
         queue = deque(_Unit(list(u)) for u in units if u)
         total = sum(len(u.items) for u in queue)
         position: dict[str, int] = {}
         flights: dict[Any, _Flight] = {}
+        self._flights = flights
         try:
             while queue or flights:
                 if cancel is not None and cancel.cancelled:
