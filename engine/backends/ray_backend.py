@@ -182,7 +182,7 @@ class RayBackend:
         max_retries: how often a unit whose actor died is retried on another actor.
         connect_timeout: seconds to reach ``address`` before giving up.
         start_timeout: seconds for the actors to start (build their process and runtime).
-        worker_env: extra environment variables for the workers (e.g. ``TORCH_HOME``).
+        stop_timeout: seconds a cancelled worker may take to stop before it is replaced.
 
     Raises:
         BackendError: Ray missing, the address unreachable, or the workers cannot start.
@@ -190,7 +190,7 @@ class RayBackend:
 
     def __init__(self, device: str = "auto", address: str | None = None, workers: int | None = None,
                  *, max_retries: int = 2, connect_timeout: float = 10.0, start_timeout: float = 180.0,
-                 stop_timeout: float = 60.0, worker_env: dict[str, str] | None = None) -> None:
+                 stop_timeout: float = 60.0) -> None:
         ray = self._ray = import_ray()
         if workers is not None and workers < 1:
             raise BackendError(f"--workers must be at least 1 (got {workers})")
@@ -209,8 +209,8 @@ class RayBackend:
                 raise BackendError("--device cuda: the Ray cluster has no GPU (use --device cpu or auto)")
             use_gpu = dev == "cuda" or (dev == "auto" and gpus > 0)
             self.workers, cpus, gpu_share = _actor_resources(ray, workers, use_gpu)
-            env = {"PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p),
-                   **(worker_env or {})}
+            # Workers on this machine import the driver's engine (clusters get it shipped).
+            env = {"PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)}
             self._options = {"num_cpus": cpus, "num_gpus": gpu_share, "runtime_env": {"env_vars": env}}
             self._args = ("cuda" if use_gpu else "cpu", max(1, int(cpus)))
             from engine.backends.ray_worker import RayWorker

@@ -48,7 +48,7 @@ def test_killed_actor_has_its_item_retried(ray_backend, ray_folder, local_rows, 
     events = []
     for ev in run_experiment(exp, store, backend=ray_backend):
         events.append(ev)
-        if isinstance(ev, AttackStep) and ev.step.iteration == 1 and not killed:
+        if isinstance(ev, AttackStep) and not killed:  # its first step: the item is far from done
             actor = ray_backend.in_flight.get(ev.item_id)
             if actor is not None:
                 killed.append(ev.item_id)
@@ -62,6 +62,7 @@ def test_killed_actor_has_its_item_retried(ray_backend, ray_folder, local_rows, 
     assert len(ray_backend.actors) == 2  # the pool was refilled
 
 
+@pytest.mark.slow  # waits for fresh actors to start
 def test_actor_dying_past_the_retries_fails_the_item_and_resume_completes_it(ray_backend, ray_folder,
                                                                            local_rows, tmp_path):
     exp = _exp(ray_folder)
@@ -128,6 +129,16 @@ def test_worker_stops_at_the_next_step_and_names_its_host(ray_folder):
     outs = [o for o in worker.run("r2", [missing], exp, {}, {}) if isinstance(o, ItemOutcome)]
     assert len(outs) == 1 and not outs[0].ok and outs[0].stage == "load"
     assert "gone.png" in outs[0].error and f"on Ray worker host {socket.gethostname()}" in outs[0].error
+
+
+def test_missing_weights_on_a_worker_is_a_per_item_error_naming_the_host(ray_backend, ray_folder, tmp_path):
+    gone = tmp_path / "not-on-the-workers.mat"
+    exp = _exp(ray_folder, metrics=[f"niqe:weights={gone}"], defences=[])
+    store = ResultStore(tmp_path / "r.sqlite")
+    last = list(run_experiment(exp, store, backend=ray_backend))[-1]
+    assert last.failed == 3 and last.finished == 0
+    err = store.items(exp.id)[0]["error"]
+    assert "not-on-the-workers.mat" in err and f"on Ray worker host {socket.gethostname()}" in err
 
 
 def _closed_port() -> int:
