@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+import threading
 import time
 import uuid
 from collections import deque
@@ -99,12 +100,14 @@ def check_reachable(ray, address: str, timeout: float) -> None:
                            f"and check the address, the port and the firewall") from None
 
 
-def connect(ray, address: str | None, *, num_cpus: int | None, timeout: float) -> bool:
+def connect(ray, address: str | None, *, num_cpus: int | None, timeout: float,
+            join_timeout: float = 60.0) -> bool:
     """Join the cluster at ``address``, or start a local Ray instance without one.
 
     A process already connected to Ray keeps its connection (an address is still checked
-    first). Returns whether this call
-    started the connection (its owner shuts it down).
+    first). Joining runs in a helper thread given ``join_timeout`` seconds: a port that
+    accepts connections but is no Ray head would otherwise keep ``ray.init`` retrying.
+    Returns whether this call started the connection (its owner shuts it down).
     """
     if address:
         check_reachable(ray, address, timeout)
@@ -116,11 +119,27 @@ def connect(ray, address: str | None, *, num_cpus: int | None, timeout: float) -
         kwargs.update(address=address, runtime_env={"py_modules": [str(PROJECT_ROOT / "engine")]})
     else:
         kwargs.update(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False)
-    try:
-        ray.init(**kwargs)
-    except Exception as exc:  # noqa: BLE001 - any failure to start/join is a configuration error
-        what = f"join the Ray cluster at {address}" if address else "start a local Ray instance"
-        raise BackendError(f"cannot {what}: {_describe(exc)}") from None
+    what = f"join the Ray cluster at {address}" if address else "start a local Ray instance"
+    failure: list[BaseException] = []
+
+    def init() -> None:
+        try:
+            ray.init(**kwargs)
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller's thread
+            failure.append(exc)
+
+    if not address:
+        init()
+    else:
+        joiner = threading.Thread(target=init, name="ray-join", daemon=True)
+        joiner.start()
+        joiner.join(join_timeout)
+        if joiner.is_alive():
+            raise BackendError(f"cannot {what}: it accepts connections but no Ray handshake completed "
+                               f"within {join_timeout:g} s — is it the head's GCS port (6379 by default, "
+                               f"or 10001 with ray://)?")
+    if failure:
+        raise BackendError(f"cannot {what}: {_describe(failure[0])}") from None
     return True
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from engine.backends import BackendError
-from engine.backends.ray_backend import RayBackend
+from engine.backends.ray_backend import RayBackend, connect
 from engine.backends.ray_worker import RayWorker
 from engine.cli import EXIT_USAGE, main
 from engine.events import AttackStep, DefenceDone, ItemFailed, ItemFinished, ItemStarted, RunFinished
@@ -161,6 +161,28 @@ def test_unreachable_address_is_a_clear_error_in_bounded_time(ray_session, ray_f
                "--backend", "ray", "--ray-address", f"127.0.0.1:{port}", "-q"])
     assert rc == EXIT_USAGE
     assert f"127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_a_port_that_is_no_ray_head_times_out(ray_session):
+    """Something listens, but the Ray handshake never completes: bounded, not a hang."""
+
+    class NeverJoins:  # stands in for the ray module: its init blocks like Ray's retries
+        @staticmethod
+        def is_initialized() -> bool:
+            return False
+
+        @staticmethod
+        def init(**kwargs) -> None:
+            time.sleep(30)
+
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        address = f"127.0.0.1:{srv.getsockname()[1]}"
+        t0 = time.monotonic()
+        with pytest.raises(BackendError, match="no Ray handshake completed within 0.5 s"):
+            connect(NeverJoins, address, num_cpus=None, timeout=2, join_timeout=0.5)
+        assert time.monotonic() - t0 < 5
 
 
 def test_bad_device_or_workers_for_ray(ray_session):
