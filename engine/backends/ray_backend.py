@@ -387,23 +387,15 @@ class RayBackend:
         except StopIteration:
             del flights[gen]
             self._idle.append(flight.actor)
-            if queue is not None and flight.unfinished():  # ended early without a cancel: lost
-                queue.appendleft(_Unit(flight.unfinished(), flight.unit.attempts))
+            if queue is not None:  # a stream that ends without all outcomes lost those items
+                yield from self._requeue_or_fail(flight, "its worker stopped without a result", queue)
             return
         except lost as exc:
             del flights[gen]
             self._replace(flight.actor)
-            left = flight.unfinished()
-            if queue is None or not left:
-                return
-            attempts = flight.unit.attempts + 1
-            if attempts <= self.max_retries:
-                queue.appendleft(_Unit(left, attempts))
-                return
-            for item in left:
-                yield ItemOutcome(item, stage="worker", error=(
-                    f"the Ray worker computing this item died {attempts} times (last: {_describe(exc)}); "
-                    f"not retried further"))
+            if queue is not None:
+                yield from self._requeue_or_fail(flight, f"the Ray worker computing it died ({_describe(exc)})",
+                                                 queue)
             return
         except ray.exceptions.RayError as exc:  # the worker's code failed outside run_unit's guard
             del flights[gen]
@@ -414,6 +406,23 @@ class RayBackend:
         if isinstance(out, ItemOutcome):
             flight.done.add(out.item.id)
         yield out
+
+    def _requeue_or_fail(self, flight: _Flight, reason: str, queue: deque) -> Iterator["ItemOutcome"]:
+        """Put a lost unit's unfinished items back in front of the queue, or fail them once
+        the unit has been tried ``max_retries + 1`` times."""
+        from engine.runner import ItemOutcome
+
+        left = flight.unfinished()
+        if not left:
+            return
+        attempts = flight.unit.attempts + 1
+        if attempts <= self.max_retries:
+            queue.appendleft(_Unit(left, attempts))
+            return
+        for item in left:
+            yield ItemOutcome(item, stage="worker", error=(
+                f"the item's Ray worker was lost {attempts}× and it is not retried further "
+                f"(run again to retry); last: {reason}"))
 
     def _stop(self, flights: dict[Any, _Flight], run_id: str) -> Iterator["Event | ItemOutcome"]:
         """Cancel every unit in flight and wait (bounded) until each worker has stopped;

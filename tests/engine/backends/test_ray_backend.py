@@ -80,7 +80,7 @@ def test_actor_dying_past_the_retries_fails_the_item_and_resume_completes_it(ray
     assert last.finished == 2 and last.failed == 1
     failed = [it for it in store.items(exp.id) if it["status"] == "failed"]
     assert [f["item_id"] for f in failed] == killed
-    assert "Ray worker computing this item died" in failed[0]["error"]
+    assert "lost 1×" in failed[0]["error"] and "Ray worker computing it died" in failed[0]["error"]
     list(run_experiment(exp, store, backend=ray_backend))  # resume: the failed item again
     assert _comparable(store.rows(exp.id)) == _comparable(local_rows)
 
