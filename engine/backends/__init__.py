@@ -92,7 +92,6 @@ def make_backend(name: str = "local", *, device: str = "auto", address: str | No
 
         if address:
             raise BackendError(f"a Ray address ({address}) needs the ray back end (--backend ray)")
-
         return LocalBackend(Runtime(device))
     if name == "ray":
         from engine.backends.ray_backend import RayBackend

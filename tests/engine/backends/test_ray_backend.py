@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from engine.backends import BackendError
-from engine.backends.ray_backend import RayBackend, connect
+from engine.backends.ray_backend import RayBackend
+from engine.backends.ray_connect import connect
 from engine.backends.ray_worker import RayWorker
 from engine.cli import EXIT_USAGE, main
 from engine.events import AttackStep, DefenceDone, ItemFailed, ItemFinished, ItemStarted, RunFinished
