@@ -83,7 +83,8 @@ class RayBackend:
 
     Args:
         device: ``auto`` (GPUs when the cluster has them, else CPUs), ``cpu`` or ``cuda``.
-        address: an existing cluster (``auto``, ``HOST:6379``, ``ray://HOST:10001``);
+        address: an existing cluster (``auto``, ``HOST:6379``; Ray Client's
+            ``ray://`` is refused: it cannot stream);
             ``None`` starts a local Ray instance on this machine.
         workers: actors in the pool; default one per GPU, or on CPUs one per node
             (``workers`` actors share a machine's cores; each gets its share as torch threads).
@@ -242,8 +243,15 @@ class RayBackend:
                     for item in unit.items:
                         position.setdefault(item.id, len(position) + 1)
                         yield ItemStarted(item, position[item.id], total)
-                    gen = actor.run.options(num_returns="streaming").remote(
-                        run_id, unit.items, exp_ref, mos_ref, _read_images(unit.items))
+                    try:
+                        gen = actor.run.options(num_returns="streaming").remote(
+                            run_id, unit.items, exp_ref, mos_ref, _read_images(unit.items))
+                    except Exception as exc:  # noqa: BLE001 - cannot even submit: fail, not crash
+                        self._idle.append(actor)
+                        for item in unit.items:
+                            yield ItemOutcome(item, error=f"cannot send the item to a Ray worker: "
+                                              f"{describe(exc)}", stage="worker")
+                        continue
                     flights[gen] = _Flight(actor, unit)
                 if not flights:
                     if self._starting:

@@ -43,7 +43,7 @@ def describe(exc: BaseException) -> str:
 
 
 def host_port(ray, address: str) -> tuple[str, int] | None:
-    """The host and port behind ``auto``, ``HOST:PORT`` or ``ray://HOST:PORT``.
+    """The host and port behind ``auto`` or ``HOST:PORT``.
 
     ``None`` when ``auto`` cannot be resolved here (Ray then reports it).
     """
@@ -61,8 +61,7 @@ def host_port(ray, address: str) -> tuple[str, int] | None:
     bare = address.split("://", 1)[1] if "://" in address else address
     host, sep, port = bare.rpartition(":")
     if not sep or not host or not port.isdigit():
-        raise BackendError(f"bad Ray address {address!r}: expected auto, HOST:PORT (e.g. 10.0.0.5:6379) "
-                           f"or ray://HOST:PORT (e.g. ray://10.0.0.5:10001)")
+        raise BackendError(f"bad Ray address {address!r}: expected auto or HOST:PORT (e.g. 10.0.0.5:6379)")
     return host.strip("[]"), int(port)
 
 
@@ -92,6 +91,11 @@ def connect(ray, address: str | None, *, num_cpus: int | None, timeout: float,
     accepts connections but is no Ray head would otherwise keep ``ray.init`` retrying.
     Returns whether this call started the connection (its owner shuts it down).
     """
+    if address and address.startswith("ray://"):
+        raise BackendError(f"{address}: Ray Client (ray://) cannot stream the results back (it does not "
+                           f"support streaming generators); run the driver on a cluster node with "
+                           f"--ray-address HEAD:6379 or auto, or submit it with `ray job submit -- python "
+                           f"main.py run ...`")
     if address:
         check_reachable(ray, address, timeout)
     if ray.is_initialized():
@@ -119,8 +123,7 @@ def connect(ray, address: str | None, *, num_cpus: int | None, timeout: float,
         joiner.join(join_timeout)
         if joiner.is_alive():
             raise BackendError(f"cannot {what}: it accepts connections but no Ray handshake completed "
-                               f"within {join_timeout:g} s — is it the head's GCS port (6379 by default, "
-                               f"or 10001 with ray://)?")
+                               f"within {join_timeout:g} s — is it the head's GCS port (6379 by default)?")
     if failure:
         raise BackendError(f"cannot {what}: {describe(failure[0])}") from None
     return True
