@@ -78,7 +78,7 @@ def main() -> None:
     from engine.experiment import Experiment, find_images
     from engine.runtime import Runtime
 
-    ray.init(num_cpus=args.cpus, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         folder = tmp / "photos"

@@ -105,7 +105,8 @@ def connect(ray, address: str | None, *, num_cpus: int | None, timeout: float,
         # Ship this driver's engine package: the workers run the same code as the driver.
         kwargs.update(address=address, runtime_env={"py_modules": [str(PROJECT_ROOT / "engine")]})
     else:
-        kwargs.update(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False)
+        # "local": a new instance even when a cluster started with `ray start` runs here.
+        kwargs.update(address="local", num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False)
     what = f"join the Ray cluster at {address}" if address else "start a local Ray instance"
     failure: list[BaseException] = []
 

@@ -57,7 +57,7 @@ def ray_session():
     ray = pytest.importorskip("ray", reason=RAY_MISSING)
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     yield ray
     if started:
         ray.shutdown()
