@@ -70,7 +70,7 @@ def _actor_resources(ray, workers: int | None, use_gpu: bool) -> tuple[int, floa
     total = ray.cluster_resources()
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     gpus = float(total.get("GPU", 0))
-    n = workers or (int(gpus) if use_gpu else max(1, len(nodes)))
+    n = workers or max(1, int(gpus) if use_gpu else len(nodes))
     node_cpus = min((float(nd["Resources"].get("CPU", 0)) for nd in nodes), default=1.0) or 1.0
     cpus = min(float(total.get("CPU", 1)) / n, node_cpus)
     cpus = float(int(cpus)) if cpus >= 1 else math.floor(cpus * 1e4) / 1e4
