@@ -144,28 +144,33 @@ def _out_folder(path: str) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from engine.backends import make_backend
     from engine.runner import store_path_for
     from engine.runtime import Runtime
     from engine.store import ResultStore
-
     from engine.study_cli import PRESETS_NAME, apply_budget
 
     exp = build_experiment(args)
-    runtime = Runtime(exp.device)
     out = _out_folder(args.out)
-    presets = Path(getattr(args, "budget_presets", None) or out / PRESETS_NAME)
-    exp = apply_budget(exp, exp.budget, presets, runtime, lambda s: print(s, file=sys.stderr))
-    with ResultStore(store_path_for(out)) as store:
-        if exp.save_images:
-            from engine.diskspace import space_warning
+    backend = make_backend(args.backend, device=exp.device, address=args.ray_address, workers=args.workers)
+    try:
+        if exp.budget:  # calibrate here, on the driver: the presets file is next to the store
+            runtime = getattr(backend, "runtime", None) or Runtime(exp.device)
+            presets = Path(getattr(args, "budget_presets", None) or out / PRESETS_NAME)
+            exp = apply_budget(exp, exp.budget, presets, runtime, lambda s: print(s, file=sys.stderr))
+        with ResultStore(store_path_for(out)) as store:
+            if exp.save_images:
+                from engine.diskspace import space_warning
 
-            warning = space_warning(exp, store)
-            if warning:
-                print(f"warning: {warning}", file=sys.stderr)
-        return _run_into(args, exp, runtime, out, store)
+                warning = space_warning(exp, store)
+                if warning:
+                    print(f"warning: {warning}", file=sys.stderr)
+            return _run_into(args, exp, backend, out, store)
+    finally:
+        backend.close()
 
 
-def _run_into(args: argparse.Namespace, exp, runtime, out: Path, store) -> int:
+def _run_into(args: argparse.Namespace, exp, backend, out: Path, store) -> int:
     """Run ``exp`` into the open ``store`` with a progress bar; write the CSVs; the exit code."""
     from tqdm import tqdm
 
@@ -186,7 +191,7 @@ def _run_into(args: argparse.Namespace, exp, runtime, out: Path, store) -> int:
     summary = None
     disk_full: DiskFullError | None = None
     try:
-        for ev in run_experiment(exp, store, cancel=cancel, runtime=runtime):
+        for ev in run_experiment(exp, store, cancel=cancel, backend=backend):
             if isinstance(ev, RunStarted):
                 print(f"experiment {ev.experiment_id}: {ev.total} items, {ev.total - ev.pending} already done, "
                       f"device {ev.device}; store {store.path}", file=sys.stderr)
@@ -271,6 +276,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _device_arg(value: str) -> str:
+    v = value.lower()
+    if v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()):
+        return v
+    raise argparse.ArgumentTypeError(f"{value!r}: use auto, cpu, cuda or cuda:N")
+
+
 def make_parser() -> argparse.ArgumentParser:
     from engine.study_cli import add_run_options
 
@@ -289,7 +301,13 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--defence", "--defense", action="append", help="defence(s), same syntax")
     r.add_argument("--out", required=True, help="output folder (results.sqlite, raw.csv, summary.csv)")
     r.add_argument("--config", help="experiment JSON; command-line options override it")
-    r.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    r.add_argument("--device", type=_device_arg, default=None, help="auto, cpu, cuda or cuda:N")
+    r.add_argument("--backend", choices=["local", "ray"], default="local",
+                   help="where items run: in this process (default) or on Ray workers")
+    r.add_argument("--ray-address", dest="ray_address", default=None, metavar="ADDR",
+                   help="join a Ray cluster (auto or HOST:6379); default: start one here")
+    r.add_argument("--workers", type=int, default=None,
+                   help="Ray workers (default: one per GPU, else one per node sharing its cores)")
     r.add_argument("--seed", type=int, default=None)
     r.add_argument("--save-images", action="store_true", help="save attacked/defended images as PNG")
     r.add_argument("--adaptive", action="store_true", help="attack the metric behind each defence (BPDA/EOT)")

@@ -15,16 +15,21 @@ class DeviceError(RuntimeError):
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` → CUDA when available, else CPU. Asking for CUDA without one is an error."""
+    """``auto`` → CUDA when available, else CPU; ``cuda:N`` → the N-th GPU. Asking for a
+    CUDA device that is not there is an error."""
     device = (device or "auto").lower()
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise DeviceError("CUDA was requested but no CUDA device is available (use --device cpu or auto)")
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except RuntimeError as exc:
         raise DeviceError(f"unknown device {device!r}: {exc}") from None
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise DeviceError(f"{device} was requested but this machine has {torch.cuda.device_count()} CUDA "
+                          f"device(s): cuda:0 … cuda:{torch.cuda.device_count() - 1}")
+    return dev
 
 
 def merged_params(cls: type, spec: ComponentSpec) -> dict[str, Any]:

@@ -6,7 +6,9 @@ writer of the store. A back end only computes: it runs :func:`engine.runner.run_
 (the one path from image to rows) somewhere and streams back its events and outcomes,
 plus an :class:`~engine.events.ItemStarted` per item as it starts.
 
-``local`` (the default) runs units one after another in this process.
+``local`` (the default) runs units one after another in this process; ``ray``
+(:mod:`engine.backends.ray_backend`) runs them on a pool of Ray actors, on this machine or
+a cluster.
 """
 from __future__ import annotations
 
@@ -37,6 +39,9 @@ class Backend(Protocol):
                 ) -> Iterator["Event | ItemOutcome"]:
         """Compute ``units``; yield every item's events and its outcome. Returns early
         (without raising) when ``cancel`` is set."""
+
+    def close(self) -> None:
+        """Release workers (and anything the back end started)."""
 
 
 class LocalBackend:
@@ -70,10 +75,16 @@ class LocalBackend:
             except Cancelled:
                 return
 
+    def close(self) -> None:
+        pass
+
 
 def make_backend(name: str = "local", *, device: str = "auto", address: str | None = None,
                  workers: int | None = None) -> Backend:
     """The back end called ``name`` (``local`` or ``ray``), ready to execute units.
+
+    ``address`` and ``workers`` are the ray back end's (see
+    :class:`~engine.backends.ray_backend.RayBackend`); call ``close()`` when done.
 
     Raises:
         BackendError: unknown name, or the back end cannot start.
@@ -81,7 +92,11 @@ def make_backend(name: str = "local", *, device: str = "auto", address: str | No
     if name == "local":
         from engine.runtime import Runtime
 
+        if address:
+            raise BackendError(f"a Ray address ({address}) needs the ray back end (--backend ray)")
         return LocalBackend(Runtime(device))
     if name == "ray":
-        raise BackendError("the ray back end is not available yet")
+        from engine.backends.ray_backend import RayBackend
+
+        return RayBackend(device, address=address, workers=workers)
     raise BackendError(f"unknown back end {name!r}; known: {', '.join(BACKENDS)}")
