@@ -227,19 +227,40 @@ class RayBackend:
         run_id = uuid.uuid4().hex
         exp_ref, mos_ref = ray.put(exp), ray.put(mos or {})
         self._restarts_left = 2 * self.workers + self.max_retries  # per run: bounded respawns
-        queue = deque(_Unit(list(u)) for u in units if u)
-        total = sum(len(u.items) for u in queue)
+        total = getattr(units, "total", None)  # a lazily claimed feed knows its size
+        if total is None:
+            units = [u for u in units if u]
+            total = sum(len(u) for u in units)
+        fresh = iter(units)
+        queue: deque[_Unit] = deque()  # units of lost workers, retried before fresh ones
+        exhausted = False
+
+        def take() -> _Unit | None:
+            """The next unit, pulled only when a worker is free (a shared store's leases
+            are then claimed as late as possible)."""
+            nonlocal exhausted
+            if queue:
+                return queue.popleft()
+            for u in fresh:
+                if u:
+                    return _Unit(list(u))
+            exhausted = True
+            return None
+
         position: dict[str, int] = {}
         flights: dict[Any, _Flight] = {}
         self._flights = flights
         try:
-            while queue or flights:
+            while True:
                 if cancel is not None and cancel.cancelled:
                     yield from self._stop(flights, run_id)
                     return
                 self._collect_started()
-                while queue and self._idle:
-                    unit, actor = queue.popleft(), self._idle.pop()
+                while self._idle:
+                    unit = take()
+                    if unit is None:
+                        break
+                    actor = self._idle.pop()
                     for item in unit.items:
                         position.setdefault(item.id, len(position) + 1)
                         yield ItemStarted(item, position[item.id], total)
@@ -254,10 +275,13 @@ class RayBackend:
                         continue
                     flights[gen] = _Flight(actor, unit)
                 if not flights:
+                    if exhausted and not queue:
+                        return
                     if self._starting:
                         self._collect_started(POLL_S)
                         continue
-                    for unit in queue:  # no worker left: nothing can compute these
+                    left = [*queue, *(_Unit(list(u)) for u in fresh if u)]
+                    for unit in left:  # no worker left: nothing can compute these
                         for item in unit.items:
                             yield ItemOutcome(item, error="no Ray worker is left to compute this item "
                                               "(all died and could not be restarted)", stage="worker")
