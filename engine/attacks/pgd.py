@@ -1,13 +1,13 @@
 """PGD with random start (Madry et al., 2018) on the MSU loss.
 
 δ₀ ~ U[−ε, ε] (drawn from the caller's generator on the CPU, so it is identical on every
-device), then I-FGSM steps with projection. Constrains: L∞ ≤ ε, image in [0, 1].
+device; in a batch each image draws from its own generator), then I-FGSM steps with projection. Constrains: L∞ ≤ ε, image in [0, 1].
 """
 from __future__ import annotations
 
 import torch
 
-from engine.attacks.base import ATTACKS
+from engine.attacks.base import ATTACKS, Generators, rand_per_image
 from engine.attacks.sign_gradient import SignGradientAttack, linf_presets
 
 
@@ -15,7 +15,7 @@ from engine.attacks.sign_gradient import SignGradientAttack, linf_presets
 class PGD(SignGradientAttack):
     presets = {"msu-default": {}, **linf_presets()}
 
-    def init_delta(self, x0: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def init_delta(self, x0: torch.Tensor, generator: Generators) -> torch.Tensor:
         eps = self.params.eps
-        u = torch.rand(x0.shape, generator=generator, dtype=torch.float32)
+        u = rand_per_image(x0.shape, generator)
         return ((2 * u - 1) * eps).to(device=x0.device, dtype=x0.dtype)
