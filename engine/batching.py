@@ -72,10 +72,13 @@ def header_size(path: str) -> tuple[int, int] | None:
 def metric_batch_safe(spec: "ComponentSpec") -> bool:
     """Whether the metric's scores are per image inside a batch (catalogue flag, read
     without building the metric); unknown metrics are treated as not batch safe."""
-    from engine.metrics import metric_info
+    from engine.metrics import METRICS, canonical_name, pyiqa_catalog
 
     try:
-        return bool(metric_info(spec.name).get("batch_safe", True))
+        key = canonical_name(spec.name)
+        if key in METRICS:
+            return bool(METRICS.get(key).batch_safe)
+        return pyiqa_catalog.entry(key).batch_safe
     except Exception:  # noqa: BLE001 - it fails later, alone, with its own message
         return False
 

@@ -41,6 +41,15 @@ def _split(values: list[str] | None) -> list[str]:
     return out
 
 
+def _batch_size(text: str):
+    from engine.batching import parse_batch_size
+
+    try:
+        return parse_batch_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_experiment(args: argparse.Namespace):
     """The experiment from ``--config`` (JSON) overridden by command-line options."""
     from engine.experiment import ComponentSpec, Experiment, find_images
@@ -74,7 +83,7 @@ def build_experiment(args: argparse.Namespace):
     fields = {k: v for k, v in cfg.items() if k not in ("metrics", "attacks", "defences", "images", "root")}
     exp = Experiment(images=images, root=root, metrics=metrics, attacks=attacks, defences=defences,
                      **fields)
-    for name in ("seed", "device", "mos_file", "eot_draws"):
+    for name in ("seed", "device", "mos_file", "eot_draws", "batch_size"):
         v = getattr(args, name, None)
         if v is not None:
             setattr(exp, name, v)
@@ -99,6 +108,12 @@ def _validate(exp) -> None:
     from engine.registry import UnknownComponent
     from engine.runtime import merged_params
 
+    from engine.batching import parse_batch_size
+
+    try:
+        parse_batch_size(exp.batch_size)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     known_metrics = set(list_metrics())
     for m in exp.metrics:
         if m.name not in known_metrics:
@@ -231,6 +246,9 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--save-images", action="store_true", help="save attacked/defended images as PNG")
     r.add_argument("--adaptive", action="store_true", help="attack the metric behind each defence (BPDA/EOT)")
     r.add_argument("--eot-draws", dest="eot_draws", type=int, default=None)
+    r.add_argument("--batch", dest="batch_size", type=_batch_size, default=None, metavar="N|auto",
+                   help="run up to N compatible images as one batch (default 1; auto: the "
+                        "largest that fits on CUDA, 1 on the CPU); rows do not change")
     r.add_argument("--mos", dest="mos_file", default=None, help="CSV of image_name,mos for SROCC/PLCC")
     r.add_argument("--no-export", action="store_true", help="do not write the CSVs at the end")
     r.add_argument("-q", "--quiet", action="store_true")
