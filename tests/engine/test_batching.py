@@ -179,3 +179,15 @@ def test_metric_not_batch_safe_runs_alone(tmp_path, same_size_folder, test_metri
 
     outs = [o for o in run_unit(exp.items()[:4], exp, Runtime("cpu")) if isinstance(o, ItemOutcome)]
     assert len(outs) == 4 and all(o.ok for o in outs)
+
+
+def test_cli_batch_option(tmp_path, same_size_folder, capsys):
+    from engine.cli import build_experiment, make_parser
+
+    argv = ["run", str(same_size_folder), "--metric", "niqe", "--attack", "ifgsm", "--out", str(tmp_path)]
+    assert build_experiment(make_parser().parse_args(argv + ["--batch", "4"])).batch_size == 4
+    assert build_experiment(make_parser().parse_args(argv + ["--batch", "auto"])).batch_size == "auto"
+    assert build_experiment(make_parser().parse_args(argv)).batch_size == 1
+    with pytest.raises(SystemExit) as exc:
+        make_parser().parse_args(argv + ["--batch", "0"])
+    assert exc.value.code == 2 and "at least 1" in capsys.readouterr().err

@@ -98,7 +98,7 @@ def test_codec_defences_return_contiguous_tensors(name, photos):
 
 
 def test_attack_outcome_carries_its_final_score(niqe, photos):
-    x = photos["coffee"][..., :64, :64]
+    x = photos["coffee"][..., :96, :96]  # NIQE needs 96 px
     last = ATTACKS.get("ifgsm")({"iters": 2})(x, niqe)
     assert torch.equal(last.scores, niqe.score(last.image))
     best = ATTACKS.get("ifgsm")({"iters": 2, "keep_best": True})(x, niqe)
