@@ -147,8 +147,13 @@ def remember_oom(runtime: "Runtime", item: "WorkItem", shape: tuple[int, ...], t
     return limit
 
 
-def is_oom(exc: BaseException) -> bool:
-    """An out-of-memory error (CUDA's, or the CPU allocator's)."""
-    if isinstance(exc, torch.OutOfMemoryError):
-        return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+def is_oom(exc: BaseException | None) -> bool:
+    """An out-of-memory error (CUDA's, or the CPU allocator's), also when wrapped as the
+    cause of an item's error."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, torch.OutOfMemoryError) or (
+                isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
