@@ -66,6 +66,9 @@ def eot_scores(metric: Any, defence: Any, x: torch.Tensor, x_adv: torch.Tensor,
     out: dict[str, Any] = {"draws": draws, "seeds": seeds}
     for key, v in values.items():
         out[key] = v
-        out[f"{key}_mean"] = v.mean(0)
-        out[f"{key}_std"] = v.std(0, correction=0)
+        # column by column: a reduction over (N, B) rounds differently from (N, 1), and a
+        # batched run must give each image the numbers it gets alone
+        cols = [v[:, i:i + 1] for i in range(v.shape[1])]
+        out[f"{key}_mean"] = torch.cat([c.mean(0) for c in cols])
+        out[f"{key}_std"] = torch.cat([c.std(0, correction=0) for c in cols])
     return out
