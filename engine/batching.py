@@ -62,9 +62,11 @@ def header_size(path: str) -> tuple[int, int] | None:
     try:
         with Image.open(path) as im:
             w, h = im.size
-            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # rotated by 90°: sides swap
-                w, h = h, w
-            return int(w), int(h)
+            try:
+                rotated = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # 90°: sides swap
+            except Exception:  # noqa: BLE001 - a damaged file fails at load, in its batch
+                rotated = False
+            return (int(h), int(w)) if rotated else (int(w), int(h))
     except Exception:  # noqa: BLE001 - any unreadable file runs alone and fails at load
         return None
 
