@@ -40,6 +40,15 @@ def _split(values: list[str] | None) -> list[str]:
     return out
 
 
+def _batch_size(text: str):
+    from engine.batching import parse_batch_size
+
+    try:
+        return parse_batch_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_experiment(args: argparse.Namespace):
     """The experiment from ``--config`` (JSON) overridden by command-line options."""
     from engine.experiment import ComponentSpec, Experiment, scan_images
@@ -85,7 +94,7 @@ def build_experiment(args: argparse.Namespace):
     fields = {k: v for k, v in cfg.items() if k not in ("metrics", "attacks", "defences", "images", "root")}
     exp = Experiment(images=images, root=root, metrics=metrics, attacks=attacks, defences=defences,
                      **fields)
-    for name in ("seed", "device", "mos_file", "eot_draws", "max_pixels", "budget"):
+    for name in ("seed", "device", "mos_file", "eot_draws", "max_pixels", "budget", "batch_size"):
         v = getattr(args, name, None)
         if v is not None:
             setattr(exp, name, v)
@@ -118,8 +127,13 @@ def _validate(exp) -> None:
     from engine.registry import UnknownComponent
     from engine.runtime import merged_params
 
+    from engine.batching import parse_batch_size
     from engine.registry import did_you_mean
 
+    try:
+        parse_batch_size(exp.batch_size)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     known_metrics = list_metrics()
     for m in exp.metrics:
         if m.name not in known_metrics:
@@ -314,6 +328,9 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--eot-draws", dest="eot_draws", type=int, default=None)
     r.add_argument("--max-pixels", dest="max_pixels", type=_pixels, default=None,
                    help="refuse larger images (default 40000000; 40M, 1e8 also work)")
+    r.add_argument("--batch", dest="batch_size", type=_batch_size, default=None, metavar="N|auto",
+                   help="run up to N compatible images as one batch (default 1; auto: the "
+                        "largest that fits on CUDA, 1 on the CPU); rows do not change")
     r.add_argument("--mos", dest="mos_file", default=None, help="CSV of image_name,mos for SROCC/PLCC")
     r.add_argument("--no-export", action="store_true", help="do not write the CSVs at the end")
     r.add_argument("-q", "--quiet", action="store_true")

@@ -3,6 +3,8 @@
 :func:`run_item` is a pure function of (item, experiment) — given the same inputs it
 yields the same events and returns the same rows — and :func:`run_experiment` walks the
 pending items, persisting each as it finishes. Consumers only iterate the events.
+Compatible items can run as one batch (:func:`run_unit`, ``Experiment.batch_size``);
+every image's rows are those it gets alone.
 """
 from __future__ import annotations
 
@@ -18,11 +20,11 @@ import torch
 
 from engine.events import (AttackDone, AttackStep, CleanScored, DefenceDone, Event, ItemFailed,
                            ItemFinished, ItemImages, ItemStarted, RunFinished, RunStarted)
-from engine.evaluation.row import evaluate_pair
+from engine.evaluation.row import PairMeasures, evaluate_pair
 from engine.evaluation.scores import attack_gained
 from engine.experiment import Experiment, WorkItem, derive_seed
 from engine.budgets import budget_columns
-from engine.io.images import ImageLoadError, load_image, save_png, to_uint8
+from engine.io.images import ImageLoadError, LoadedImage, load_image, save_png, to_uint8
 from engine.runtime import Runtime
 from engine.store import ResultStore
 
@@ -78,12 +80,18 @@ def _finite(value: float, what: str, stage: str) -> float:
     return value
 
 
-def _score(metric, x: torch.Tensor, what: str, stage: str) -> float:
+def _finite_each(scores: torch.Tensor, what: str, stage: str) -> list[float]:
+    """Per-image floats of a :math:`(B,)` score tensor, each checked to be finite."""
+    return [_finite(float(scores[i].item()), what, stage) for i in range(scores.shape[0])]
+
+
+def _scores(metric, x: torch.Tensor, what: str, stage: str) -> list[float]:
+    """The metric's score of every image of ``x``; any failure is an :class:`ItemError`."""
     try:
         s = metric.score(x)
     except Exception as exc:  # noqa: BLE001 - any metric failure is this item's error
         raise ItemError(stage, f"{metric.name} could not score the {what}: {_describe(exc)}") from exc
-    return _finite(float(s[0].item()), f"{metric.name} score of the {what}", stage)
+    return _finite_each(s, f"{metric.name} score of the {what}", stage)
 
 
 def _describe(exc: BaseException) -> str:
@@ -94,6 +102,23 @@ def _describe(exc: BaseException) -> str:
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+class _BatchFailed(Exception):
+    """Something failed inside a batch of several items: they are re-run one by one, so
+    the failure is pinned to its item and the others finish."""
+
+
+def _load(item: WorkItem, exp: Experiment, data: bytes | None) -> LoadedImage:
+    try:
+        return load_image(item.image, max_pixels=exp.max_pixels, data=data)
+    except ImageLoadError as exc:
+        raise ItemError("load", str(exc)) from None
+
+
+def _per_image(seeds: list[int]) -> int | list[int]:
+    """One seed for a single image (today's call), the list for a batch."""
+    return seeds[0] if len(seeds) == 1 else seeds
 
 
 def run_item(item: WorkItem, exp: Experiment, runtime: Runtime,
@@ -108,36 +133,64 @@ def run_item(item: WorkItem, exp: Experiment, runtime: Runtime,
     the rows. Raises :class:`ItemError` for a failure of this item and
     :class:`Cancelled` when ``cancel`` is set (checked between attack steps).
     """
+    loaded = _load(item, exp, image_data)
+    results = yield from _run_batch([item], [loaded], exp, runtime, cancel, mos)
+    return results[0]
+
+
+def _run_batch(items: list[WorkItem], loaded: list[LoadedImage], exp: Experiment, runtime: Runtime,
+               cancel: CancelToken | None, mos: dict[str, float] | None,
+               ) -> Generator[Event, None, list[ItemResult]]:
+    """The one path from images to rows, for B ≥ 1 compatible items of one image size.
+
+    Every quantity is computed once, as one B×3×H×W batch: the clean scores, the attack,
+    the final iterate's score (the attack's own when it scored the returned image), and
+    per defence two applies and two scored forwards (none: x, x_a and their scores
+    reused); pair measures once per distinct pair (:class:`PairMeasures`). Per image:
+    seeds (attack generator, defence and EOT draws), best iterate, step records, rows.
+
+    A single item keeps today's failure semantics (:class:`ItemError`; a failing defence
+    is an error row). In a batch of several, the first item's CleanScored and
+    AttackStep events stream live (the live curve follows it); the other events wait
+    until the batch has finished, and any failure raises :class:`_BatchFailed`.
+    """
     t_item = time.perf_counter()
     dev = runtime.device
-    try:
-        loaded = load_image(item.image, max_pixels=exp.max_pixels, data=image_data)
-    except ImageLoadError as exc:
-        raise ItemError("load", str(exc)) from None
-    x = loaded.tensor.to(dev)
+    first, n = items[0], len(items)
+    batched = n > 1
+    held: list[Event] = []  # events of a batch, released once it has finished
 
+    def emit(ev: Event, live: bool = False) -> list[Event]:
+        if live or not batched:
+            return [ev]
+        held.append(ev)
+        return []
+
+    x = torch.cat([ld.tensor for ld in loaded]).to(dev)
     try:
-        metric = runtime.metric(item.metric)
+        metric = runtime.metric(first.metric)
     except Exception as exc:  # noqa: BLE001
-        raise ItemError("metric", f"cannot build metric {item.metric.label}: {_describe(exc)}") from exc
-    clean = _score(metric, x, "clean image", "metric")
-    yield CleanScored(item.id, clean)
+        raise ItemError("metric", f"cannot build metric {first.metric.label}: {_describe(exc)}") from exc
+    clean = _scores(metric, x, "clean image", "metric")
+    for i, item in enumerate(items):
+        yield from emit(CleanScored(item.id, clean[i]), live=i == 0)
 
     # --- attack -------------------------------------------------------------------------
     try:
-        attack = runtime.attack(item.attack)
+        attack = runtime.attack(first.attack)
         target, mode = metric, "direct"
-        if item.target_defence is not None and item.target_defence.name != "none":
+        if first.target_defence is not None and first.target_defence.name != "none":
             from engine.attacks.adaptive import target_metric
 
-            target, mode = target_metric(metric, runtime.defence(item.target_defence),
-                                         max(1, exp.eot_draws), derive_seed(item.seed, "eot"))
+            eot_seeds = _per_image([derive_seed(it.seed, "eot") for it in items])
+            target, mode = target_metric(metric, runtime.defence(first.target_defence),
+                                         max(1, exp.eot_draws), eot_seeds)
     except Exception as exc:  # noqa: BLE001
-        raise ItemError("attack", f"cannot set up attack {item.attack.label}: {_describe(exc)}") from exc
-    gen = torch.Generator().manual_seed(item.seed)
+        raise ItemError("attack", f"cannot set up attack {first.attack.label}: {_describe(exc)}") from exc
+    gens = [torch.Generator().manual_seed(it.seed) for it in items]
     _sync(dev)
     t0 = time.perf_counter()
-    run = attack.run(x, target, generator=gen)
+    run = attack.run(x, target, generator=gens[0] if n == 1 else gens)
     try:
         while True:
             if cancel is not None and cancel.cancelled:
@@ -148,103 +201,182 @@ def run_item(item: WorkItem, exp: Experiment, runtime: Runtime,
             except StopIteration as stop:
                 outcome = stop.value
                 break
-            yield AttackStep(item.id, item.attack.label, step, clean)
+            yield AttackStep(first.id, first.attack.label, step.image(0), clean[0])
     except (Cancelled, ItemError):
         raise
     except Exception as exc:  # noqa: BLE001
-        raise ItemError("attack", f"{item.attack.label} failed: {_describe(exc)}") from exc
+        raise ItemError("attack", f"{first.attack.label} failed: {_describe(exc)}") from exc
     _sync(dev)
-    attack_time = time.perf_counter() - t0
+    attack_time = (time.perf_counter() - t0) / n
     x_adv = outcome.image.detach()
-    attacked = _score(metric, x_adv, "attacked image", "attack")
+    if outcome.scores is not None and mode == "direct":  # the attack scored x_adv already
+        attacked = _finite_each(outcome.scores, f"{metric.name} score of the attacked image", "attack")
+    else:  # adaptive: the attack scored M∘D, the row needs M(x_adv)
+        attacked = _scores(metric, x_adv, "attacked image", "attack")
     if mode != "direct":
         outcome.mode = mode
-    used = int(outcome.iteration_used[0]) if outcome.iteration_used else -1
-    yield AttackDone(item.id, attacked, attack_time, outcome.selection, used, outcome.mode)
+    used = [int(u) for u in outcome.iteration_used] if outcome.iteration_used else [-1] * n
+    for i, item in enumerate(items):
+        yield from emit(AttackDone(item.id, attacked[i], attack_time, outcome.selection, used[i], outcome.mode))
 
     # --- defences -----------------------------------------------------------------------
-    common = {
+    xs = [x[i:i + 1] for i in range(n)]
+    xas = [x_adv[i:i + 1] for i in range(n)]
+    measures = [PairMeasures() for _ in range(n)]  # x vs x_a measured once per image
+    images = [ItemImages(to_uint8(xs[i]), to_uint8(xas[i])) for i in range(n)]
+    rows: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+    for spec in first.defences:
+        base = [dict(_common(item, exp, mos, loaded[i].note, clean[i], attacked[i], attack_time,
+                             outcome, used[i], metric.lower_better),
+                     defence=spec.name, defence_preset=spec.preset_label, defence_label=spec.label)
+                for i, item in enumerate(items)]
+        try:
+            defence = runtime.defence(spec)
+            dseeds = [derive_seed(it.seed, spec.key) for it in items]
+            dxs, dxas, scored, seconds = _defend(metric, defence, x, x_adv, xs, xas, clean, attacked,
+                                                 dseeds, exp, spec.label, dev)
+            for i in range(n):
+                row = base[i]
+                row["defence_time"] = seconds / n
+                s_dx, s_dxa = _eot_or_plain(row, scored, i)
+                row.update(evaluate_pair(clean=clean[i], attacked=attacked[i], defended_clean=s_dx,
+                                         defended_attacked=s_dxa,
+                                         images={"x": xs[i], "xa": xas[i], "dx": dxs[i], "dxa": dxas[i]},
+                                         bounds=metric.bounds, score_range=metric.range,
+                                         geometric=getattr(defence, "geometric", False),
+                                         measures=measures[i]))
+                row.update(budget_columns(exp.budget, row))
+                row["error"] = None
+                images[i].defended_clean[spec.label] = (images[i].clean if dxs[i] is xs[i]
+                                                        else to_uint8(dxs[i]))
+                images[i].defended_attacked[spec.label] = (images[i].attacked if dxas[i] is xas[i]
+                                                           else to_uint8(dxas[i]))
+        except Exception as exc:  # noqa: BLE001 - one defence failing must not lose the others
+            if batched:
+                raise _BatchFailed(f"{spec.label}: {_describe(exc)}") from exc
+            msg = str(exc) if isinstance(exc, ItemError) else f"{spec.label} failed: {_describe(exc)}"
+            base[0]["error"] = msg
+        for i, item in enumerate(items):
+            rows[i].append(base[i])
+            yield from emit(DefenceDone(item.id, spec.label, base[i]))
+
+    for ev in held:
+        yield ev
+    seconds = (time.perf_counter() - t_item) / n
+    return [ItemResult(rows[i], [s.image(i).to_dict() for s in outcome.steps], clean[i], attacked[i],
+                       seconds, loaded[i].note, images[i]) for i in range(n)]
+
+
+def _common(item: WorkItem, exp: Experiment, mos: dict[str, float] | None, note: str, clean: float,
+            attacked: float, attack_time: float, outcome, used: int, lower_better: bool) -> dict[str, Any]:
+    """The columns every row of an item shares."""
+    return {
         "image_name": item.image_name, "metric": item.metric.label,
         "attack": item.attack.name, "attack_preset": item.attack.preset_label,
         "mos": (mos or {}).get(item.image_name), "attack_time": attack_time,
         "attack_iterations": max(0, len(outcome.steps) - 1), "iteration_used": used,
         "attack_queries": outcome.steps[-1].queries if outcome.steps else None,
         "attack_selection": outcome.selection, "attack_mode": outcome.mode,
-        "attack_gained": attack_gained(clean, attacked, metric.lower_better),
-        "seed": item.seed, "item_id": item.id, "note": loaded.note,
+        "attack_gained": attack_gained(clean, attacked, lower_better),
+        "seed": item.seed, "item_id": item.id, "note": note,
     }
-    rows: list[dict[str, Any]] = []
-    images = ItemImages(to_uint8(x), to_uint8(x_adv))
-    for spec in item.defences:
-        row = dict(common, defence=spec.name, defence_preset=spec.preset_label, defence_label=spec.label)
-        try:
-            defence = runtime.defence(spec)
-            dseed = derive_seed(item.seed, spec.key)
-            _sync(dev)
-            t1 = time.perf_counter()
-            with torch.no_grad():
-                dx = defence(x, seed=dseed)
-                dxa = defence(x_adv, seed=dseed)
-            _sync(dev)
-            row["defence_time"] = (time.perf_counter() - t1) / 2
-            if getattr(defence, "smooths_metric", False):
-                s_dx, s_dxa = _certify(row, metric, defence, x, x_adv, dseed)
-            elif exp.eot_draws > 1 and defence.random:
-                s_dx, s_dxa = _eot(row, metric, defence, x, x_adv, dseed, exp.eot_draws)
-            else:
-                s_dx = _score(metric, dx, f"{spec.label}-defended clean image", "defence")
-                s_dxa = _score(metric, dxa, f"{spec.label}-defended attacked image", "defence")
-            row.update(evaluate_pair(clean=clean, attacked=attacked, defended_clean=s_dx,
-                                     defended_attacked=s_dxa,
-                                     images={"x": x, "xa": x_adv, "dx": dx, "dxa": dxa},
-                                     bounds=metric.bounds, score_range=metric.range,
-                                     geometric=getattr(defence, "geometric", False)))
-            row.update(budget_columns(exp.budget, row))
-            row["error"] = None
-            images.defended_clean[spec.label] = to_uint8(dx)
-            images.defended_attacked[spec.label] = to_uint8(dxa)
-        except Exception as exc:  # noqa: BLE001 - one defence failing must not lose the others
-            msg = str(exc) if isinstance(exc, ItemError) else f"{spec.label} failed: {_describe(exc)}"
-            row["error"] = msg
-        rows.append(row)
-        yield DefenceDone(item.id, spec.label, row)
-
-    return ItemResult(rows, [s.to_dict() for s in outcome.steps], clean, attacked,
-                      time.perf_counter() - t_item, loaded.note, images)
 
 
-def _eot(row: dict[str, Any], metric, defence, x: torch.Tensor, x_adv: torch.Tensor, seed: int,
-         draws: int) -> tuple[float, float]:
-    """EOT over ``draws`` random draws: the mean scores become the row's scores (gains are
-    computed from them), spreads go to ``*_std`` columns; image comparisons use draw 0."""
-    from engine.evaluation.eot import eot_scores
+def _defend(metric, defence, x: torch.Tensor, x_adv: torch.Tensor, xs: list[torch.Tensor],
+            xas: list[torch.Tensor], clean: list[float], attacked: list[float], seeds: list[int],
+            exp: Experiment, label: str, dev: torch.device):
+    """Apply one defence to the clean and attacked batch and score both.
 
-    r = eot_scores(metric, defence, x, x_adv, seed, draws)
-    row["eot_draws"] = int(r["draws"])
-    for key in ("defended-clear", "defended-attacked", "both_defended_abs_gain"):
-        row[f"{key}_std"] = float(r[f"{key}_std"][0])
-    return (_finite(float(r["defended-clear_mean"][0]), "EOT mean of M(D(x))", "defence"),
-            _finite(float(r["defended-attacked_mean"][0]), "EOT mean of M(D(x_a))", "defence"))
+    Returns the per-image defended views (``none``: the very x and x_a views, so their
+    pairs count as identical), the scores from :func:`score_defended` and the seconds the
+    two applies took.
+    """
+    if getattr(defence, "identity", False):
+        return xs, xas, {"defended-clear": clean, "defended-attacked": attacked}, 0.0
+    seed = _per_image(seeds)
+    _sync(dev)
+    t1 = time.perf_counter()
+    with torch.no_grad():
+        dx = defence(x, seed=seed)
+        dxa = defence(x_adv, seed=seed)
+    _sync(dev)
+    seconds = (time.perf_counter() - t1) / 2
+    scored = score_defended(metric, defence, x, x_adv, dx, dxa, seed, exp, label)
+    n = x.shape[0]
+    return [dx[i:i + 1] for i in range(n)], [dxa[i:i + 1] for i in range(n)], scored, seconds
 
 
-def _certify(row: dict[str, Any], metric, defence, x: torch.Tensor, x_adv: torch.Tensor,
-             seed: int) -> tuple[float, float]:
-    """A smoothing (certified) defence: the smoothed scores of x and x_a, both from the same
-    seed (the same noise draws), become the row's defended scores; the intervals and whether
-    the certificate holds go to the ``certified_*`` columns; ``defence_time`` is the time
-    per smoothed score. (EOT does not apply: the smoothing is itself the expectation.)"""
+def score_defended(metric, defence, x: torch.Tensor, x_adv: torch.Tensor, dx: torch.Tensor,
+                   dxa: torch.Tensor, seed: int | list[int], exp: Experiment,
+                   label: str) -> dict[str, Any]:
+    """The scores of one defence for every image of the batch: M(D(x)) and M(D(x_a)).
+
+    Plain: the metric's scores of the defended batches. A random defence with
+    ``eot_draws`` > 1: means over the draws (the row's scores) with their spreads
+    (``*_std`` columns); image comparisons still use draw 0. This is the one place where
+    a defence's scores are computed: another kind of defended score (e.g. certified
+    smoothing) is a branch here.
+
+    Returns:
+        ``defended-clear`` and ``defended-attacked``: per-image float lists; with EOT
+        also ``eot_draws`` and the per-image ``*_std`` lists.
+    """
+    if getattr(defence, "smooths_metric", False):
+        return _certify(metric, defence, x, x_adv, seed)
+    if exp.eot_draws > 1 and defence.random:
+        from engine.evaluation.eot import eot_scores
+
+        r = eot_scores(metric, defence, x, x_adv, seed, exp.eot_draws)
+        out: dict[str, Any] = {"eot_draws": int(r["draws"])}
+        for key in ("defended-clear", "defended-attacked", "both_defended_abs_gain"):
+            out[f"{key}_std"] = [float(v) for v in r[f"{key}_std"]]
+        out["defended-clear"] = _finite_each(r["defended-clear_mean"], "EOT mean of M(D(x))", "defence")
+        out["defended-attacked"] = _finite_each(r["defended-attacked_mean"], "EOT mean of M(D(x_a))",
+                                                "defence")
+        return out
+    return {"defended-clear": _scores(metric, dx, f"{label}-defended clean image", "defence"),
+            "defended-attacked": _scores(metric, dxa, f"{label}-defended attacked image", "defence")}
+
+
+def _eot_or_plain(row: dict[str, Any], scored: dict[str, Any], i: int) -> tuple[float, float]:
+    """Image ``i``'s M(D(x)), M(D(x_a)); EOT draws and spreads, or a certified defence's
+    intervals, go into its row."""
+    if "certified" in scored:
+        row.update(scored["certified"][i])
+    if "eot_draws" in scored:
+        row["eot_draws"] = scored["eot_draws"]
+        for key in ("defended-clear", "defended-attacked", "both_defended_abs_gain"):
+            row[f"{key}_std"] = scored[f"{key}_std"][i]
+    return scored["defended-clear"][i], scored["defended-attacked"][i]
+
+
+def _certify(metric, defence, x: torch.Tensor, x_adv: torch.Tensor,
+             seed: int | list[int]) -> dict[str, Any]:
+    """A smoothing (certified) defence: each image's smoothed scores of x and x_a, both from
+    that image's seed (the same noise draws; the same as when it runs alone), become its
+    defended scores; the intervals and whether the certificate holds go to its
+    ``certified_*`` columns, with ``defence_time`` the time per smoothed score. (EOT does
+    not apply: the smoothing is itself the expectation.)"""
     from engine.evaluation.certified import certified_columns
 
-    t0 = time.perf_counter()
-    try:
-        clean_c, attacked_c = defence.certify(metric, x, seed), defence.certify(metric, x_adv, seed)
-    except Exception as exc:  # noqa: BLE001 - the metric or the denoiser failing on noisy samples
-        raise ItemError("defence", f"{defence.name} could not smooth {metric.name}: {_describe(exc)}") from exc
-    _sync(x.device)
-    row["defence_time"] = (time.perf_counter() - t0) / 2
-    row.update(certified_columns(clean_c, attacked_c, x, x_adv, metric.range))
-    return (_finite(float(clean_c.score[0]), "smoothed score of the clean image", "defence"),
-            _finite(float(attacked_c.score[0]), "smoothed score of the attacked image", "defence"))
+    n = x.shape[0]
+    seeds = seed if isinstance(seed, list) else [seed] * n
+    out: dict[str, Any] = {"defended-clear": [], "defended-attacked": [], "certified": []}
+    for i in range(n):
+        xi, xai = x[i:i + 1], x_adv[i:i + 1]
+        t0 = time.perf_counter()
+        try:
+            clean_c, attacked_c = defence.certify(metric, xi, seeds[i]), defence.certify(metric, xai, seeds[i])
+        except Exception as exc:  # noqa: BLE001 - the metric or the denoiser failing on noisy samples
+            raise ItemError("defence", f"{defence.name} could not smooth {metric.name}: {_describe(exc)}") from exc
+        _sync(x.device)
+        cols = certified_columns(clean_c, attacked_c, xi, xai, metric.range)
+        cols["defence_time"] = (time.perf_counter() - t0) / 2
+        out["certified"].append(cols)
+        out["defended-clear"].append(_finite(float(clean_c.score[0]), "smoothed score of the clean image", "defence"))
+        out["defended-attacked"].append(_finite(float(attacked_c.score[0]), "smoothed score of the attacked image",
+                                                "defence"))
+    return out
 
 
 def _save_images(store: ResultStore, exp_id: str, item: WorkItem, images: ItemImages) -> int:
@@ -293,12 +425,15 @@ class ItemOutcome:
 
 
 def plan_units(pending: list[WorkItem], exp: Experiment) -> list[list[WorkItem]]:
-    """Group pending items into units of work, in order: one item per unit today.
+    """Group pending items into units of work, in order (see :func:`engine.batching.plan_units`).
 
-    A unit is what one call of :func:`run_unit` computes (a batch, when batching groups
-    compatible items); back ends schedule units, the driver commits items.
+    A unit is what one call of :func:`run_unit` computes: one item, or a batch of
+    compatible items when ``exp.batch_size`` allows; back ends schedule units, the driver
+    commits items.
     """
-    return [[item] for item in pending]
+    from engine.batching import plan_units as plan
+
+    return plan(pending, exp)
 
 
 def run_unit(items: list[WorkItem], exp: Experiment, runtime: Runtime,
@@ -309,26 +444,75 @@ def run_unit(items: list[WorkItem], exp: Experiment, runtime: Runtime,
 
     ``image_data`` maps an item's image path to the file's bytes, when already read.
 
+    The images are read first (one that cannot be read fails alone); compatible items of
+    one size then run as batches of at most :func:`engine.batching.batch_limit` items. A
+    batch in which anything fails is re-run item by item, so only the failing item
+    fails; an out-of-memory halves the batch (remembered for the metric and size).
     A failure of one item (an :class:`ItemError`, or a bug) becomes that item's outcome;
     :class:`Cancelled` propagates (the unit in flight is dropped).
     """
+    from engine.batching import unit_key
+
+    groups: dict[tuple, list[tuple[WorkItem, LoadedImage]]] = {}
     for item in items:
-        data = (image_data or {}).get(item.image)
-        gen = run_item(item, exp, runtime, cancel, mos, data)
         try:
-            while True:
-                try:
-                    yield next(gen)
-                except StopIteration as stop:
-                    yield ItemOutcome(item, result=stop.value)
-                    break
-        except Cancelled:
-            raise
+            loaded = _load(item, exp, (image_data or {}).get(item.image))
         except ItemError as exc:
             yield ItemOutcome(item, error=str(exc), stage=exc.stage)
-        except Exception as exc:  # noqa: BLE001 - a bug must not lose the run
-            msg = f"internal error: {_describe(exc)}\n{traceback.format_exc(limit=4)}"
-            yield ItemOutcome(item, error=msg, stage="internal")
+            continue
+        groups.setdefault(unit_key(item, tuple(loaded.tensor.shape)), []).append((item, loaded))
+    for group in groups.values():
+        yield from _run_group(group, exp, runtime, cancel, mos)
+
+
+def _run_group(group: list[tuple[WorkItem, LoadedImage]], exp: Experiment, runtime: Runtime,
+               cancel: CancelToken | None, mos: dict[str, float] | None,
+               ) -> Generator[Event | ItemOutcome, None, None]:
+    """Compatible loaded items of one size, in batches; see :func:`run_unit`."""
+    from engine.batching import batch_limit, is_oom, metric_batch_safe, remember_oom
+
+    item0, shape = group[0][0], tuple(group[0][1].tensor.shape)
+    safe = len(group) > 1 and metric_batch_safe(item0.metric)
+    start = 0
+    while start < len(group):
+        size = batch_limit(runtime, exp, item0, shape, len(group) - start) if safe else 1
+        chunk = group[start:start + size]
+        if size == 1:
+            yield from _run_alone(*chunk[0], exp, runtime, cancel, mos)
+            start += 1
+            continue
+        try:
+            results = yield from _run_batch([c[0] for c in chunk], [c[1] for c in chunk], exp,
+                                            runtime, cancel, mos)
+        except Cancelled:
+            raise
+        except Exception as exc:  # noqa: BLE001 - pinned to its item below
+            if is_oom(exc):
+                remember_oom(runtime, item0, shape, size)
+                continue
+            for item, loaded in chunk:
+                yield from _run_alone(item, loaded, exp, runtime, cancel, mos)
+        else:
+            for (item, _), result in zip(chunk, results):
+                yield ItemOutcome(item, result=result)
+        start += size
+
+
+def _run_alone(item: WorkItem, loaded: LoadedImage, exp: Experiment, runtime: Runtime,
+               cancel: CancelToken | None, mos: dict[str, float] | None,
+               ) -> Generator[Event | ItemOutcome, None, None]:
+    """One item as a batch of one; its failure becomes its outcome."""
+    try:
+        result = yield from _run_batch([item], [loaded], exp, runtime, cancel, mos)
+    except Cancelled:
+        raise
+    except ItemError as exc:
+        yield ItemOutcome(item, error=str(exc), stage=exc.stage)
+    except Exception as exc:  # noqa: BLE001 - a bug must not lose the run
+        msg = f"internal error: {_describe(exc)}\n{traceback.format_exc(limit=4)}"
+        yield ItemOutcome(item, error=msg, stage="internal")
+    else:
+        yield ItemOutcome(item, result=result[0])
 
 
 def run_experiment(exp: Experiment, store: ResultStore, *, cancel: CancelToken | None = None,

@@ -55,6 +55,8 @@ class Runtime:
         self.device_name = device
         self.device = resolve_device(device)
         self._cache: dict[tuple[str, str], Any] = {}
+        #: batch sizes an out-of-memory taught, per (metric key, image size)
+        self.batch_limits: dict[tuple, int] = {}
 
     def metric(self, spec: ComponentSpec):
         from engine.metrics import create_metric

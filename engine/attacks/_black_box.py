@@ -112,6 +112,8 @@ class BlackBoxAttack(Attack):
     queries) and :meth:`advance` (spend one block of queries); the loop, the step records
     and the stop points between blocks are here."""
 
+    batchable = False  # one random search state and generator for the whole batch
+
     Params = BlackBoxParams
     #: score-only: needs no gradient (and the step unit is a block of queries)
     black_box: ClassVar[bool] = True

@@ -21,6 +21,8 @@ so the draws the attack optimises over are not the draw the evaluation applies.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
@@ -55,7 +57,8 @@ class DefendedMetric(Metric):
         metric: the metric M.
         defence: the defence D (``d(x, seed=s)``, ``.differentiable``, ``.random``).
         eot_samples: draws per evaluation in ``eot`` mode (ignored otherwise).
-        seed: base seed of the draws; draw k uses ``seed + k``.
+        seed: base seed of the draws; draw k uses ``seed + k``. For a batch of several
+            items, one seed per image (each image gets the draws it gets alone).
         mode: force a mode (default :func:`defence_aware_mode`); forcing ``bpda`` on a
             differentiable D is allowed, ``through`` on a non-differentiable one is not.
 
@@ -68,8 +71,8 @@ class DefendedMetric(Metric):
         >>> out = IFGSM()(x, target)
     """
 
-    def __init__(self, metric: Metric, defence: Defence, eot_samples: int = 1, seed: int = 0,
-                 mode: str | None = None) -> None:
+    def __init__(self, metric: Metric, defence: Defence, eot_samples: int = 1,
+                 seed: int | Sequence[int] = 0, mode: str | None = None) -> None:
         super().__init__()
         mode = mode or defence_aware_mode(defence)
         if mode not in MODES:
@@ -84,7 +87,7 @@ class DefendedMetric(Metric):
         self.mode = mode
         self.uses_bpda = mode == "bpda" or (mode == "eot" and not differentiable)
         self.eot_samples = int(eot_samples) if mode == "eot" else 1
-        self.seed = int(seed)
+        self.seed: int | list[int] = [int(s) for s in seed] if isinstance(seed, Sequence) else int(seed)
         self.name = f"{metric.name}@{defence.name}"  # type: ignore[misc]
         self.lower_better = metric.lower_better
         self.bounds = tuple(metric.bounds)  # type: ignore[assignment]
@@ -93,7 +96,10 @@ class DefendedMetric(Metric):
     def device(self) -> torch.device:
         return self.metric.device
 
-    def _defended(self, x: torch.Tensor, seed: int) -> torch.Tensor:
+    def _draw_seed(self, k: int) -> int | list[int]:
+        return [s + k for s in self.seed] if isinstance(self.seed, list) else self.seed + k
+
+    def _defended(self, x: torch.Tensor, seed: int | list[int]) -> torch.Tensor:
         if self.uses_bpda:
             with torch.no_grad():
                 d = self.defence(x.detach(), seed=seed)
@@ -104,13 +110,13 @@ class DefendedMetric(Metric):
         grad = torch.is_grad_enabled()
         total = None
         for k in range(self.eot_samples):
-            s = self.metric.score(self._defended(x, self.seed + k), grad=grad)
+            s = self.metric.score(self._defended(x, self._draw_seed(k)), grad=grad)
             total = s if total is None else total + s
         return total / self.eot_samples
 
 
 def target_metric(metric: Metric, defence: Defence | None, eot_samples: int = 1,
-                  seed: int = 0) -> tuple[Metric, str]:
+                  seed: int | Sequence[int] = 0) -> tuple[Metric, str]:
     """What an attack should target to be defence-aware, and the mode used.
 
     Returns ``(metric, "direct")`` when there is no defence (or the identity ``none``),

@@ -18,14 +18,20 @@ perturbation file) fit the same protocol: only :meth:`Attack.run` is required.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Generator
+from typing import Any, Callable, ClassVar, Generator, Union
 
 import torch
 
 from engine.metrics.base import Metric, attack_loss
 from engine.params import make_params, param, param_specs, params_to_dict
 from engine.registry import Registry
+
+
+#: what an attack draws its randomness from: one CPU generator, or (a batch of several
+#: items) one generator per image, so each image gets the draws it gets on its own
+Generators = Union[torch.Generator, Sequence[torch.Generator], None]
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,8 @@ class StepRecord:
     ``queries``: for score-only (black-box) attacks, the metric queries spent per image so
     far (the most over the batch); their step is a block of queries and ``score`` the best
     score found so far. None for gradient attacks (and then left out of :meth:`to_dict`).
+    ``per_image``: for a batch of several images, each image's own record (what it
+    reports when attacked alone); empty for a single image.
     """
 
     iteration: int
@@ -45,6 +53,11 @@ class StepRecord:
     l2: float
     psnr: float
     queries: int | None = None
+    per_image: tuple["StepRecord", ...] = field(default=(), compare=False, repr=False)
+
+    def image(self, i: int) -> "StepRecord":
+        """Image ``i``'s record (the record itself for a single image)."""
+        return self.per_image[i] if self.per_image else self
 
     def to_dict(self) -> dict[str, float]:
         d = {"iteration": self.iteration, "score": self.score, "loss": self.loss,
@@ -65,6 +78,10 @@ class AttackOutcome:
         steps: every step record, in order.
         mode: how the metric was attacked: ``"direct"``, or for a defended metric
             ``"through"``/``"bpda"``/``"eot"`` (set by the defence-aware wrapper).
+        scores: the attacked metric's scores of ``image`` :math:`(B,)`, computed without
+            gradient by the attack's last step (so the caller need not score it again);
+            ``None`` when the attack did not score the returned image that way (best
+            iterate: its scores came from a gradient pass).
     """
 
     image: torch.Tensor
@@ -72,6 +89,7 @@ class AttackOutcome:
     iteration_used: list[int]
     steps: list[StepRecord] = field(default_factory=list)
     mode: str = "direct"
+    scores: torch.Tensor | None = None
 
 
 @dataclass
@@ -101,6 +119,9 @@ class Attack:
     #: the parameter budget calibration searches (larger = stronger perturbation);
     #: ε for most attacks, a learning rate, radius or query budget for others
     strength_param: ClassVar[str | None] = "eps"
+    #: whether images attacked together in a batch get what each gets alone (per-image
+    #: random draws, no coupling through the optimiser); when False, batch 1 is used
+    batchable: ClassVar[bool] = True
 
     def __init__(self, params: Any = None, **overrides: Any) -> None:
         if params is None or isinstance(params, dict):
@@ -120,11 +141,18 @@ class Attack:
         return param_specs(cls.Params)
 
     def run(self, x: torch.Tensor, metric: Metric, *,
-            generator: torch.Generator | None = None) -> AttackRun:
+            generator: Generators = None) -> AttackRun:
+        """Attack the batch ``x``; every image is attacked independently of the others.
+
+        Args:
+            x: :math:`(B, 3, H, W)` in [0, 1].
+            metric: the metric to raise.
+            generator: a CPU generator, or one per image (see :func:`rand_per_image`).
+        """
         raise NotImplementedError
 
     def __call__(self, x: torch.Tensor, metric: Metric, *,
-                 generator: torch.Generator | None = None) -> AttackOutcome:
+                 generator: Generators = None) -> AttackOutcome:
         """Run to completion and return the outcome (convenience)."""
         return run_to_end(self.run(x, metric, generator=generator))
 
@@ -135,6 +163,17 @@ def run_to_end(gen: AttackRun) -> AttackOutcome:
             next(gen)
         except StopIteration as stop:
             return stop.value
+
+
+def rand_per_image(shape: torch.Size | tuple[int, ...], generator: Generators,
+                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``torch.rand(shape)`` on the CPU; with one generator per image, each image's slice
+    is drawn from its own, so it equals what that image draws when attacked alone."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.rand(shape, generator=generator, dtype=dtype)
+    if len(generator) != shape[0]:
+        raise ValueError(f"{len(generator)} generators for a batch of {shape[0]} images")
+    return torch.cat([torch.rand((1, *shape[1:]), generator=g, dtype=dtype) for g in generator])
 
 
 def perturbation_stats(x: torch.Tensor, x0: torch.Tensor,
@@ -159,7 +198,9 @@ class IterateTracker:
     """Builds step records and remembers, per image, the best-scoring iterate.
 
     Feed it every iterate with the scores computed for it (usually by the same forward
-    pass that produced the gradient, so tracking costs no extra metric call).
+    pass that produced the gradient, so tracking costs no extra metric call). For a batch
+    of several images each record also carries every image's own record, computed on
+    that image alone (the numbers it reports when attacked at batch size 1).
     """
 
     def __init__(self, metric: Metric, x0: torch.Tensor) -> None:
@@ -171,6 +212,7 @@ class IterateTracker:
         self.clean_scores: torch.Tensor | None = None
         self.steps: list[StepRecord] = []
         self._scratch = torch.empty_like(self.x0)
+        self._last: tuple[int, torch.Tensor] | None = None
 
     def record(self, iteration: int, x: torch.Tensor, scores: torch.Tensor,
                loss: torch.Tensor | float | None = None, queries: int | None = None) -> StepRecord:
@@ -189,15 +231,37 @@ class IterateTracker:
                 self.best[i].copy_(x[i].detach())
                 self.best_iter[i] = iteration
         linf, l2, psnr = perturbation_stats(x, self.x0, out=self._scratch)
-        rec = StepRecord(iteration, float(scores.mean().item()), loss_v, linf, l2, psnr, queries)
+        per_image = self._per_image(iteration, x, scores, loss, queries) if x.shape[0] > 1 else ()
+        rec = StepRecord(iteration, float(scores.mean().item()), loss_v, linf, l2, psnr, queries, per_image)
         self.steps.append(rec)
+        self._last = (iteration, scores)
         return rec
 
+    def _per_image(self, iteration: int, x: torch.Tensor, scores: torch.Tensor,
+                   loss: torch.Tensor | float | None, queries: int | None = None) -> tuple[StepRecord, ...]:
+        out = []
+        for i in range(x.shape[0]):
+            s = scores[i:i + 1]
+            if loss is None:
+                loss_i = attack_loss(self.metric, s).mean().item()
+            elif isinstance(loss, torch.Tensor) and loss.numel() == x.shape[0]:
+                loss_i = float(loss.detach().reshape(-1)[i:i + 1].mean().item())
+            else:
+                loss_i = float(loss.detach().mean().item()) if isinstance(loss, torch.Tensor) else float(loss)
+            linf, l2, psnr = perturbation_stats(x[i:i + 1], self.x0[i:i + 1])
+            out.append(StepRecord(iteration, float(s.mean().item()), loss_i, linf, l2, psnr, queries))
+        return tuple(out)
+
     def outcome(self, last: torch.Tensor, last_iteration: int, keep_best: bool) -> AttackOutcome:
+        """The returned image: the best iterate per image, or ``last``. The last recorded
+        scores travel with ``last`` when they were recorded for it (its final score)."""
         if keep_best:
             return AttackOutcome(self.best.clone(), "best", list(self.best_iter), list(self.steps))
+        scores = None
+        if self._last is not None and self._last[0] == last_iteration:
+            scores = self._last[1].detach().clone()
         return AttackOutcome(last.detach().clone(), "last", [last_iteration] * last.shape[0],
-                             list(self.steps))
+                             list(self.steps), scores=scores)
 
 
 def loss_and_grad(metric: Metric, x: torch.Tensor,

@@ -48,6 +48,8 @@ class PGDL2(Attack):
         >>> out = PGDL2(radius=1.0, iters=20)(x, metric)
     """
 
+    batchable = False  # the random start draws from one generator for the whole batch
+
     Params = PGDL2Params
     strength_param = "radius"
     presets = {"paper": {}, **sweep("radius", L2_RADII)}

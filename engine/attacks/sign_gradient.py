@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from engine.attacks.base import Attack, AttackParams, AttackRun, IterateTracker, loss_and_grad
+from engine.attacks.base import Attack, AttackParams, AttackRun, Generators, IterateTracker, loss_and_grad
 from engine.metrics.base import Metric
 from engine.params import param
 
@@ -35,7 +35,7 @@ class SignGradientAttack(Attack):
     Params = SignParams
     strength_param = "eps"
 
-    def init_delta(self, x0: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def init_delta(self, x0: torch.Tensor, generator: Generators) -> torch.Tensor:
         return torch.zeros_like(x0)
 
     def direction(self, grad: torch.Tensor, state: dict) -> torch.Tensor:
@@ -48,7 +48,7 @@ class SignGradientAttack(Attack):
         return self.params.iters
 
     def run(self, x: torch.Tensor, metric: Metric, *,
-            generator: torch.Generator | None = None) -> AttackRun:
+            generator: Generators = None) -> AttackRun:
         p = self.params
         x0 = x.detach()
         delta = self.init_delta(x0, generator)

@@ -114,6 +114,8 @@ class StAdv(Attack):
         >>> out = StAdv(tau=0.05, iters=10)(x, metric)
     """
 
+    batchable = False  # L-BFGS couples the images' flows through one line search
+
     Params = StAdvParams
     strength_param = "lr"
     presets = {"paper": {},

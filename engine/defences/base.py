@@ -8,6 +8,7 @@ transform: the runner passes one seed per item to both.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -39,6 +40,11 @@ class Defence:
     #: changes the geometry (flip, crop, rotate): quality vs the clean image is then
     #: reported beside a geometry-aware quality (D(x) vs D(x_a))
     geometric: ClassVar[bool] = False
+    #: returns its input unchanged (``none``): the runner reuses x, x_a and their scores
+    identity: ClassVar[bool] = False
+    #: applied image by image inside a batch, because its batched kernels round
+    #: differently from one image (so a batched run's rows equal batch 1's bit for bit)
+    split_batch: ClassVar[bool] = False
 
     def __init__(self, params: Any = None, **overrides: Any) -> None:
         from engine.params import NoParams
@@ -78,16 +84,25 @@ class Defence:
     def forward(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         raise NotImplementedError
 
-    def __call__(self, x: torch.Tensor, seed: int | None = None) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, seed: int | Sequence[int] | None = None) -> torch.Tensor:
         """Apply the defence.
 
         Args:
             x: :math:`(B, 3, H, W)` in [0, 1].
             seed: the per-item seed; random defences make all their draws from a CPU
                 ``torch.Generator`` seeded with it (same seed → same transform on any
-                device). Ignored by deterministic defences.
+                device). A batch of several items gives one seed per image: each image
+                then gets the draw it gets alone. Ignored by deterministic defences.
         """
         check_image_batch(x)
+        seeds = list(seed) if isinstance(seed, Sequence) else None
+        if seeds is not None and len(seeds) != x.shape[0]:
+            raise ValueError(f"{self.name}: {len(seeds)} seeds for a batch of {x.shape[0]} images")
+        if x.shape[0] > 1 and (self.split_batch or (self.random and seeds is not None)):
+            return torch.cat([self(x[i:i + 1], None if seeds is None else seeds[i])
+                              for i in range(x.shape[0])])
+        if seeds is not None:
+            seed = seeds[0]
         gen = None
         if self.random:
             gen = torch.Generator().manual_seed(int(seed if seed is not None else 0))

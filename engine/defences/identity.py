@@ -10,5 +10,7 @@ from engine.defences.base import DEFENCES, Defence
 class NoDefence(Defence):
     """Returns the input unchanged (differentiable, deterministic)."""
 
+    identity = True
+
     def forward(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         return x

@@ -10,6 +10,7 @@ draw k ≥ 1 uses ``draw_seed(seed, k)``. A deterministic defence is evaluated o
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -23,8 +24,8 @@ def draw_seed(seed: int, k: int) -> int:
 
 
 @torch.no_grad()
-def eot_scores(metric: Any, defence: Any, x: torch.Tensor, x_adv: torch.Tensor, seed: int,
-               n: int) -> dict[str, Any]:
+def eot_scores(metric: Any, defence: Any, x: torch.Tensor, x_adv: torch.Tensor,
+               seed: int | Sequence[int], n: int) -> dict[str, Any]:
     """Scores of a (random) defence over ``n`` draws.
 
     Args:
@@ -32,7 +33,8 @@ def eot_scores(metric: Any, defence: Any, x: torch.Tensor, x_adv: torch.Tensor, 
         defence: an ``engine.defences.base.Defence`` (called as ``defence(x, seed=s)``).
         x: clean batch :math:`(B, 3, H, W)` in [0, 1].
         x_adv: attacked batch, same shape.
-        seed: the item's defence seed.
+        seed: the item's defence seed; for a batch of several items one per image
+            (draw k of image i then uses ``draw_seed(seed[i], k)``).
         n: number of draws (≥ 1); a deterministic defence is drawn once.
 
     Returns:
@@ -51,7 +53,10 @@ def eot_scores(metric: Any, defence: Any, x: torch.Tensor, x_adv: torch.Tensor, 
     if x.shape != x_adv.shape:
         raise ValueError(f"clean {tuple(x.shape)} and attacked {tuple(x_adv.shape)} differ in shape")
     draws = n if getattr(defence, "random", False) else 1
-    seeds = [draw_seed(seed, k) for k in range(draws)]
+    if isinstance(seed, Sequence):
+        seeds: list[Any] = [[draw_seed(s, k) for s in seed] for k in range(draws)]
+    else:
+        seeds = [draw_seed(seed, k) for k in range(draws)]
     clean, attacked = [], []
     for s in seeds:
         clean.append(metric.score(defence(x, seed=s)).detach().float().cpu())
@@ -61,6 +66,9 @@ def eot_scores(metric: Any, defence: Any, x: torch.Tensor, x_adv: torch.Tensor, 
     out: dict[str, Any] = {"draws": draws, "seeds": seeds}
     for key, v in values.items():
         out[key] = v
-        out[f"{key}_mean"] = v.mean(0)
-        out[f"{key}_std"] = v.std(0, correction=0)
+        # column by column: a reduction over (N, B) rounds differently from (N, 1), and a
+        # batched run must give each image the numbers it gets alone
+        cols = [v[:, i:i + 1] for i in range(v.shape[1])]
+        out[f"{key}_mean"] = torch.cat([c.mean(0) for c in cols])
+        out[f"{key}_std"] = torch.cat([c.std(0, correction=0) for c in cols])
     return out

@@ -44,13 +44,20 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor, window_size: int = 11) -> torch.Tensor:
-    """Mean SSIM (Gaussian window 11, σ 1.5, on RGB channels averaged)."""
+    """Mean SSIM (Gaussian window 11, σ 1.5, on RGB channels averaged); exactly 1 for
+    identical images (kornia's 1e-12 in the denominator would give 1 − ~1e-6 on flat
+    areas), so an unchanged image needs no computing (:data:`IDENTICAL`)."""
     b = align(a, b)
     win = min(window_size, int(min(a.shape[-2:])) // 2 * 2 - 1)
-    return _kornia_ssim(a, b, window_size=max(win, 3), max_val=1.0).flatten(1).mean(1)
+    value = _kornia_ssim(a, b, window_size=max(win, 3), max_val=1.0).flatten(1).mean(1)
+    same = (a == b).flatten(1).all(1) if a.shape == b.shape else torch.zeros_like(value, dtype=torch.bool)
+    return torch.where(same, torch.ones_like(value), value)
 
 
 PAIR_MEASURES = {"ssim": ssim, "mse": mse, "psnr": psnr, "l_inf": linf, "mae": mae}
+
+#: what :func:`compare` gives for two identical images
+IDENTICAL: dict[str, float] = {"ssim": 1.0, "mse": 0.0, "psnr": PSNR_CAP_DB, "l_inf": 0.0, "mae": 0.0}
 
 
 @torch.no_grad()

@@ -6,7 +6,7 @@ from typing import Any
 import torch
 
 from engine.evaluation import scores as S
-from engine.evaluation.pairs import compare
+from engine.evaluation.pairs import IDENTICAL, compare
 
 #: (column suffix, first image, second image) for the five compared pairs
 PAIRS = (
@@ -29,9 +29,34 @@ SCORE_COLUMNS = [
 ]
 
 
+class PairMeasures:
+    """Pair measures of one image's tensors, each distinct pair computed once.
+
+    The same tensor object on both sides (``none``'s D(x) is x) is an identical pair:
+    :data:`~engine.evaluation.pairs.IDENTICAL`, not computed. A pair of tensors already
+    measured (x against x_a, shared by every defence) is looked up. The tensors are held,
+    so their ids stay unique for the cache's life (one item).
+    """
+
+    def __init__(self) -> None:
+        self._done: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor, dict[str, float]]] = {}
+
+    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
+        if a is b:
+            return IDENTICAL
+        key = (id(a), id(b))
+        if key not in self._done:
+            self._done[key] = (a, b, compare(a, b))
+        return self._done[key][2]
+
+    def pairs(self, images: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
+        """The five :data:`PAIRS` of ``images`` (``x``, ``xa``, ``dx``, ``dxa``)."""
+        return {pair: self(images[a], images[b]) for pair, a, b in PAIRS}
+
+
 def evaluate_pair(*, clean: float, attacked: float, defended_clean: float, defended_attacked: float,
                   images: dict[str, torch.Tensor], bounds: tuple[float, float], score_range: float,
-                  geometric: bool) -> dict[str, Any]:
+                  geometric: bool, measures: PairMeasures | None = None) -> dict[str, Any]:
     """Every pair measure and score for one defence.
 
     Args:
@@ -39,13 +64,13 @@ def evaluate_pair(*, clean: float, attacked: float, defended_clean: float, defen
         images: ``x``, ``xa``, ``dx``, ``dxa`` as 1×3×H×W tensors.
         bounds: the metric's (worst, best); score_range: its range.
         geometric: whether the defence changes geometry (flip, crop, rotate).
+        measures: the image's :class:`PairMeasures`, shared by its defences (a fresh
+            one when omitted).
     """
     row: dict[str, Any] = {"clear": clean, "attacked": attacked,
                            "defended-clear": defended_clean, "defended-attacked": defended_attacked}
-    measured: dict[str, dict[str, float]] = {}
-    for pair, a, b in PAIRS:
-        m = compare(images[a], images[b])
-        measured[pair] = m
+    measured = (measures or PairMeasures()).pairs(images)
+    for pair, m in measured.items():
         for k in PAIR_KEYS:
             row[f"{k}_{pair}"] = m[k]
     cd, cdc, dd = (measured["clear_defended-attacked"], measured["clear_defended-clear"],

@@ -130,7 +130,8 @@ def metric_info(name: str) -> dict[str, Any]:
         dict with ``name``, ``lower_better``, ``bounds`` ``(worst, best)``,
         ``bounds_source`` (msu | pyiqa | default), ``differentiable``, ``source``
         (``native`` | ``pyiqa``), ``availability`` (:class:`Availability`), ``files``
-        (what it needs: filename, url, folder, present) and ``description``.
+        (what it needs: filename, url, folder, present), ``description`` and
+        ``batch_safe`` (whether images may share a batch; see :class:`Metric`).
     """
     key = canonical_name(name)
     if key in METRICS:
@@ -145,7 +146,7 @@ def metric_info(name: str) -> dict[str, Any]:
         return {"name": key, "lower_better": cls.lower_better, "bounds": tuple(cls.bounds),
                 "bounds_source": "msu", "differentiable": cls.differentiable,
                 "source": "native", "availability": av, "files": files,
-                "description": doc[0] if doc else ""}
+                "description": doc[0] if doc else "", "batch_safe": cls.batch_safe}
     if key in pyiqa_catalog.nr_names():
         e = pyiqa_catalog.entry(key)
         return {"name": key, "lower_better": e.lower_better, "bounds": e.bounds,
@@ -153,5 +154,6 @@ def metric_info(name: str) -> dict[str, Any]:
                 "source": "pyiqa", "availability": pyiqa_catalog.availability(key),
                 "files": [{"filename": f.filename, "url": f.url, "folder": f.folder,
                            "present": f.present()} for f in e.files],
-                "description": f"pyiqa {e.arch} ({key}); pyiqa score range {e.score_range}"}
+                "description": f"pyiqa {e.arch} ({key}); pyiqa score range {e.score_range}",
+                "batch_safe": e.batch_safe}
     raise _unknown(name)

@@ -43,6 +43,12 @@ class Metric(nn.Module):
         lower_better: True when a lower score means better quality (NIQE, BRISQUE).
         bounds: ``(worst, best)`` scores used to normalise (MSU bounds where known).
         differentiable: whether gradients w.r.t. the input are meaningful.
+        batch_safe: an image's score does not depend on the other images of its batch
+            (no batch statistics, random crops shared by the batch, size dependence);
+            ``False`` makes the runner score this metric one image at a time.
+        split_batch: per image inside a batch, but its batched arithmetic rounds
+            differently from one image; :meth:`score` then runs the images one by one,
+            so a batched run's numbers equal batch 1's bit for bit.
 
     Shape:
         - Input: :math:`(B, 3, H, W)` float in [0, 1], RGB.
@@ -53,6 +59,8 @@ class Metric(nn.Module):
     lower_better: bool = False
     bounds: tuple[float, float] = (0.0, 100.0)
     differentiable: bool = True
+    batch_safe: bool = True
+    split_batch: bool = False
 
     @property
     def range(self) -> float:
@@ -95,9 +103,9 @@ class Metric(nn.Module):
             :math:`(B,)` scores.
         """
         check_image_batch(x)
-        if grad:
-            return self.forward(x).reshape(x.shape[0])
-        with torch.no_grad():
+        with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
+            if self.split_batch and x.shape[0] > 1:
+                return torch.cat([self.forward(x[i:i + 1]).reshape(1) for i in range(x.shape[0])])
             return self.forward(x).reshape(x.shape[0])
 
     def normalised(self, scores: torch.Tensor) -> torch.Tensor:

@@ -45,6 +45,20 @@ _LLM_REASON = ("multimodal large language model (0.8–9 B parameters, many GB o
 NON_DIFFERENTIABLE = frozenset({"entropy", "piqe", "nrqm", "pi"})
 """Checked: their scores have no (or an all-zero) gradient w.r.t. the input."""
 
+NOT_BATCH_SAFE: dict[str, str] = {}
+"""Metrics whose score of an image depends on the rest of its batch (name → why): the
+runner scores them one image at a time. pyiqa's eval paths were read for batch
+statistics and batch-shared random crops (0.1.x: random crops are training-only), and
+none was found; a metric that has one goes here."""
+
+SPLIT_BATCH: dict[str, str] = {
+    "brisque": "its SVM adds 774 support-vector terms of both signs (about ±1e4) in one "
+               "matrix-vector product, whose rounding depends on the batch size: batched "
+               "scores move by up to ~3e-3",
+}
+"""Per image in a batch but rounded differently from one image: scored image by image
+(cheap on the CPU), so batched runs equal unbatched ones bit for bit."""
+
 # Extra Python packages an arch imports beyond pyiqa's own requirements.
 _ARCH_PACKAGES: dict[str, tuple[str, ...]] = {
     "QAlign": ("icecream", "transformers"),
@@ -93,6 +107,8 @@ class PyiqaEntry:
     packages: tuple[str, ...] = ()
     disabled_reason: str = ""
     opts: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    batch_safe: bool = True
+    split_batch: bool = False
 
 
 def pyiqa_dir() -> Path | None:
@@ -153,7 +169,8 @@ def _entry(name: str) -> PyiqaEntry:
     disabled = _LLM_REASON if is_llm(name) and not llm_enabled() else ""
     return PyiqaEntry(name, arch, lower_better, bounds, source, score_range,
                       name not in NON_DIFFERENTIABLE, tuple(required_files(name, arch, opts)),
-                      _ARCH_PACKAGES.get(arch, ()), disabled, opts)
+                      _ARCH_PACKAGES.get(arch, ()), disabled, opts,
+                      batch_safe=name not in NOT_BATCH_SAFE, split_batch=name in SPLIT_BATCH)
 
 
 # --------------------------------------------------------------------------- bounds

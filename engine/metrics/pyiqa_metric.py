@@ -58,6 +58,8 @@ class PyiqaMetric(Metric):
         self.lower_better = entry.lower_better
         self.bounds = entry.bounds
         self.differentiable = entry.differentiable
+        self.batch_safe = entry.batch_safe
+        self.split_batch = entry.split_batch
         self.pretrained = bool(pretrained) or weights is not None
         self.net = _build_net(entry, pretrained=pretrained, weights=weights, download=download)
         self.net.eval()
