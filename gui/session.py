@@ -86,6 +86,7 @@ class Session:
         self.by_image: dict[str, list[str]] = {}
         self.steps: dict[str, dict[str, list[tuple[float, float]]]] = {}
         self.clean_scores: dict[str, float] = {}
+        self._started: dict[str, ItemStarted] = {}
         self.rows: list[dict[str, Any]] = []
         self.running = False
         self.current_item: str | None = None
@@ -240,6 +241,7 @@ class Session:
 
     def _track(self, exp: Experiment | None) -> None:
         self.items, self.by_image, self.steps, self.clean_scores = {}, {}, {}, {}
+        self._started = {}
         self.current_item = self.followed = None
         if exp is None:
             return
@@ -332,6 +334,7 @@ class Session:
 
     def _on_item_started(self, ev: ItemStarted) -> None:
         info = self.items.get(ev.item.id)
+        self._started[ev.item.id] = ev
         self.current_item = ev.item.id
         self._defences_done = 0
         if info is not None:
@@ -340,11 +343,20 @@ class Session:
         self.item_started.emit(ev)
         self.progress.emit(self.finished, 0.0)
 
+    def _follow(self, item_id: str) -> None:
+        """A batch starts all its items at once, then streams one item's events: the item
+        in flight is the one whose events arrive."""
+        if item_id != self.current_item and item_id in self._started:
+            self.current_item = item_id
+            self.item_started.emit(self._started[item_id])
+
     def _on_clean(self, ev: CleanScored) -> None:
+        self._follow(ev.item_id)
         self.clean_scores[ev.item_id] = ev.score
         self.clean_scored.emit(ev.item_id, ev.score)
 
     def _on_step(self, ev: AttackStep) -> None:
+        self._follow(ev.item_id)
         self.steps.setdefault(ev.item_id, {}).setdefault(ev.attack, []).append(step_point(ev.step))
         self.step.emit(ev)
         n = self._iters.get(ev.attack, 1)

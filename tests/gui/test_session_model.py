@@ -160,6 +160,31 @@ def test_a_run_is_tracked_from_events(tmp_path):
     assert s.followed is None and s.rows == [] and set(s.items) == {it.id for it in exp2.items()}
 
 
+def test_a_batch_follows_the_item_whose_events_arrive(tmp_path):
+    """A batched unit starts all its items at once; its first item streams live."""
+    s = _session(tmp_path)
+    a = _folder(tmp_path, "a")
+    s.open_folder(str(a))
+    rec = Recorder(s)
+    started: list[str] = []
+    s.item_started.connect(lambda ev: started.append(ev.item.id))
+    exp = _experiment(a)
+    s.begin_run(exp)
+    first, second = exp.items()
+    s.handle(RunStarted(exp.id, 2, 2, "cpu"))
+    s.handle(ItemStarted(first, 1, 2))
+    s.handle(ItemStarted(second, 2, 2))
+    assert s.current_item == second.id
+    s.handle(CleanScored(first.id, 10.0))
+    s.handle(AttackStep(first.id, "ifgsm", StepRecord(0, 10.0, 0, 0, 0, 0), 10.0))
+    assert s.current_item == first.id and started == [first.id, second.id, first.id]
+    s.handle(AttackStep(first.id, "ifgsm", StepRecord(1, 9.0, 0, 0, 0, 0), 10.0))
+    assert started == [first.id, second.id, first.id]  # no re-begin while it stays the same
+    s.handle(CleanScored(second.id, 8.0))  # the held events of the rest, after the batch
+    assert s.current_item == second.id and started[-1] == second.id
+    assert rec.of("running_changed")[-1] == (True,)
+
+
 def test_open_is_refused_during_a_run(tmp_path):
     s = _session(tmp_path)
     a, b = _folder(tmp_path, "a"), _folder(tmp_path, "b")
