@@ -1,4 +1,4 @@
-"""One local Ray instance for the whole test session (CI has 2 CPUs), shared by the
+"""One local Ray instance (CI has 2 CPUs), shared by all the
 ray back end's tests in this folder (each module skips with a reason when Ray is missing)."""
 from __future__ import annotations
 
@@ -52,8 +52,11 @@ def local_rows(ray_folder, tmp_path_factory) -> list[dict]:
         torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_session():
+    """Started once for this folder's tests and shut down after them: a Ray driver left
+    running would keep its background garbage-collection thread alive in the GUI tests,
+    where collecting Qt objects off the GUI thread can deadlock."""
     ray = pytest.importorskip("ray", reason=RAY_MISSING)
     started = not ray.is_initialized()
     if started:
