@@ -42,6 +42,9 @@ def create_application(argv: list[str] | None = None):
     from gui.style import apply_style
 
     apply_style(app)
+    from gui.gc_guard import install
+
+    install(app)  # garbage (closed windows' widgets) is collected on the GUI thread only
     app.setProperty("removed_env", removed)
     return app
 

@@ -92,9 +92,27 @@ PRESETS: dict[str, list[str] | None] = {
                       "nonpurified_robustness", "attack_gained", "flag"],
     "quality": _KEYS + ["quality_score", "quality_score_clear", "geometry_aware_quality", "similarity_score"],
     "pair measures": _KEYS + [f"{k}_{pair}" for pair, _, _ in PAIRS for k in PAIR_KEYS],
-    "timing": _KEYS + ["attack_time", "defence_time", "attack_iterations", "iteration_used"],
+    "timing": _KEYS + ["attack_time", "defence_time", "attack_iterations", "attack_queries", "iteration_used"],
+    "certified": _KEYS + ["defended-clear", "defended-attacked", "defended-clear_certified_low",
+                          "defended-clear_certified_high", "defended-attacked_certified_low",
+                          "defended-attacked_certified_high", "certified_radius", "perturbation_l2",
+                          "certified_applies", "certified_holds", "certified_width", "certified_note"],
+    "budget": _KEYS + ["budget", "budget_reached", "budget_met", "linf_clear_attacked", "psnr_clear_attacked",
+                       "ssim_clear_attacked", "nonpurified_abs_gain"],
     "all": None,
 }
+
+
+def certified_summary(rows: list[dict]) -> str:
+    """For rows of certified (smoothing) defences: on how many the certificate holds and
+    the mean certified width (share of the metric's range); empty when there are none."""
+    cert = [r for r in rows if isinstance(r.get("certified_holds"), bool) and not r.get("error")]
+    if not cert:
+        return ""
+    holds = sum(1 for r in cert if r["certified_holds"])
+    widths = [r["certified_width"] for r in cert if isinstance(r.get("certified_width"), (int, float))]
+    width = f" · mean certified width {sum(widths) / len(widths):.3g}" if widths else ""
+    return f"certificate holds on {holds} of {len(cert)} certified rows{width}"
 
 
 def preset_columns(preset: str, columns: list[str]) -> list[str]:

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.columns import PRESETS, column_title, preset_columns
+from gui.columns import PRESETS, certified_summary, column_title, preset_columns
 from gui.results_model import ResultsModel, ResultsProxy
 
 
@@ -80,6 +80,7 @@ class ResultsView(QWidget):
         self.filter.setClearButtonEnabled(True)
         self.filter.textChanged.connect(self._on_filter)
         bar.addWidget(self.filter, 3)
+        self._certified: tuple[Any, str] = (None, "")
         self.rows_label = QLabel("0 rows")
         self.rows_label.setObjectName("rows_label")
         bar.addWidget(self.rows_label)
@@ -146,7 +147,11 @@ class ResultsView(QWidget):
     @Slot()
     def _update_count(self, *_: Any) -> None:
         shown, total = self.proxy.rowCount(), self.model.rowCount()
-        self.rows_label.setText(f"{shown} rows" if shown == total else f"{shown} of {total} rows")
+        text = f"{shown} rows" if shown == total else f"{shown} of {total} rows"
+        key = (id(self.model.rows), total)
+        if self._certified[0] != key:  # recounted when the rows change, not on every filter
+            self._certified = (key, certified_summary(self.model.rows))
+        self.rows_label.setText(text + (f" · {self._certified[1]}" if self._certified[1] else ""))
 
     @Slot(str)
     def _on_filter(self, text: str) -> None:

@@ -31,9 +31,11 @@ def settings(tmp_path):
 
 @pytest.fixture
 def make_window(qtbot, metric_entries, qapp):
+    from gui.gc_guard import install
     from gui.style import apply_style
 
     apply_style(qapp)
+    install(qapp)  # as the app does: no Qt object is collected in a worker thread
     windows = []
 
     def make(settings, resize: bool = True):

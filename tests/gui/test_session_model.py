@@ -195,3 +195,14 @@ def test_open_is_refused_during_a_run(tmp_path):
     assert s.folder == str(a.resolve()) and rec.of("message")[0][0] == "warning"
     with pytest.raises(RuntimeError):
         s.begin_run(_experiment(a))
+
+
+def test_certified_rows_are_summarised_and_have_a_column_preset():
+    from gui.columns import PRESETS, certified_summary
+
+    rows = [{"certified_holds": True, "certified_width": 0.2}, {"certified_holds": False, "certified_width": 0.4},
+            {"certified_holds": True, "certified_width": 0.3, "error": "x"}, {"defence": "jpeg"}]
+    assert certified_summary(rows) == "certificate holds on 1 of 2 certified rows · mean certified width 0.3"
+    assert certified_summary([{"defence": "jpeg"}]) == ""
+    assert {"certified_holds", "defended-clear_certified_low"} <= set(PRESETS["certified"])
+    assert {"budget", "budget_reached", "budget_met"} <= set(PRESETS["budget"])

@@ -1,0 +1,49 @@
+"""Python's cyclic garbage collection only on the GUI thread.
+
+The collector runs in whichever thread happens to allocate when a threshold is passed.
+When that is a worker thread (a report drawing matplotlib figures, a background image
+read) and the garbage holds Qt widgets (a closed window's menus), their C++ destructors
+run off the GUI thread and can deadlock with it. :class:`MainThreadGC` turns automatic
+collection off and collects from a timer on the GUI thread instead, generation by
+generation when the counts pass Python's own thresholds (as calibre does).
+"""
+from __future__ import annotations
+
+import gc
+
+from PySide6.QtCore import QObject, QTimer
+
+
+class MainThreadGC(QObject):
+    """Install once, on the GUI thread: ``MainThreadGC(app)``.
+
+    Args:
+        parent: the QApplication (the guard lives as long as it).
+        interval_ms: how often the counts are checked.
+    """
+
+    def __init__(self, parent: QObject | None = None, interval_ms: int = 500) -> None:
+        super().__init__(parent)
+        self.threshold = gc.get_threshold()
+        gc.disable()
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self.check)
+        self.timer.start(interval_ms)
+
+    def check(self) -> int:
+        """Collect the oldest generation whose count passed its threshold; returns it (−1: none)."""
+        counts = gc.get_count()
+        for generation in (2, 1, 0):
+            if counts[generation] > self.threshold[generation]:
+                gc.collect(generation)
+                return generation
+        return -1
+
+
+def install(app: QObject) -> MainThreadGC:
+    """The guard of ``app`` (created on first call)."""
+    guard = getattr(app, "_main_thread_gc", None)
+    if guard is None:
+        guard = MainThreadGC(app)
+        app._main_thread_gc = guard  # type: ignore[attr-defined]
+    return guard
