@@ -118,7 +118,7 @@ def test_headers_in_words_with_formulas_and_a_remembered_column_chooser(qtbot, m
     assert not any("clear" in h for h in header.values())  # one word for the clean image
     menu = w.results.columns_menu()
     presets = [a.text() for a in menu.actions() if a.text().startswith("preset:")]
-    assert presets == [f"preset: {p}" for p in ("summary", "gains", "quality", "pair measures", "timing", "all")]
+    assert presets == [f"preset: {p}" for p in ("summary", "gains", "quality", "pair measures", "timing", "certified", "budget", "all")]
     w.results.set_preset("timing")
     assert set(w.results.shown_columns()) == {"image_name", "metric", "attack", "defence", "attack_time",
                                               "defence_time", "attack_iterations", "iteration_used"}
