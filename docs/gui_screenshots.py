@@ -1,5 +1,5 @@
 """Screenshots for the README (offscreen, 1280×800): the main window after a run, the plan
-preview, the column chooser and the help page.
+preview, the leaderboard tab, the column chooser and the help page.
 
     QT_QPA_PLATFORM=offscreen python docs/gui_screenshots.py [--out docs]
 """
@@ -80,6 +80,13 @@ def main() -> int:
     w.pool.wait()
     _settle(app, 60)
     save(w, "gui-main-after-run.png")
+
+    # 2b. the leaderboard tab of that run (the run options show the budget choice)
+    w.tabs.setCurrentWidget(w.leaderboard)
+    w.leaderboard.wait()
+    _settle(app, 60)
+    save(w, "gui-leaderboard.png")
+    w.tabs.setCurrentWidget(w.results)
 
     # 3. the column chooser, open on the table's header
     w.results.set_preset("gains")

@@ -45,7 +45,7 @@ class LiveCurves(QWidget):
         self.plot = pg.PlotWidget()
         self.plot.setObjectName("curves_plot")
         self.plot.showGrid(x=True, y=True, alpha=0.25)
-        self.plot.setLabel("bottom", "iteration (queries for score-only attacks)")
+        self.plot.setLabel("bottom", "iteration (or queries)")
         self.plot.setLabel("left", "score")
         plain_axes(self.plot)
         self.plot.enableAutoRange(x=False, y=True)
