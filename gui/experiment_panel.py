@@ -92,6 +92,8 @@ class ExperimentPanel(QWidget):
         self.attacks.changed.connect(self.changed)
         self.tabs.addTab(self.attacks, "Attacks")
         self.defences = ComponentPicker("Defences", defence_classes(), hidden=("none",))
+        self.study: str | None = None  # a loaded study (gui/study_menu.py); edits forget it
+        self.attacks.changed.connect(self._forget_study), self.defences.changed.connect(self._forget_study)
         self.defences.changed.connect(self.changed)
         self.tabs.addTab(self.defences, "Defences")
         outer.addWidget(self.tabs, 1)
@@ -217,6 +219,9 @@ class ExperimentPanel(QWidget):
             sig = getattr(w, "currentIndexChanged", None) or getattr(w, "valueChanged", None) \
                 or getattr(w, "toggled", None) or w.editingFinished
             sig.connect(lambda *_: self.changed.emit())
+
+    def _forget_study(self) -> None:
+        self.study = None
 
     def _disable_cuda_if_missing(self) -> None:
         try:
@@ -367,7 +372,7 @@ class ExperimentPanel(QWidget):
                           defences=self.defences.specs(), seed=self.seed.value(), adaptive=self.adaptive.isChecked(),
                           save_images=self.save_images.isChecked(), device=device,
                           eot_draws=self.eot_draws.value(), batch_size=self.batch_size.value() or "auto",
-                          budget=self.budget.currentData())
+                          budget=self.budget.currentData(), study=self.study)
 
     def _update_summary(self) -> None:
         metrics = self.checked_metrics()

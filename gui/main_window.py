@@ -290,6 +290,20 @@ class MainWindow(QMainWindow):
             self.settings.setValue("lastStore", str(path))
         return ok
 
+    def load_study(self, name: str) -> None:
+        """Run → Load study: the study's attacks, defences and budget in the panel."""
+        from engine.studies import StudyError
+        from gui.study_menu import apply_study
+
+        try:
+            skipped = apply_study(self.panel, name)
+        except StudyError as exc:
+            self.log.log("error", str(exc))
+            return
+        self.log.log("info", f"study {name}: its attacks and defences are ticked; it runs on the ticked metric(s)")
+        if skipped:
+            self.log.log("warning", f"study {name}: not shown in the panel: {', '.join(skipped)}")
+
     def load_samples(self) -> None:
         """Open the bundled sample photos and set the quick default experiment."""
         if not SAMPLES_DIR.is_dir():

@@ -26,6 +26,7 @@ def _key(menu: str, entry: str) -> QKeySequence | None:
 def build_menus(w: Any) -> None:
     """File, Run, Tools, View and Help of :class:`gui.main_window.MainWindow` ``w``."""
     from gui import help as help_pages
+    from gui.study_menu import add_study_menu
 
     def add(menu: Any, title: str, entry: str, slot: Any) -> Any:
         act = menu.addAction(entry, slot)
@@ -49,6 +50,8 @@ def build_menus(w: Any) -> None:
     w.preview_action = add(r, "Run", "Preview plan…", w.runs.preview)
     w.cancel_action = add(r, "Run", "Cancel", w.cancel_run)
     w.cancel_action.setEnabled(False)
+    r.addSeparator()
+    add_study_menu(w, r)
     t = w.menuBar().addMenu("&Tools")
     w.train_fcn_action = t.addAction("Train FCN filter…", w.open_fcn_training)
     v = w.menuBar().addMenu("&View")

@@ -67,3 +67,23 @@ def test_the_leaderboard_tab_shows_the_finished_experiment(qtbot, make_window, s
     ranked = {str(r["name"]) for r in w.leaderboard.rows if r["table"] == "defences"}
     assert {"none", "jpeg"} <= ranked
     assert w.tabs.indexOf(w.leaderboard) >= 0
+
+
+def test_loading_a_study_ticks_its_grid_and_edits_forget_it(qtbot, make_window, settings, one_photo, tmp_path):
+    import json
+
+    from engine.experiment import ComponentSpec
+
+    w = make_window(settings)
+    configure(w, one_photo, tmp_path / "out", attack=ONE_STEP, defences={})
+    assert set(w.study_actions) >= {"paper", "guardians-lite"}
+    w.study_actions["guardians-lite"].trigger()
+    study = json.loads((Path(__file__).resolve().parents[2] / "engine" / "studies" / "guardians-lite.json").read_text())
+    exp = w.panel.build_experiment(w.session.images, w.session.folder)
+    assert exp.study == "guardians-lite" and exp.budget == study.get("budget")
+    assert {a.key for a in exp.attacks} == {ComponentSpec.parse(a).key for a in study["attacks"]}
+    assert {d.key for d in exp.defences} == {ComponentSpec.parse(d).key for d in study["defences"]}
+    assert exp.metrics == [ComponentSpec("niqe")]  # the ticked metric stays
+    assert w.log.contains("study guardians-lite")
+    w.panel.defences.set_choice("jpeg", checked=False)
+    assert w.panel.build_experiment(w.session.images, w.session.folder).study is None
