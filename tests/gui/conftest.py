@@ -66,6 +66,22 @@ def configure(window, folder: Path, out: Path, *, attack=None, defences=None, sa
                            "save_images": save_images, "adaptive": False, "output": str(out)})
 
 
+@pytest.fixture
+def one_photo(photo_folder, tmp_path) -> Path:
+    folder = tmp_path / "one"
+    folder.mkdir()
+    (folder / "coffee.png").write_bytes((photo_folder / "coffee.png").read_bytes())
+    return folder
+
+
+def assert_stopped_with_dialog(qtbot, window, text: str) -> None:
+    """The run ended, and a dialog the user must answer says ``text``."""
+    qtbot.waitUntil(lambda: window.runs.error_dialog is not None and window.runs.error_dialog.isVisible(),
+                    timeout=5_000)
+    assert text in window.runs.error_dialog.text()
+    assert not window.panel.running and window.run_action.isEnabled()
+
+
 def run_to_end(qtbot, window, timeout: int = 120_000) -> None:
     window.start_run()
     assert window.controller.running, window.log.entries[-3:]

@@ -7,17 +7,9 @@ from pathlib import Path
 import pytest
 
 from engine.experiment import Experiment, find_images
-from tests.gui.conftest import configure, fake_store, run_to_end
+from tests.gui.conftest import assert_stopped_with_dialog, configure, fake_store, run_to_end
 
 ONE_STEP = {"ifgsm": {"checked": True, "preset": "", "params": {"iters": 1, "alpha": 1 / 255}}}
-
-
-@pytest.fixture
-def one_photo(photo_folder, tmp_path) -> Path:
-    folder = tmp_path / "one"
-    folder.mkdir()
-    (folder / "coffee.png").write_bytes((photo_folder / "coffee.png").read_bytes())
-    return folder
 
 
 def test_batch_size_and_back_end_reach_the_experiment_and_worker(qtbot, make_window, settings, one_photo, tmp_path):
@@ -59,9 +51,7 @@ def test_a_back_end_that_cannot_start_is_a_clear_message(qtbot, make_window, set
     run_to_end(qtbot, w)
     assert built_in == [False]  # built in the worker thread, never on the GUI thread
     assert w.log.contains("the back end could not start: cannot reach the Ray cluster at 10.0.0.9:6379")
-    qtbot.waitUntil(lambda: w.runs.error_dialog is not None and w.runs.error_dialog.isVisible(), timeout=5_000)
-    assert "10.0.0.9:6379" in w.runs.error_dialog.text()
-    assert not w.panel.running and w.run_action.isEnabled()
+    assert_stopped_with_dialog(qtbot, w, "10.0.0.9:6379")
 
 
 def test_unavailable_components_are_listed_before_anything_starts(qtbot, make_window, settings, one_photo, tmp_path):

@@ -7,17 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.gui.conftest import configure, run_to_end
+from tests.gui.conftest import assert_stopped_with_dialog, configure, run_to_end
 
 ONE_STEP = {"fgsm": {"checked": True, "preset": "", "params": {}}}
-
-
-@pytest.fixture
-def one_photo(photo_folder, tmp_path) -> Path:
-    folder = tmp_path / "one"
-    folder.mkdir()
-    (folder / "coffee.png").write_bytes((photo_folder / "coffee.png").read_bytes())
-    return folder
 
 
 def test_a_budget_is_calibrated_in_the_worker_and_the_rows_record_it(qtbot, make_window, settings, one_photo,
@@ -53,9 +45,7 @@ def test_a_run_that_stops_gives_the_clis_message_and_a_dialog(qtbot, make_window
     run_to_end(qtbot, w)
     assert w.log.contains("the store is damaged; run check --salvage")
     assert not w.log.contains("Traceback")
-    qtbot.waitUntil(lambda: w.runs.error_dialog is not None and w.runs.error_dialog.isVisible(), timeout=5_000)
-    assert "check --salvage" in w.runs.error_dialog.text()
-    assert not w.panel.running and w.run_action.isEnabled()
+    assert_stopped_with_dialog(qtbot, w, "check --salvage")
 
 
 def test_the_leaderboard_tab_shows_the_finished_experiment(qtbot, make_window, settings, one_photo, tmp_path):
