@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Generator
 import torch
 
 from engine.events import (AttackDone, AttackStep, CleanScored, DefenceDone, Event, ItemFailed,
-                           ItemFinished, ItemImages, ItemStarted, RunFinished, RunStarted)
+                           ItemFinished, ItemImages, RunFinished, RunStarted)
 from engine.evaluation.row import PairMeasures, evaluate_pair
 from engine.evaluation.scores import attack_gained
 from engine.experiment import Experiment, WorkItem, derive_seed

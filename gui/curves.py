@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer

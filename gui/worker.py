@@ -12,7 +12,6 @@ between attack steps.
 from __future__ import annotations
 
 import os
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any

@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
-import pytest
 
 from engine.experiment import Experiment, find_images
 from tests.gui.conftest import assert_stopped_with_dialog, configure, fake_store, run_to_end

@@ -1,11 +1,9 @@
 """Run options and messages wired at merge: budget calibration in the worker, the CLI's
-error words (and a dialog) for a run that stops, and the leaderboard tab."""
+error words (and a dialog) for a run that stops, the leaderboard tab and loading a study."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import pytest
 
 from tests.gui.conftest import assert_stopped_with_dialog, configure, run_to_end
 
