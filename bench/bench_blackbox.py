@@ -70,7 +70,9 @@ def main() -> None:
     from engine.metrics import create_metric
 
     torch.set_num_threads(max(1, args.threads))
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    from engine.runtime import resolve_device
+
+    device = resolve_device(args.device)
     w, h = (int(v) for v in args.size.lower().split("x"))
     x = photo(w, h).to(device)
     print(f"device {device}, input {w}×{h}, budget {args.queries} queries, torch {torch.__version__}, "

@@ -81,7 +81,7 @@ class RunWorker(QObject):
         return make_backend(opts.get("name") or "local", device=self.experiment.device,
                             address=opts.get("address"), workers=opts.get("workers"))
 
-    def _prepare(self, store: Any) -> None:
+    def _prepare(self, store: Any, backend: Any) -> None:
         """Work before the run, here in the worker thread: calibrate the attacks to the
         experiment's budget (presets kept next to the store) and warn when saved images
         will not fit on the disk."""
@@ -91,8 +91,8 @@ class RunWorker(QObject):
             from engine.study_cli import PRESETS_NAME, apply_budget
 
             self.notice.emit("info", f"calibrating the attacks to the budget {exp.budget}…")
-            exp = apply_budget(exp, exp.budget, self.store_path.parent / PRESETS_NAME, Runtime(exp.device),
-                               self._log_info)
+            runtime = getattr(backend, "runtime", None) or Runtime(exp.device)  # the local run's models
+            exp = apply_budget(exp, exp.budget, self.store_path.parent / PRESETS_NAME, runtime, self._log_info)
             self.experiment = exp
             self.calibrated.emit(exp)
         if exp.save_images:
@@ -125,7 +125,7 @@ class RunWorker(QObject):
                 self.events.emit([RunFinished(self.experiment.id, 0, 0, True, 0.0)])
                 return
             store = ResultStore(self.store_path)
-            self._prepare(store)
+            self._prepare(store, backend)
             for event in run_experiment(self.experiment, store, cancel=self.token, backend=backend):
                 if isinstance(event, AttackStep):
                     steps.append(event)
