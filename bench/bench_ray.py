@@ -9,10 +9,12 @@ same experiment (real photos from skimage, I-FGSM, the given defences) side by s
 * ``local``: the local back end with torch using all ``--cpus`` threads;
 * ``ray ×1``: one Ray worker holding all ``--cpus`` (the same threads), so the difference
   is Ray's own cost: shipping image bytes, streaming every event and outcome back;
-* ``ray ×2``: two workers sharing the CPUs (half the threads each), items in parallel.
+* ``ray ×2``: two workers sharing the CPUs (half the threads each), items in parallel;
+* ``ray ×1 polled``: ray ×1 with the outputs polled instead of streamed (how units travel
+  over Ray Client, ``ray://``), against local in its own alternating pairs.
 
 Each back end is warmed up first (models built, first item run), then local and ray ×1
-alternate ``--runs`` times so both see the same load; ``overhead`` is the median over
+alternate ``--runs`` times (which goes first alternates too) so both see the same load; ``overhead`` is the median over
 pairs of ``ray ×1 / local − 1`` (goal ≤ 5 % at 384×256 on BRISQUE). Throughput is items
 per second of wall time. A benchmark, not a test: it prints numbers and asserts nothing.
 """
@@ -58,6 +60,15 @@ def timed_run(exp, backend, tmp: Path, tag: str) -> float:
     return seconds
 
 
+def pair(i: int, run_local, run_ray) -> tuple[float, float]:
+    """(local, ray) seconds, the order alternating with ``i`` so neither always goes first."""
+    if i % 2:
+        t_ray = run_ray()
+        return run_local(), t_ray
+    t_local = run_local()
+    return t_local, run_ray()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--metric", default="brisque")
@@ -94,15 +105,20 @@ def main() -> None:
         warm, main_exp = exp(1, images[:1]), exp(2, images)
         torch.set_num_threads(args.cpus)
         local = LocalBackend(Runtime("cpu"))
-        one = RayBackend("cpu", workers=1)
         timed_run(warm, local, tmp, "warm-local")
-        timed_run(warm, one, tmp, "warm-ray1")
-        pairs = []
-        for _ in range(args.runs):
-            t_local = timed_run(main_exp, local, tmp, "local")
-            t_ray = timed_run(main_exp, one, tmp, "ray1")
-            pairs.append((t_local, t_ray))
-        one.close()
+
+        def pairs_with(backend, tag: str) -> list[tuple[float, float]]:
+            """Warm ``backend`` up, then ``--runs`` alternating (local, backend) pairs; closes it."""
+            timed_run(warm, backend, tmp, f"warm-{tag}")
+            try:
+                return [pair(i, lambda: timed_run(main_exp, local, tmp, "local"),
+                             lambda: timed_run(main_exp, backend, tmp, tag)) for i in range(args.runs)]
+            finally:
+                backend.close()
+
+        pairs = pairs_with(RayBackend("cpu", workers=1), "ray1")
+        # Ray Client's carrier, measured on this (ordinary) connection
+        polled_pairs = pairs_with(RayBackend("cpu", workers=1, poll=True), "polled")
         two = RayBackend("cpu", workers=2)
         timed_run(exp(1, images[:2]), two, tmp, "warm-ray2")  # both workers build their models
         t_two = statistics.median(timed_run(main_exp, two, tmp, "ray2") for _ in range(max(1, args.runs // 2)))
@@ -121,6 +137,8 @@ def main() -> None:
         print(f"{name:<10} {threads:>7} {t:>8.2f} {t / n:>8.3f} {n / t:>8.3f}")
     print(f"ray ×1 per-item overhead against local: {100 * overhead:+.1f} % (median of {len(pairs)} "
           f"pairs: {', '.join(f'{100 * (r / lo - 1):+.1f}' for lo, r in pairs)} %); goal ≤ 5 %")
+    print(f"ray ×1 polled (the ray:// carrier) against local: "
+          f"{100 * statistics.median(r / lo - 1 for lo, r in polled_pairs):+.1f} % (median of {len(polled_pairs)} pairs)")
     print(f"ray ×2 throughput against ray ×1: {t_one / t_two:.2f}×")
 
 

@@ -319,7 +319,8 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--backend", choices=["local", "ray"], default="local",
                    help="where items run: in this process (default) or on Ray workers")
     r.add_argument("--ray-address", dest="ray_address", default=None, metavar="ADDR",
-                   help="join a Ray cluster (auto or HOST:6379); default: start one here")
+                   help="join a Ray cluster (auto, HOST:6379, or ray://HOST:10001 through Ray Client); "
+                        "default: start one here")
     r.add_argument("--workers", type=int, default=None,
                    help="Ray workers (default: one per GPU, else one per node sharing its cores)")
     r.add_argument("--seed", type=int, default=None)

@@ -1,8 +1,9 @@
 """The ``ray`` back end: units computed by a pool of Ray actors, streamed back to the driver.
 
 Flow: the driver (:func:`engine.runner.run_experiment`) plans units and hands them here.
-Each idle actor (a :class:`~engine.backends.ray_worker.RayWorker`, one per GPU or
-``workers`` sharing the CPUs) gets one unit with the image files' bytes, runs
+Each actor (a :class:`~engine.backends.ray_worker.RayWorker`, one per GPU or
+``workers`` sharing the CPUs) holds up to ``DEPTH`` units with the image files' bytes
+(the next waits on the actor while the current one runs), runs
 :func:`engine.runner.run_unit` on its own :class:`~engine.runtime.Runtime` and streams
 back the events and :class:`~engine.runner.ItemOutcome` s through a Ray streaming
 generator; the streams of all actors interleave into the one stream the driver consumes,
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from engine.backends import BackendError
 from engine.backends.ray_connect import PROJECT_ROOT, connect, describe, import_ray
+from engine.backends.ray_streams import PolledUnit, StreamedUnit
 from engine.events import ItemStarted
 
 if TYPE_CHECKING:
@@ -30,6 +32,10 @@ if TYPE_CHECKING:
     from engine.runner import CancelToken, ItemOutcome
 
 POLL_S = 0.05  # how often the driver looks at the cancel flag while waiting for events
+# Units queued on one actor at a time: the next one waits on the actor while the current
+# one runs, so the actor never idles for a round trip between units (and a shared store's
+# leases are claimed at most one unit ahead per worker).
+DEPTH = 2
 
 
 @dataclass
@@ -45,6 +51,7 @@ class _Flight:
     actor: Any
     unit: _Unit
     done: set[str] = field(default_factory=set)
+    started: bool = False  # an output of this unit has arrived
 
     def unfinished(self) -> list["WorkItem"]:
         return [it for it in self.unit.items if it.id not in self.done]
@@ -83,8 +90,8 @@ class RayBackend:
 
     Args:
         device: ``auto`` (GPUs when the cluster has them, else CPUs), ``cpu`` or ``cuda``.
-        address: an existing cluster (``auto``, ``HOST:6379``; Ray Client's
-            ``ray://`` is refused: it cannot stream);
+        address: an existing cluster (``auto``, ``HOST:6379``, or Ray Client's
+            ``ray://HOST:10001``, whose units are polled since it cannot stream);
             ``None`` starts a local Ray instance on this machine.
         workers: actors in the pool; default one per GPU, or on CPUs one per node
             (``workers`` actors share a machine's cores; each gets its share as torch threads).
@@ -92,6 +99,8 @@ class RayBackend:
         connect_timeout: seconds to reach ``address`` before giving up.
         start_timeout: seconds for the actors to start (build their process and runtime).
         stop_timeout: seconds a cancelled worker may take to stop before it is replaced.
+        poll: carry the outputs by polling instead of streaming (see
+            :mod:`engine.backends.ray_streams`); default: exactly for ``ray://`` addresses.
 
     Raises:
         BackendError: Ray missing, the address unreachable, or the workers cannot start.
@@ -99,7 +108,7 @@ class RayBackend:
 
     def __init__(self, device: str = "auto", address: str | None = None, workers: int | None = None,
                  *, max_retries: int = 2, connect_timeout: float = 10.0, start_timeout: float = 180.0,
-                 stop_timeout: float = 60.0) -> None:
+                 stop_timeout: float = 60.0, poll: bool | None = None) -> None:
         ray = self._ray = import_ray()
         if workers is not None and workers < 1:
             raise BackendError(f"--workers must be at least 1 (got {workers})")
@@ -110,6 +119,7 @@ class RayBackend:
         if dev not in ("auto", "cpu", "cuda"):
             raise BackendError(f"unknown device {device!r} for the ray back end: use auto, cpu or cuda")
         self.address = address
+        self._client = bool(address and address.startswith("ray://")) if poll is None else poll
         self.max_retries, self.start_timeout, self.stop_timeout = max_retries, start_timeout, stop_timeout
         self._owns_ray = connect(ray, address, num_cpus=None, timeout=connect_timeout)
         try:
@@ -122,11 +132,11 @@ class RayBackend:
             env = {"PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)}
             self._options = {"num_cpus": cpus, "num_gpus": gpu_share, "runtime_env": {"env_vars": env}}
             self._args = ("cuda" if use_gpu else "cpu", max(1, int(cpus)))
-            from engine.backends.ray_worker import RayWorker
+            from engine.backends.ray_worker import remote_class
 
-            self._cls = ray.remote(concurrency_groups={"control": 1})(RayWorker)
+            self._cls = remote_class(ray, poll_threads=DEPTH)
             self._restarts_left = 0
-            self._idle: list[Any] = []
+            self._ready: list[Any] = []
             self._starting: dict[Any, tuple[Any, float]] = {}
             self._infos: list[dict[str, Any]] = []
             self._flights: dict[Any, _Flight] = {}
@@ -172,17 +182,30 @@ class RayBackend:
         except ray.exceptions.RayError as exc:
             raise BackendError(f"the Ray workers could not start: {describe(exc)} (is this project "
                                f"and its dependencies installed on every node?)") from None
-        self._idle = [self._starting[r][0] for r in refs]
+        self._ready = [self._starting[r][0] for r in refs]
         self._starting.clear()
 
+    def _free(self, flights: dict[Any, _Flight]) -> Any | None:
+        """The started actor with the fewest units queued, if it has room for one more."""
+        load = {id(a): 0 for a in self._ready}
+        for f in flights.values():
+            if id(f.actor) in load:
+                load[id(f.actor)] += 1
+        best = min(self._ready, key=lambda a: load[id(a)], default=None)
+        return best if best is not None and load[id(best)] < DEPTH else None
+
     def _replace(self, actor: Any) -> None:
-        """Drop a dead (or stuck) actor and start a fresh one while the restart budget lasts."""
+        """Drop a dead (or stuck) actor and start a fresh one while the restart budget lasts
+        (once per actor, however many of its units were lost)."""
+        if actor in self._ready:
+            self._ready.remove(actor)
+        if actor not in self._all:
+            return
         try:
             self._ray.kill(actor)
         except Exception:  # noqa: BLE001 - it is usually dead already
             pass
-        if actor in self._all:
-            self._all.remove(actor)
+        self._all.remove(actor)
         if self._restarts_left > 0:
             self._restarts_left -= 1
             self._spawn()
@@ -197,7 +220,7 @@ class RayBackend:
             actor, _t = self._starting.pop(ref)
             try:
                 ray.get(ref)
-                self._idle.append(actor)
+                self._ready.append(actor)
             except ray.exceptions.RayError:
                 self._all.remove(actor)
         now = time.monotonic()
@@ -214,13 +237,14 @@ class RayBackend:
         first.pop("host", None)
         return {**first, "backend": "ray", "ray": self._ray.__version__,
                 "ray_address": self.address or "local", "workers": self.workers,
+                "ray_transport": "polled" if self._client else "streamed",
                 "worker_hosts": sorted({i["host"] for i in self._infos})}
 
     def execute(self, units: Iterable[list["WorkItem"]], exp: "Experiment", *,
                 cancel: "CancelToken | None" = None, mos: dict[str, float] | None = None,
                 ) -> Iterator["Event | ItemOutcome"]:
-        """Compute ``units`` on the pool, one unit per actor at a time; yield every event
-        and outcome as it arrives (ItemStarted when a unit is dispatched)."""
+        """Compute ``units`` on the pool, up to ``DEPTH`` units queued per actor; yield
+        every event and outcome as it arrives (ItemStarted when a unit is dispatched)."""
         from engine.runner import ItemOutcome
 
         ray = self._ray
@@ -256,24 +280,21 @@ class RayBackend:
                     yield from self._stop(flights, run_id)
                     return
                 self._collect_started()
-                while self._idle:
+                while (actor := self._free(flights)) is not None:
                     unit = take()
                     if unit is None:
                         break
-                    actor = self._idle.pop()
                     for item in unit.items:
                         position.setdefault(item.id, len(position) + 1)
                         yield ItemStarted(item, position[item.id], total)
                     try:
-                        gen = actor.run.options(num_returns="streaming").remote(
-                            run_id, unit.items, exp_ref, mos_ref, _read_images(unit.items))
+                        stream = self._send(actor, run_id, unit, exp_ref, mos_ref)
                     except Exception as exc:  # noqa: BLE001 - cannot even submit: fail, not crash
-                        self._idle.append(actor)
                         for item in unit.items:
                             yield ItemOutcome(item, error=f"cannot send the item to a Ray worker: "
                                               f"{describe(exc)}", stage="worker")
                         continue
-                    flights[gen] = _Flight(actor, unit)
+                    flights[stream] = _Flight(actor, unit)
                 if not flights:
                     if exhausted and not queue:
                         return
@@ -286,47 +307,71 @@ class RayBackend:
                             yield ItemOutcome(item, error="no Ray worker is left to compute this item "
                                               "(all died and could not be restarted)", stage="worker")
                     return
-                ready, _ = ray.wait(list(flights), num_returns=1, timeout=POLL_S)
-                for gen in ready:
-                    yield from self._advance(gen, flights, queue)
+                for stream in self._wait(flights):
+                    if stream in flights:  # not dropped with its dead actor's other units
+                        yield from self._advance(stream, flights, queue)
         finally:
             for f in flights.values():  # the consumer stopped early: stop the workers too
-                f.actor.cancel.options(concurrency_group="control").remote(run_id)
+                f.actor.cancel.remote(run_id)
 
-    def _advance(self, gen: Any, flights: dict[Any, _Flight],
+    def _send(self, actor: Any, run_id: str, unit: _Unit, exp_ref: Any, mos_ref: Any) -> Any:
+        """Start ``unit`` on ``actor``: streamed, or polled through Ray Client."""
+        images = _read_images(unit.items)
+        if self._client:
+            return PolledUnit(self._ray, actor, uuid.uuid4().hex, run_id, unit.items, exp_ref, mos_ref, images)
+        return StreamedUnit(self._ray, actor, run_id, unit.items, exp_ref, mos_ref, images)
+
+    def _wait(self, flights: dict[Any, _Flight]) -> list[Any]:
+        """The units with outputs ready, after at most ``POLL_S``."""
+        by_ref = {stream.waitable: stream for stream in flights}
+        ready, _ = self._ray.wait(list(by_ref), num_returns=1, timeout=POLL_S)
+        return [by_ref[ref] for ref in ready]
+
+    def _advance(self, stream: Any, flights: dict[Any, _Flight],
                  queue: deque | None) -> Iterator["Event | ItemOutcome"]:
-        """Take the next object of one actor's stream. A dead actor's unfinished items go
+        """Take the outputs ready on one unit's stream. A dead actor's unfinished items go
         back to ``queue`` (or are dropped when it is ``None``: the run is being cancelled)."""
         from engine.runner import ItemOutcome
 
         ray = self._ray
-        flight = flights[gen]
+        flight = flights[stream]
         lost = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
                 ray.exceptions.ObjectLostError)
         try:
-            out = ray.get(next(gen))
-        except StopIteration:
-            del flights[gen]
-            self._idle.append(flight.actor)
-            if queue is not None:  # a stream that ends without all outcomes lost those items
-                yield from self._requeue_or_fail(flight, "its worker stopped without a result", queue)
-            return
+            outs, ended = stream.take()
         except lost as exc:
-            del flights[gen]
+            # Every unit on that actor is lost. An actor runs its units in order, so the
+            # last one heard from was running (or, none heard from, the first): only it
+            # counts an attempt. Units queued behind it, and one that finished but whose
+            # last outputs died with the actor, go back untouched.
+            mine = [g for g, f in flights.items() if f.actor is flight.actor]
+            lost_flights = [flights.pop(g) for g in mine]
             self._replace(flight.actor)
-            if queue is not None:
-                yield from self._requeue_or_fail(flight, f"the Ray worker computing it died ({describe(exc)})",
-                                                 queue)
+            if queue is None:
+                return
+            reason = f"the Ray worker computing it died ({describe(exc)})"
+            heard = [f for f in lost_flights if f.started]
+            running = heard[-1] if heard else lost_flights[0]
+            for f in reversed(lost_flights):  # appendleft: keep the dispatch order
+                if f is running:
+                    yield from self._requeue_or_fail(f, reason, queue)
+                elif f.unfinished():
+                    queue.appendleft(_Unit(f.unfinished(), f.unit.attempts))
             return
         except ray.exceptions.RayError as exc:  # the worker's code failed outside run_unit's guard
-            del flights[gen]
-            self._idle.append(flight.actor)
+            del flights[stream]
             for item in flight.unfinished():
                 yield ItemOutcome(item, error=f"Ray worker error: {describe(exc)}", stage="internal")
             return
-        if isinstance(out, ItemOutcome):
-            flight.done.add(out.item.id)
-        yield out
+        flight.started = flight.started or bool(outs)
+        for out in outs:
+            if isinstance(out, ItemOutcome):
+                flight.done.add(out.item.id)
+            yield out
+        if ended:
+            del flights[stream]
+            if queue is not None:  # a stream that ends without all outcomes lost those items
+                yield from self._requeue_or_fail(flight, "its worker stopped without a result", queue)
 
     def _requeue_or_fail(self, flight: _Flight, reason: str, queue: deque) -> Iterator["ItemOutcome"]:
         """Put a lost unit's unfinished items back in front of the queue, or fail them once
@@ -348,16 +393,15 @@ class RayBackend:
     def _stop(self, flights: dict[Any, _Flight], run_id: str) -> Iterator["Event | ItemOutcome"]:
         """Cancel every unit in flight and wait (bounded) until each worker has stopped;
         outcomes that still arrive are yielded (nothing computed is lost)."""
-        ray = self._ray
         for f in flights.values():
-            f.actor.cancel.options(concurrency_group="control").remote(run_id)
+            f.actor.cancel.remote(run_id)
         deadline = time.monotonic() + self.stop_timeout
         while flights and time.monotonic() < deadline:
-            ready, _ = ray.wait(list(flights), num_returns=1, timeout=POLL_S)
-            for gen in ready:
-                yield from self._advance(gen, flights, None)
-        for gen, f in list(flights.items()):  # stuck past the deadline: replace the worker
-            del flights[gen]
+            for stream in self._wait(flights):
+                if stream in flights:
+                    yield from self._advance(stream, flights, None)
+        for stream, f in list(flights.items()):  # stuck past the deadline: replace the worker
+            del flights[stream]
             self._replace(f.actor)
 
     def close(self) -> None:
@@ -368,7 +412,7 @@ class RayBackend:
             except Exception:  # noqa: BLE001 - already gone
                 pass
         self._all = []
-        self._idle = []
+        self._ready = []
         self._starting = {}
         if self._owns_ray and self._ray.is_initialized():
             self._ray.shutdown()

@@ -77,9 +77,32 @@ def check_reachable(ray, address: str, timeout: float) -> None:
     try:
         socket.create_connection(hp, timeout=timeout).close()
     except OSError as exc:
+        port = ("its Ray Client server port (10001 unless `--ray-client-server-port` says otherwise)"
+                if address.startswith("ray://") else "the port")
         raise BackendError(f"cannot reach the Ray cluster at {address} within {timeout:g} s "
                            f"({describe(exc)}): start it on the head node with `ray start --head`, "
-                           f"and check the address, the port and the firewall") from None
+                           f"and check the address, {port} and the firewall") from None
+
+
+def use_token_if_available() -> None:
+    """Send the cluster's auth token over Ray Client too.
+
+    A driver on a Ray node finds the token itself; Ray Client (Ray ≥ 2.5x, token
+    authentication) sends it only in token mode and otherwise waits until its connection
+    times out. Ray's own helper turns token mode on when a token is available (the file
+    ``~/.ray/auth_token``, ``RAY_AUTH_TOKEN_PATH`` or ``RAY_AUTH_TOKEN``) and leaves an
+    explicit ``RAY_AUTH_MODE`` alone; Ray versions without token authentication have no
+    such helper and need nothing.
+    """
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available)
+    except ImportError:
+        return
+    try:
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    except Exception:  # noqa: BLE001 - a private helper; the handshake then reports the problem
+        pass
 
 
 def connect(ray, address: str | None, *, num_cpus: int | None, timeout: float,
@@ -92,10 +115,7 @@ def connect(ray, address: str | None, *, num_cpus: int | None, timeout: float,
     Returns whether this call started the connection (its owner shuts it down).
     """
     if address and address.startswith("ray://"):
-        raise BackendError(f"{address}: Ray Client (ray://) cannot stream the results back (it does not "
-                           f"support streaming generators); run the driver on a cluster node with "
-                           f"--ray-address HEAD:6379 or auto, or submit it with `ray job submit -- python "
-                           f"main.py run ...`")
+        use_token_if_available()
     if address:
         check_reachable(ray, address, timeout)
     if ray.is_initialized():

@@ -1,15 +1,23 @@
 """The Ray actor: one :class:`~engine.runtime.Runtime` per worker, units run by ``run_unit``.
 
-A plain class (no Ray import here): :mod:`engine.backends.ray_backend` wraps it with
-``ray.remote`` when it starts the pool, so importing the engine never needs Ray.
+A plain class (no Ray import here): :func:`remote_class` wraps it with ``ray.remote``
+when :mod:`engine.backends.ray_backend` starts the pool, so importing the engine never
+needs Ray.
 """
 from __future__ import annotations
 
 import os
+import queue
 import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator
 
 from engine.runner import CancelToken, Cancelled, ItemOutcome, run_unit
+
+
+POLL_LINGER_S = 0.05  # a poll's gathering time after its first output (the live curve's delay)
 
 
 class RunCancel(CancelToken):
@@ -48,6 +56,10 @@ class RayWorker:
         self.host = socket.gethostname()
         self.runtime = Runtime(device)
         self._cancelled: set[str] = set()
+        # Ray Client cannot stream: units submitted for polling run here, one at a time.
+        self._pump = ThreadPoolExecutor(max_workers=1, thread_name_prefix="unit")
+        self._outboxes: dict[str, queue.Queue] = {}
+        self._lock = threading.Lock()
 
     def info(self) -> dict[str, Any]:
         """Where this worker runs: host, pid and the runtime's manifest."""
@@ -60,11 +72,64 @@ class RayWorker:
         A cancelled run simply ends: the driver drops the unit's unfinished items.
         """
         token = RunCancel(self._cancelled, run_id)
+        if token.cancelled:  # queued behind a unit of a run that was cancelled since
+            return
         try:
             for out in run_unit(items, exp, self.runtime, token, mos, image_data):
                 yield self._name_host(out) if isinstance(out, ItemOutcome) else out
         except Cancelled:
             return
+
+    def submit(self, unit_id: str, run_id: str, items: list, exp, mos: dict[str, float] | None,
+               image_data: dict[str, bytes]) -> None:
+        """Queue a unit whose outputs the driver fetches with :meth:`poll` (the transport
+        for Ray Client, which has no streaming generators). Returns at once."""
+        self._pump.submit(self._fill, self._box(unit_id), run_id, items, exp, mos, image_data)
+
+    def poll(self, unit_id: str, wait_s: float = 0.25) -> tuple[list[Any], bool]:
+        """The unit's next outputs and whether the unit has ended: waits up to ``wait_s``
+        for the first, then gathers those that follow within ``POLL_LINGER_S`` (an
+        outcome or the end returns at once).
+
+        Raises:
+            RuntimeError: the unit failed outside ``run_unit``'s own guards.
+        """
+        box = self._box(unit_id)
+        outs: list[Any] = []
+        deadline = time.monotonic() + wait_s
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                out = box.get(timeout=left)
+                outs.append(out)
+                if isinstance(out, (_End, ItemOutcome)):  # an outcome goes back at once
+                    break
+                if len(outs) == 1:  # gather what follows for a moment: fewer round trips
+                    deadline = min(deadline, time.monotonic() + POLL_LINGER_S)
+        except queue.Empty:
+            pass
+        ended = bool(outs) and isinstance(outs[-1], _End)
+        if ended:
+            with self._lock:
+                del self._outboxes[unit_id]
+            end = outs.pop()
+            if end.error is not None:
+                raise RuntimeError(end.error)
+        return outs, ended
+
+    def _box(self, unit_id: str) -> queue.Queue:
+        """The unit's output queue (a poll may run before its submit: they are in
+        different concurrency groups)."""
+        with self._lock:
+            return self._outboxes.setdefault(unit_id, queue.Queue())
+
+    def _fill(self, box: queue.Queue, run_id: str, items: list, exp, mos, image_data) -> None:
+        try:
+            for out in self.run(run_id, items, exp, mos, image_data):
+                box.put(out)
+        except Exception as exc:  # noqa: BLE001 - reported to the driver by poll()
+            box.put(_End(f"{type(exc).__name__}: {exc}"))
+        else:
+            box.put(_End())
 
     def cancel(self, run_id: str) -> None:
         """Stop the unit of ``run_id`` at its next attack step (runs on a control thread)."""
@@ -80,6 +145,31 @@ class RayWorker:
                 if row.get("error"):
                     row["error"] = row["error"] + where
         return out
+
+
+def remote_class(ray, poll_threads: int) -> Any:
+    """:class:`RayWorker` as a Ray actor class: ``cancel`` on its own control thread and
+    ``poll`` on ``poll_threads`` threads, so both answer while a unit runs. The groups are
+    declared on the methods because Ray Client cannot pick one per call."""
+
+    class Worker(RayWorker):
+        @ray.method(concurrency_group="control")
+        def cancel(self, run_id: str) -> None:
+            super().cancel(run_id)
+
+        @ray.method(concurrency_group="poll")
+        def poll(self, unit_id: str, wait_s: float = 0.25) -> tuple[list[Any], bool]:
+            return super().poll(unit_id, wait_s)
+
+    Worker.__name__ = Worker.__qualname__ = "RayWorker"
+    return ray.remote(concurrency_groups={"control": 1, "poll": poll_threads})(Worker)
+
+
+class _End:
+    """The last output of a polled unit; ``error`` when it failed outside its guards."""
+
+    def __init__(self, error: str | None = None) -> None:
+        self.error = error
 
 
 def _assigned_cpus() -> int:

@@ -38,18 +38,32 @@ def ray_folder(tmp_path_factory) -> Path:
     return d
 
 
-@pytest.fixture(scope="session")
-def local_rows(ray_folder, tmp_path_factory) -> list[dict]:
+def rows_at_one_thread(exp: Experiment, folder: Path) -> list[dict]:
     """The local back end's rows, at the workers' torch thread count (CPU reductions are
     bit-identical only at equal thread counts)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        store = ResultStore(tmp_path_factory.mktemp("local") / "r.sqlite")
-        list(run_experiment(ray_exp(ray_folder), store))
-        return store.rows(ray_exp(ray_folder).id)
+        store = ResultStore(folder / "r.sqlite")
+        list(run_experiment(exp, store))
+        return store.rows(exp.id)
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def local_rows(ray_folder, tmp_path_factory) -> list[dict]:
+    return rows_at_one_thread(ray_exp(ray_folder), tmp_path_factory.mktemp("local"))
+
+
+#: long enough that an item's first attack step arrives well before its outcome, even
+#: when the polled carrier groups 50 ms of outputs: the fault tests kill a worker there.
+LONG_ATTACK = ["ifgsm:iters=40"]
+
+
+@pytest.fixture(scope="session")
+def local_rows_long(ray_folder, tmp_path_factory) -> list[dict]:
+    return rows_at_one_thread(ray_exp(ray_folder, attacks=LONG_ATTACK), tmp_path_factory.mktemp("local-long"))
 
 
 @pytest.fixture(scope="package")
@@ -66,11 +80,13 @@ def ray_session():
         ray.shutdown()
 
 
-@pytest.fixture(scope="module")
-def ray_backend(ray_session):
-    """Two CPU workers (one core each), reused by the tests of a module."""
+@pytest.fixture(scope="module", params=["streamed", "polled"])
+def ray_backend(ray_session, request):
+    """Two CPU workers (one core each), reused by the tests of a module; every test runs
+    with both carriers of the outputs (Ray Client's polling, tested here on a normal
+    connection, and streaming generators)."""
     from engine.backends.ray_backend import RayBackend
 
-    backend = RayBackend("cpu", workers=2)
+    backend = RayBackend("cpu", workers=2, poll=request.param == "polled")
     yield backend
     backend.close()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from engine.backends import BackendError
 from engine.backends.ray_backend import RayBackend
@@ -17,7 +18,8 @@ from engine.cli import EXIT_USAGE, main
 from engine.events import AttackStep, DefenceDone, ItemFailed, ItemFinished, ItemStarted, RunFinished
 from engine.runner import CancelToken, ItemOutcome, run_experiment
 from engine.store import ResultStore
-from tests.engine.backends.conftest import comparable as _comparable, ray_exp as _exp
+from tests.conftest import photo
+from tests.engine.backends.conftest import LONG_ATTACK, comparable as _comparable, ray_exp as _exp
 
 ray = pytest.importorskip("ray", reason="the ray back end's tests need Ray: pip install -e '.[cluster]'")
 
@@ -42,8 +44,8 @@ def test_same_rows_and_events_as_local(ray_backend, ray_folder, local_rows, tmp_
     assert manifest["backend"] == "ray" and manifest["workers"] == 2 and manifest["device"] == "cpu"
 
 
-def test_killed_actor_has_its_item_retried(ray_backend, ray_folder, local_rows, tmp_path):
-    exp = _exp(ray_folder)
+def test_killed_actor_has_its_item_retried(ray_backend, ray_folder, local_rows_long, tmp_path):
+    exp = _exp(ray_folder, attacks=LONG_ATTACK)
     store = ResultStore(tmp_path / "r.sqlite")
     killed: list[str] = []
     events = []
@@ -59,14 +61,14 @@ def test_killed_actor_has_its_item_retried(ray_backend, ray_folder, local_rows, 
     assert started.count(killed[0]) == 2  # dispatched again after the kill
     assert sum(isinstance(e, ItemFinished) for e in events) == 3
     assert not any(isinstance(e, ItemFailed) for e in events)
-    assert _comparable(store.rows(exp.id)) == _comparable(local_rows)  # no row lost or doubled
+    assert _comparable(store.rows(exp.id)) == _comparable(local_rows_long)  # no row lost or doubled
     assert len(ray_backend.actors) == 2  # the pool was refilled
 
 
 @pytest.mark.slow  # waits for fresh actors to start
 def test_actor_dying_past_the_retries_fails_the_item_and_resume_completes_it(ray_backend, ray_folder,
-                                                                           local_rows, tmp_path):
-    exp = _exp(ray_folder)
+                                                                           local_rows_long, tmp_path):
+    exp = _exp(ray_folder, attacks=LONG_ATTACK)
     store = ResultStore(tmp_path / "r.sqlite")
     ray_backend.max_retries = 0
     killed: list[str] = []
@@ -83,7 +85,37 @@ def test_actor_dying_past_the_retries_fails_the_item_and_resume_completes_it(ray
     assert [f["item_id"] for f in failed] == killed
     assert "lost 1×" in failed[0]["error"] and "Ray worker computing it died" in failed[0]["error"]
     list(run_experiment(exp, store, backend=ray_backend))  # resume: the failed item again
-    assert _comparable(store.rows(exp.id)) == _comparable(local_rows)
+    assert _comparable(store.rows(exp.id)) == _comparable(local_rows_long)
+
+
+@pytest.mark.slow  # waits for a fresh actor to start
+def test_a_unit_queued_behind_a_dying_one_is_retried_without_charge(ray_backend, tmp_path):
+    """Each actor holds two units; when it dies only the one running (the last heard
+    from) counts an attempt. The other, queued behind it or finished with its outcome
+    not yet delivered (polled), runs elsewhere even with no retries left."""
+    folder = tmp_path / "four"
+    folder.mkdir()
+    for name in ("astronaut", "coffee", "chelsea", "rocket"):
+        Image.fromarray(photo(name, (96, 128))).save(folder / f"{name}.png")
+    exp = _exp(folder, defences=[], attacks=LONG_ATTACK)
+    store = ResultStore(tmp_path / "r.sqlite")
+    ray_backend.max_retries = 0
+    killed: list[str] = []
+    queued_behind: list[str] = []
+    try:
+        for ev in run_experiment(exp, store, backend=ray_backend):
+            if isinstance(ev, AttackStep) and not killed:
+                actor = ray_backend.in_flight[ev.item_id]
+                queued_behind = [i for i, a in ray_backend.in_flight.items() if a is actor and i != ev.item_id]
+                killed.append(ev.item_id)
+                ray.kill(actor)
+            last = ev
+    finally:
+        ray_backend.max_retries = 2
+    assert len(queued_behind) == 1  # DEPTH: a second unit of that actor was in flight
+    assert last.finished == 3 and last.failed == 1
+    status = {it["item_id"]: it["status"] for it in store.items(exp.id)}
+    assert status[killed[0]] == "failed" and status[queued_behind[0]] == "done"
 
 
 def test_cancel_stops_every_worker(ray_backend, ray_folder, tmp_path):
@@ -132,6 +164,39 @@ def test_worker_stops_at_the_next_step_and_names_its_host(ray_folder):
     assert "gone.png" in outs[0].error and f"on Ray worker host {socket.gethostname()}" in outs[0].error
 
 
+def _poll_all(worker: RayWorker, unit_id: str) -> list:
+    outs, ended = [], False
+    deadline = time.monotonic() + 120
+    while not ended and time.monotonic() < deadline:
+        got, ended = worker.poll(unit_id, 0.05)
+        outs += got
+    assert ended
+    return outs
+
+
+def test_a_polled_unit_gives_the_streamed_outputs_in_order(ray_folder):
+    """Ray Client's carrier, in process: submit + poll yields what run() streams; a unit
+    that fails outside run_unit's guards raises from poll with the error."""
+    threads = torch.get_num_threads()
+    try:
+        worker = RayWorker("cpu", threads=1)
+        exp = _exp(ray_folder)
+        item = exp.items()[0]
+        data = {item.image: Path(item.image).read_bytes()}
+        streamed = list(worker.run("a", [item], exp, {}, data))
+        worker.submit("u1", "b", [item], exp, {}, data)
+        polled = _poll_all(worker, "u1")
+        worker.submit("u2", "c", None, exp, {}, data)  # not a list of items: fails in the worker
+        with pytest.raises(RuntimeError, match="TypeError"):
+            _poll_all(worker, "u2")
+    finally:
+        torch.set_num_threads(threads)
+    assert [type(o).__name__ for o in polled] == [type(o).__name__ for o in streamed]
+    assert sum(isinstance(o, AttackStep) for o in polled) == 4
+    [a], [b] = [o for o in streamed if isinstance(o, ItemOutcome)], [o for o in polled if isinstance(o, ItemOutcome)]
+    assert a.ok and repr(_comparable(a.result.rows)) == repr(_comparable(b.result.rows))  # NaN-safe
+
+
 def test_missing_weights_on_a_worker_is_a_per_item_error_naming_the_host(ray_backend, ray_folder, tmp_path):
     gone = tmp_path / "not-on-the-workers.mat"
     exp = _exp(ray_folder, metrics=[f"niqe:weights={gone}"], defences=[])
@@ -153,7 +218,7 @@ def test_unreachable_address_is_a_clear_error_in_bounded_time(ray_session, ray_f
     t0 = time.monotonic()
     with pytest.raises(BackendError, match=f"127.0.0.1:{port}.*ray start --head"):
         RayBackend("cpu", address=f"127.0.0.1:{port}", connect_timeout=3)
-    with pytest.raises(BackendError, match="Ray Client .* cannot stream"):
+    with pytest.raises(BackendError, match=f"ray://127.0.0.1:{port} within 3 s"):
         RayBackend("cpu", address=f"ray://127.0.0.1:{port}", connect_timeout=3)
     with pytest.raises(BackendError, match="bad Ray address"):
         RayBackend("cpu", address="no-port-here")
