@@ -119,7 +119,7 @@ class RayBackend:
         if dev not in ("auto", "cpu", "cuda"):
             raise BackendError(f"unknown device {device!r} for the ray back end: use auto, cpu or cuda")
         self.address = address
-        self._client = bool(address and address.startswith("ray://")) if poll is None else poll
+        self._polled = bool(address and address.startswith("ray://")) if poll is None else poll
         self.max_retries, self.start_timeout, self.stop_timeout = max_retries, start_timeout, stop_timeout
         self._owns_ray = connect(ray, address, num_cpus=None, timeout=connect_timeout)
         try:
@@ -237,7 +237,7 @@ class RayBackend:
         first.pop("host", None)
         return {**first, "backend": "ray", "ray": self._ray.__version__,
                 "ray_address": self.address or "local", "workers": self.workers,
-                "ray_transport": "polled" if self._client else "streamed",
+                "ray_transport": "polled" if self._polled else "streamed",
                 "worker_hosts": sorted({i["host"] for i in self._infos})}
 
     def execute(self, units: Iterable[list["WorkItem"]], exp: "Experiment", *,
@@ -317,7 +317,7 @@ class RayBackend:
     def _send(self, actor: Any, run_id: str, unit: _Unit, exp_ref: Any, mos_ref: Any) -> Any:
         """Start ``unit`` on ``actor``: streamed, or polled through Ray Client."""
         images = _read_images(unit.items)
-        if self._client:
+        if self._polled:
             return PolledUnit(self._ray, actor, uuid.uuid4().hex, run_id, unit.items, exp_ref, mos_ref, images)
         return StreamedUnit(self._ray, actor, run_id, unit.items, exp_ref, mos_ref, images)
 

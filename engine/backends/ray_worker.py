@@ -59,6 +59,7 @@ class RayWorker:
         # Ray Client cannot stream: units submitted for polling run here, one at a time.
         self._pump = ThreadPoolExecutor(max_workers=1, thread_name_prefix="unit")
         self._outboxes: dict[str, queue.Queue] = {}
+        self._box_runs: dict[str, str] = {}  # unit id → run id, to drop abandoned outboxes
         self._lock = threading.Lock()
 
     def info(self) -> dict[str, Any]:
@@ -83,7 +84,16 @@ class RayWorker:
     def submit(self, unit_id: str, run_id: str, items: list, exp, mos: dict[str, float] | None,
                image_data: dict[str, bytes]) -> None:
         """Queue a unit whose outputs the driver fetches with :meth:`poll` (the transport
-        for Ray Client, which has no streaming generators). Returns at once."""
+        for Ray Client, which has no streaming generators). Returns at once.
+
+        Outboxes of earlier runs that were cancelled are dropped here: a driver that stopped
+        early no longer polls them, and their buffered outputs would stay in memory."""
+        with self._lock:
+            for uid, rid in list(self._box_runs.items()):
+                if rid != run_id and rid in self._cancelled:
+                    self._outboxes.pop(uid, None)
+                    del self._box_runs[uid]
+            self._box_runs[unit_id] = run_id
         self._pump.submit(self._fill, self._box(unit_id), run_id, items, exp, mos, image_data)
 
     def poll(self, unit_id: str, wait_s: float = 0.25) -> tuple[list[Any], bool]:
@@ -110,7 +120,8 @@ class RayWorker:
         ended = bool(outs) and isinstance(outs[-1], _End)
         if ended:
             with self._lock:
-                del self._outboxes[unit_id]
+                self._outboxes.pop(unit_id, None)
+                self._box_runs.pop(unit_id, None)
             end = outs.pop()
             if end.error is not None:
                 raise RuntimeError(end.error)

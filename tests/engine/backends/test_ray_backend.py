@@ -189,10 +189,16 @@ def test_a_polled_unit_gives_the_streamed_outputs_in_order(ray_folder):
         worker.submit("u2", "c", None, exp, {}, data)  # not a list of items: fails in the worker
         with pytest.raises(RuntimeError, match="TypeError"):
             _poll_all(worker, "u2")
+        worker.submit("u3", "d", [item], exp, {}, data)
+        worker.cancel("d")  # its driver stopped early and never polls "u3" again
+        worker.submit("u4", "e", [item], exp, {}, data)
+        assert "u3" not in worker._outboxes  # the abandoned outbox does not pile up
+        after = _poll_all(worker, "u4")
     finally:
         torch.set_num_threads(threads)
     assert [type(o).__name__ for o in polled] == [type(o).__name__ for o in streamed]
     assert sum(isinstance(o, AttackStep) for o in polled) == 4
+    assert [type(o).__name__ for o in after] == [type(o).__name__ for o in streamed]
     [a], [b] = [o for o in streamed if isinstance(o, ItemOutcome)], [o for o in polled if isinstance(o, ItemOutcome)]
     assert a.ok and repr(_comparable(a.result.rows)) == repr(_comparable(b.result.rows))  # NaN-safe
 
