@@ -150,10 +150,9 @@ def main() -> None:
     from engine.metrics import create_metric
 
     torch.set_num_threads(max(1, args.threads))
-    if args.device == "auto":
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        device = torch.device(args.device)
+    from engine.runtime import resolve_device
+
+    device = resolve_device(args.device)
     w, h = (int(v) for v in args.size.lower().split("x"))
     x = photo(w, h).to(device)
     print(f"device {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "

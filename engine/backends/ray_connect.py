@@ -6,6 +6,7 @@ is no Ray head after ``join_timeout``.
 """
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -99,10 +100,15 @@ def use_token_if_available() -> None:
             maybe_enable_token_auth_if_token_available)
     except ImportError:
         return
+    notices = logging.getLogger(maybe_enable_token_auth_if_token_available.__module__)
+    level = notices.level
+    notices.setLevel(logging.ERROR)  # its "token authentication is enabled" notice is noise here
     try:
         maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
     except Exception:  # noqa: BLE001 - a private helper; the handshake then reports the problem
         pass
+    finally:
+        notices.setLevel(level)
 
 
 def connect(ray, address: str | None, *, num_cpus: int | None, timeout: float,
@@ -139,12 +145,18 @@ def connect(ray, address: str | None, *, num_cpus: int | None, timeout: float,
     if not address:
         init()
     else:
-        joiner = threading.Thread(target=init, name="ray-join", daemon=True)
-        joiner.start()
-        joiner.join(join_timeout)
-        if joiner.is_alive():
-            raise BackendError(f"cannot {what}: it accepts connections but no Ray handshake completed "
-                               f"within {join_timeout:g} s — is it the head's GCS port (6379 by default)?")
+        # Ray Client's server now and then fails to start a session for a new client (its
+        # proxy forks while gRPC threads run) and the client times out: one more try.
+        for _attempt in range(2 if address.startswith("ray://") else 1):
+            failure.clear()
+            joiner = threading.Thread(target=init, name="ray-join", daemon=True)
+            joiner.start()
+            joiner.join(join_timeout)
+            if joiner.is_alive():
+                raise BackendError(f"cannot {what}: it accepts connections but no Ray handshake completed "
+                                   f"within {join_timeout:g} s — is it the head's GCS port (6379 by default)?")
+            if not (failure and isinstance(failure[0], ConnectionError)):
+                break
     if failure:
         raise BackendError(f"cannot {what}: {describe(failure[0])}") from None
     return True

@@ -5,8 +5,9 @@
   node (``--ray-address auto``/``HOST:6379`` or a local instance).
 * :class:`PolledUnit`: for Ray Client (``ray://``), which has no streaming generators. The
   actor queues the unit (``RayWorker.submit``) and the driver keeps one ``RayWorker.poll``
-  call outstanding, each returning the outputs produced since the last one (waiting up to
-  ``POLL_WAIT_S`` for the first), so events arrive in order with at most one poll's delay.
+  call outstanding, each returning the outputs produced since the last one (see
+  ``RayWorker.poll`` for how long it waits and gathers), so events arrive in order,
+  grouped, with at most one poll's delay.
 
 Both expose the object reference to pass to ``ray.wait`` (:attr:`waitable`) and
 :meth:`take`, which returns the outputs now available and whether the unit has ended.
@@ -14,8 +15,6 @@ Both expose the object reference to pass to ``ray.wait`` (:attr:`waitable`) and
 from __future__ import annotations
 
 from typing import Any
-
-POLL_WAIT_S = 0.25  # how long one poll waits in the actor for the unit's next output
 
 
 class StreamedUnit:
@@ -45,7 +44,7 @@ class PolledUnit:
         self._poll()
 
     def _poll(self) -> None:
-        self.waitable = self._actor.poll.remote(self._unit_id, POLL_WAIT_S)
+        self.waitable = self._actor.poll.remote(self._unit_id)
 
     def take(self) -> tuple[list[Any], bool]:
         """The outputs of the finished poll (call when :attr:`waitable` is ready); the next

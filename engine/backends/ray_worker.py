@@ -17,6 +17,7 @@ from typing import Any, Iterator
 from engine.runner import CancelToken, Cancelled, ItemOutcome, run_unit
 
 
+POLL_WAIT_S = 0.25  # how long one poll waits in the actor for the unit's first output
 POLL_LINGER_S = 0.05  # a poll's gathering time after its first output (the live curve's delay)
 
 
@@ -96,7 +97,7 @@ class RayWorker:
             self._box_runs[unit_id] = run_id
         self._pump.submit(self._fill, self._box(unit_id), run_id, items, exp, mos, image_data)
 
-    def poll(self, unit_id: str, wait_s: float = 0.25) -> tuple[list[Any], bool]:
+    def poll(self, unit_id: str, wait_s: float = POLL_WAIT_S) -> tuple[list[Any], bool]:
         """The unit's next outputs and whether the unit has ended: waits up to ``wait_s``
         for the first, then gathers those that follow within ``POLL_LINGER_S`` (an
         outcome or the end returns at once).
@@ -169,7 +170,7 @@ def remote_class(ray, poll_threads: int) -> Any:
             super().cancel(run_id)
 
         @ray.method(concurrency_group="poll")
-        def poll(self, unit_id: str, wait_s: float = 0.25) -> tuple[list[Any], bool]:
+        def poll(self, unit_id: str, wait_s: float = POLL_WAIT_S) -> tuple[list[Any], bool]:
             return super().poll(unit_id, wait_s)
 
     Worker.__name__ = Worker.__qualname__ = "RayWorker"

@@ -257,6 +257,33 @@ def test_a_port_that_is_no_ray_head_times_out(ray_session):
         assert time.monotonic() - t0 < 5
 
 
+def test_a_ray_client_connection_that_times_out_once_is_tried_again(ray_session):
+    class FlakyClient:  # stands in for the ray module: Ray Client's first session fails
+        calls = 0
+        failures = 1
+
+        @staticmethod
+        def is_initialized() -> bool:
+            return False
+
+        @classmethod
+        def init(cls, **kwargs) -> None:
+            cls.calls += 1
+            if cls.calls <= cls.failures:
+                raise ConnectionError("ray client connection timeout")
+
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        address = f"ray://127.0.0.1:{srv.getsockname()[1]}"
+        assert connect(FlakyClient, address, num_cpus=None, timeout=2) is True
+        assert FlakyClient.calls == 2
+        FlakyClient.calls, FlakyClient.failures = 0, 99  # keeps failing: clear error after 2 tries
+        with pytest.raises(BackendError, match="cannot join the Ray cluster at ray://.*connection timeout"):
+            connect(FlakyClient, address, num_cpus=None, timeout=2)
+        assert FlakyClient.calls == 2
+
+
 def test_bad_device_or_workers_for_ray(ray_session):
     with pytest.raises(BackendError, match="cuda:1 picks one GPU"):
         RayBackend("cuda:1")
