@@ -150,7 +150,7 @@ def main() -> None:
     from engine.metrics import create_metric
 
     torch.set_num_threads(max(1, args.threads))
-    from engine.runtime import resolve_device
+    from engine.run.runtime import resolve_device
 
     device = resolve_device(args.device)
     w, h = (int(v) for v in args.size.lower().split("x"))

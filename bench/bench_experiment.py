@@ -37,8 +37,8 @@ def make_folder(folder: Path, n: int, size: tuple[int, int]) -> None:
 
 
 def whole(exp, runtime, store_path: Path) -> float:
-    from engine.runner import run_experiment
-    from engine.store import ResultStore
+    from engine.run.runner import run_experiment
+    from engine.store.db import ResultStore
 
     store = ResultStore(store_path)
     t0 = time.perf_counter()
@@ -92,9 +92,9 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
 
-    from engine.experiment import ComponentSpec, Experiment, find_images
+    from engine.spec.experiment import ComponentSpec, Experiment, find_images
     from engine.io.images import load_image
-    from engine.runtime import Runtime
+    from engine.run.runtime import Runtime
 
     runtime = Runtime(args.device)
     print(f"device {runtime.device}; ifgsm (iters={args.iters}) × [none,{args.defence}], "

@@ -47,8 +47,8 @@ def make_folder(folder: Path, n: int, w: int, h: int) -> None:
 
 def timed_run(exp, backend, tmp: Path, tag: str) -> float:
     """Wall seconds of one whole run into a fresh store."""
-    from engine.runner import run_experiment
-    from engine.store import ResultStore
+    from engine.run.runner import run_experiment
+    from engine.store.db import ResultStore
 
     store = ResultStore(tmp / f"{tag}-{time.monotonic_ns()}.sqlite")
     t0 = time.perf_counter()
@@ -84,10 +84,10 @@ def main() -> None:
     import ray
     import torch
 
-    from engine.backends import LocalBackend
-    from engine.backends.ray_backend import RayBackend
-    from engine.experiment import Experiment, find_images
-    from engine.runtime import Runtime
+    from engine.run.backends import LocalBackend
+    from engine.run.backends.ray_backend import RayBackend
+    from engine.spec.experiment import Experiment, find_images
+    from engine.run.runtime import Runtime
 
     ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     with tempfile.TemporaryDirectory() as d:

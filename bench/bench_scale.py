@@ -31,16 +31,16 @@ TIMING = {"attack_time", "defence_time"}
 
 
 def metric_spec(name: str):
-    from engine.experiment import ComponentSpec
+    from engine.spec.experiment import ComponentSpec
 
     return ComponentSpec(name, {"pretrained": False}) if name in LEARNED else ComponentSpec(name)
 
 
 def run_once(folder: Path, store_path: Path, metric: str, batch: int, args, runtime):
-    from engine.events import ItemFinished
-    from engine.experiment import ComponentSpec, Experiment, find_images
-    from engine.runner import run_experiment
-    from engine.store import ResultStore
+    from engine.core.events import ItemFinished
+    from engine.spec.experiment import ComponentSpec, Experiment, find_images
+    from engine.run.runner import run_experiment
+    from engine.store.db import ResultStore
 
     exp = Experiment(images=find_images(folder), root=str(folder), metrics=[metric_spec(metric)],
                      attacks=[ComponentSpec.parse(args.attack)],
@@ -83,7 +83,7 @@ def main() -> None:
     w, h = (int(v) for v in args.size.split("x"))
     batches = [int(b) for b in args.batches.split(",")]
 
-    from engine.runtime import Runtime
+    from engine.run.runtime import Runtime
 
     runtime = Runtime(args.device)
     print(f"device {runtime.device}; {args.images} images at {w}x{h}; {args.attack}; "

@@ -76,7 +76,7 @@ def main() -> None:
 
     from engine.defences import DEFENCES
     from engine.metrics import create_metric
-    from engine.runtime import resolve_device
+    from engine.run.runtime import resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -110,7 +110,7 @@ def load_case(case: Case, folder: Path) -> tuple[str, str, float]:
     """
     import torch
 
-    from engine.experiment import Experiment
+    from engine.spec.experiment import Experiment
     from engine.io.images import ImageLoadError, load_image
 
     path = folder / case.name

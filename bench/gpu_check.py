@@ -132,7 +132,7 @@ def _adm_params(folder: Path) -> dict[str, dict[str, Any]]:
 
 def check_attacks(x: torch.Tensor, metric_name: str) -> list[dict[str, Any]]:
     from engine.attacks import ATTACKS, run_to_end
-    from engine.experiment import ComponentSpec
+    from engine.spec.experiment import ComponentSpec
     from engine.metrics import create_metric
 
     spec = ComponentSpec.parse(metric_name)
@@ -164,10 +164,10 @@ def check_attacks(x: torch.Tensor, metric_name: str) -> list[dict[str, Any]]:
 
 
 def check_run(folder: Path, work: Path, metric_name: str) -> dict[str, Any]:
-    from engine.events import ItemFailed
-    from engine.experiment import Experiment, find_images
-    from engine.runner import run_experiment
-    from engine.store import ResultStore
+    from engine.core.events import ItemFailed
+    from engine.spec.experiment import Experiment, find_images
+    from engine.run.runner import run_experiment
+    from engine.store.db import ResultStore
 
     metrics = [metric_name]
     try:

@@ -1,13 +1,13 @@
 """Results-table columns in words, their formulas, and the chooser's presets (no Qt).
 
-Score titles and formulas come from :data:`engine.report.labels.SCORE_TITLES`, the same
+Score titles and formulas come from :data:`engine.core.labels.SCORE_TITLES`, the same
 table the report prints, so the GUI and the report never disagree. In the GUI the clean
 image is always "clean" (the CSV keeps MSU's ``clear`` column names).
 """
 from __future__ import annotations
 
 from engine.evaluation.row import PAIR_KEYS, PAIRS
-from engine.report.labels import SCORE_TITLES
+from engine.core.labels import SCORE_TITLES
 
 _IMAGES = {"x": "x", "xa": "xₐ", "dx": "D(x)", "dxa": "D(xₐ)"}
 _PAIR_NAMES = {pair: (_IMAGES[a], _IMAGES[b]) for pair, a, b in PAIRS}

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.experiment import ComponentSpec
+from engine.spec.experiment import ComponentSpec
 from gui.param_editor import ParamForm
 
 DEFAULTS = ""          # preset combo data: no preset

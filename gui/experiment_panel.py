@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.experiment import Experiment
+from engine.spec.experiment import Experiment
 from gui.catalog import STATE_TEXT, attack_classes, defence_classes
 from gui.components import ComponentPicker
 from gui.progress import ProgressTracker, format_eta

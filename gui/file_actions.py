@@ -72,8 +72,8 @@ class FileActions(QObject):
         """Write raw.csv and summary.csv of the experiment shown (as the CLI does)."""
         if not self._need_store():
             return None
-        from engine.export import export_csv
-        from engine.store import ResultStore
+        from engine.results.export import export_csv
+        from engine.store.db import ResultStore
 
         s = self.session
         try:
@@ -98,7 +98,7 @@ class FileActions(QObject):
     def save_shown_images(self, folder: str | Path) -> list[Path]:
         from PIL import Image
 
-        from engine.store import slug
+        from engine.store.db import slug
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -119,13 +119,13 @@ class FileActions(QObject):
                 self.build_report(folder)
 
     def build_report(self, folder: str | Path) -> BackgroundCall | None:
-        """Build the report (engine.report) in a background thread."""
+        """Build the report (engine.results.report) in a background thread."""
         if not self._need_store():
             return None
         try:
-            from engine.report import build_report
+            from engine.results.report import build_report
         except ImportError as exc:
-            self._log("error", f"reports are not available in this installation (engine.report: {exc})")
+            self._log("error", f"reports are not available in this installation (engine.results.report: {exc})")
             return None
         store_path, exp_id = str(self.session.store_path), self.session.exp_id
         self._log("info", f"building the report of experiment {self.describe()} in {folder}…")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from engine.metrics.bounds import msu_bounds
+from engine.core.bounds import msu_bounds
 
 
 def metric_name(label: str) -> str:

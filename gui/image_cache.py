@@ -51,7 +51,7 @@ class ImageCache:
 
 
 def from_event_images(title: str, images: Any, note: str = "") -> InspectorImages:
-    """Adapt :class:`engine.events.ItemImages`."""
+    """Adapt :class:`engine.core.events.ItemImages`."""
     return InspectorImages(title, images.clean, images.attacked, dict(images.defended_clean),
                            dict(images.defended_attacked), note)
 

@@ -112,7 +112,7 @@ class ItemDisplay(QObject):
         key = ("item", item_id, defence)
 
         def read() -> tuple[tuple[Any, ...], Any]:
-            from engine.store import ResultStore
+            from engine.store.db import ResultStore
 
             with ResultStore(store_path, readonly=True) as store:
                 return key, from_store(store, exp_id, item, labels, title)

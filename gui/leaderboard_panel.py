@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.evaluation.leaderboard import QUALITY_FLOOR, store_leaderboard
-from engine.report.labels import component_label, fmt
+from engine.core.labels import component_label, fmt
 from gui.worker import BackgroundCall
 
 DEFENCE_COLUMNS = [("rank", "rank"), ("pareto_rank", "Pareto rank"), ("label", "defence"),

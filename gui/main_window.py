@@ -292,7 +292,7 @@ class MainWindow(QMainWindow):
 
     def load_study(self, name: str) -> None:
         """Run → Load study: the study's attacks, defences and budget in the panel."""
-        from engine.studies import StudyError
+        from engine.spec.studies import StudyError
         from gui.study_menu import apply_study
 
         try:

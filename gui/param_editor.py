@@ -1,7 +1,7 @@
-"""Parameter editors built from the typed parameter definitions (engine.params).
+"""Parameter editors built from the typed parameter definitions (engine.spec.params).
 
 A component (attack, defence, metric) declares a parameter dataclass; :class:`ParamForm`
-turns its :class:`~engine.params.ParamSpec` list into spin boxes, check boxes, combo boxes
+turns its :class:`~engine.spec.params.ParamSpec` list into spin boxes, check boxes, combo boxes
 and line edits with bounds and help tooltips. No component needs GUI code of its own.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QLineEdit, QSpinBox, QWidget
 
-from engine.params import ParamSpec
+from engine.spec.params import ParamSpec
 
 INT_LIMIT = 2_147_483_647
 #: units whose values are shown multiplied by 255 (budgets written as N/255)
@@ -60,7 +60,7 @@ def _auto_text(spec: ParamSpec) -> str:
 
 
 def _parse_text(text: str) -> Any:
-    from engine.experiment import parse_scalar
+    from engine.spec.experiment import parse_scalar
 
     text = text.strip()
     if not text or text.lower() == "none":

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from engine.experiment import ComponentSpec, Experiment
+from engine.spec.experiment import ComponentSpec, Experiment
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def find_problems(exp: Experiment, metric_info: dict[str, dict[str, Any]]) -> li
 
 def stored_timings(store_path: Path | None) -> dict[tuple[str, str], list[float]]:
     """(metric label, attack label) → seconds of every finished item in the store."""
-    from engine.store import ResultStore
+    from engine.store.db import ResultStore
 
     out: dict[tuple[str, str], list[float]] = {}
     if store_path is None or not Path(store_path).exists():
@@ -125,7 +125,7 @@ def stored_timings(store_path: Path | None) -> dict[tuple[str, str], list[float]
 
 def make_plan(exp: Experiment, store_path: Path | None, metric_info: dict[str, dict[str, Any]]) -> Plan:
     """What running ``exp`` into ``store_path`` would do."""
-    from engine.store import ResultStore
+    from engine.store.db import ResultStore
 
     items = exp.items()
     done: set[str] = set()

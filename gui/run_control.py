@@ -11,8 +11,8 @@ from typing import Any
 from PySide6.QtCore import QObject, Slot
 from PySide6.QtWidgets import QMessageBox
 
-from engine.events import ItemFinished
-from engine.experiment import Experiment
+from engine.core.events import ItemFinished
+from engine.spec.experiment import Experiment
 from gui.plan import Plan, make_plan, without_problems
 from gui.plan_dialog import PlanDialog
 from gui.session import Session
@@ -59,7 +59,7 @@ class RunControl(QObject):
         return self._ask(exp, self._plan(exp)) if exp is not None else None
 
     def _plan(self, exp: Experiment) -> Plan:
-        from engine.runner import store_path_for
+        from engine.run.runner import store_path_for
 
         self.plan = make_plan(exp, store_path_for(self.session.output_dir), self.w.panel.metric_info)
         return self.plan

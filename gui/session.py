@@ -2,7 +2,7 @@
 
 :class:`Session` owns the folder under study, the result store and the experiment shown,
 and the bookkeeping of the run in flight (items, attack steps, clean scores, per-image
-status, the item to follow). It consumes the engine's events (:mod:`engine.events`) and
+status, the item to follow). It consumes the engine's events (:mod:`engine.core.events`) and
 tells its observers what changed through :class:`Observable` lists; the Qt side only
 adapts those notifications to widgets. Opening a folder, opening a store, choosing an
 experiment and starting a run all go through here, so no panel can keep a stale copy.
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from engine.events import (
+from engine.core.events import (
     AttackDone,
     AttackStep,
     CleanScored,
@@ -25,7 +25,7 @@ from engine.events import (
     RunFinished,
     RunStarted,
 )
-from engine.experiment import Experiment
+from engine.spec.experiment import Experiment
 from gui.flags import flag_row
 from gui.session_types import (
     ImageStatus,
@@ -42,7 +42,7 @@ __all__ = ["ImageStatus", "ItemState", "Observable", "Session", "image_status"]
 
 def _attack_iterations(exp: Experiment) -> dict[str, int]:
     from engine.attacks import ATTACKS
-    from engine.runtime import merged_params
+    from engine.run.runtime import merged_params
 
     out: dict[str, int] = {}
     for spec in exp.attacks:
@@ -119,7 +119,7 @@ class Session:
         if self.running:
             self.message.emit("warning", "a run is in progress: open the folder when it has finished")
             return False
-        from engine.experiment import find_images
+        from engine.spec.experiment import find_images
 
         folder = str(Path(folder).resolve())
         self.folder = folder
@@ -143,8 +143,8 @@ class Session:
 
     def _discover_store(self) -> None:
         """The latest experiment on this folder in the output folder's store, if any."""
-        from engine.runner import store_path_for
-        from engine.store import ResultStore
+        from engine.run.runner import store_path_for
+        from engine.store.db import ResultStore
 
         path = store_path_for(self.output_dir)
         if not path.exists():
@@ -173,7 +173,7 @@ class Session:
         if self.running:
             self.message.emit("warning", "a run is in progress: open the store when it has finished")
             return False
-        from engine.store import ResultStore, StoreError
+        from engine.store.db import ResultStore, StoreError
 
         path = Path(path)
         try:
@@ -205,7 +205,7 @@ class Session:
 
     def _load(self, path: Path, exp_id: str, exp: Experiment | None = None) -> int:
         """Make ``exp_id`` of ``path`` the experiment shown, with what is stored of it."""
-        from engine.store import ResultStore
+        from engine.store.db import ResultStore
 
         rows: list[dict[str, Any]] = []
         stored_items: list[dict[str, Any]] = []
@@ -305,7 +305,7 @@ class Session:
         """
         if self.running:
             raise RuntimeError("a run is in progress")
-        from engine.runner import store_path_for
+        from engine.run.runner import store_path_for
 
         out = Path(self.output_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -424,7 +424,7 @@ class Session:
             self.running_changed.emit(False)
 
     def _refresh_stored(self) -> None:
-        from engine.store import ResultStore
+        from engine.store.db import ResultStore
 
         if self.store_path is None or not self.store_path.exists():
             return

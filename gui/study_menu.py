@@ -1,4 +1,4 @@
-"""Run → Load study: put a study's grid (a data file of ``engine/studies``) into the
+"""Run → Load study: put a study's grid (a data file of ``engine/spec/studies``) into the
 experiment panel: its attacks and defences with their presets and its budget. It runs on
 the ticked metric(s), like any other experiment, and its report compares with the study's
 reported numbers. Changing the attacks or defences afterwards forgets the study."""
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.experiment import ComponentSpec
+from engine.spec.experiment import ComponentSpec
 
 
 def apply_study(panel: Any, name: str) -> list[str]:
@@ -14,9 +14,9 @@ def apply_study(panel: Any, name: str) -> list[str]:
     (an unknown component, or a second preset of one already ticked).
 
     Raises:
-        engine.studies.StudyError: no such study, or a broken study file.
+        engine.spec.studies.StudyError: no such study, or a broken study file.
     """
-    from engine.studies import study_experiment_fields
+    from engine.spec.studies import study_experiment_fields
 
     fields = study_experiment_fields(name)
     skipped: list[str] = []
@@ -41,7 +41,7 @@ def apply_study(panel: Any, name: str) -> list[str]:
 
 def add_study_menu(w: Any, run_menu: Any) -> None:
     """Run → Load study ▸ one entry per study file."""
-    from engine.studies import list_studies
+    from engine.spec.studies import list_studies
 
     menu = run_menu.addMenu("Load study")
     w.study_actions = {}

@@ -60,7 +60,7 @@ class FCNTrainWorker(QObject):
 
     def __init__(self, settings: TrainSettings) -> None:
         super().__init__()
-        from engine.runner import CancelToken
+        from engine.run.runner import CancelToken
 
         self.settings = settings
         self.token = CancelToken()
@@ -78,7 +78,7 @@ class FCNTrainWorker(QObject):
     def run(self) -> None:
         lower_thread_priority(int(os.environ.get("IQA_LAB_WORKER_NICE", "5")))
         from engine.metrics.base import MetricError
-        from engine.registry import UnknownComponent
+        from engine.spec.registry import UnknownComponent
         from engine.training import TrainingError, train_fcn
         from engine.training.fcn_trainer import previous_history
 

@@ -1,10 +1,10 @@
 """Running the engine off the GUI thread.
 
 :class:`RunWorker` lives in a ``QThread``; it iterates
-:func:`engine.runner.run_experiment` and re-emits every event as a Qt signal. The signals
+:func:`engine.run.runner.run_experiment` and re-emits every event as a Qt signal. The signals
 cross threads as queued connections, so the receivers (methods of GUI-thread QObjects)
 run in the GUI thread; the worker never touches a widget and the GUI never touches a
-tensor. Cancelling sets an :class:`engine.runner.CancelToken`, which the runner checks
+tensor. Cancelling sets an :class:`engine.run.runner.CancelToken`, which the runner checks
 between attack steps.
 
 :class:`BackgroundCall` runs one plain function in its own thread (metric scan, report).
@@ -18,8 +18,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from engine.events import AttackStep, RunFinished
-from engine.experiment import Experiment
+from engine.core.events import AttackStep, RunFinished
+from engine.spec.experiment import Experiment
 
 
 def lower_thread_priority(niceness: int = 10) -> bool:
@@ -63,7 +63,7 @@ class RunWorker(QObject):
     def __init__(self, experiment: Experiment, store_path: str | Path,
                  backend: dict[str, Any] | None = None) -> None:
         super().__init__()
-        from engine.runner import CancelToken
+        from engine.run.runner import CancelToken
 
         self.experiment = experiment
         self.store_path = Path(store_path)
@@ -75,7 +75,7 @@ class RunWorker(QObject):
         self.token.cancel()
 
     def _backend(self) -> Any:
-        from engine.backends import make_backend
+        from engine.run.backends import make_backend
 
         opts = self.backend_options
         return make_backend(opts.get("name") or "local", device=self.experiment.device,
@@ -87,8 +87,8 @@ class RunWorker(QObject):
         will not fit on the disk."""
         exp = self.experiment
         if exp.budget:
-            from engine.runtime import Runtime
-            from engine.study_cli import PRESETS_NAME, apply_budget
+            from engine.run.runtime import Runtime
+            from engine.cli.calibrate import PRESETS_NAME, apply_budget
 
             self.notice.emit("info", f"calibrating the attacks to the budget {exp.budget}…")
             runtime = getattr(backend, "runtime", None) or Runtime(exp.device)  # the local run's models
@@ -96,7 +96,7 @@ class RunWorker(QObject):
             self.experiment = exp
             self.calibrated.emit(exp)
         if exp.save_images:
-            from engine.diskspace import space_warning
+            from engine.store.diskspace import space_warning
 
             warning = space_warning(exp, store)
             if warning:
@@ -110,9 +110,9 @@ class RunWorker(QObject):
         lower_thread_priority(int(os.environ.get("IQA_LAB_WORKER_NICE", "5")))
         import time
 
-        from engine.backends import BackendError
-        from engine.runner import run_experiment
-        from engine.store import ResultStore
+        from engine.run.backends import BackendError
+        from engine.run.runner import run_experiment
+        from engine.store.db import ResultStore
 
         store = None
         steps: list[Any] = []
@@ -137,7 +137,7 @@ class RunWorker(QObject):
                 self.events.emit([*steps, event])
                 steps, last = [], time.monotonic()
         except Exception as exc:  # noqa: BLE001 - reported in the log panel, never a crash
-            from engine.errors import describe, needs_action
+            from engine.core.errors import describe, needs_action
 
             message, code = describe(exc)  # the CLI's words; a bug's traceback is saved to a file
             self.runError.emit(message, needs_action(code))

@@ -22,7 +22,7 @@ import torch
 
 from engine.attacks.base import Attack, AttackParams, AttackRun, IterateTracker
 from engine.metrics.base import Metric, check_image_batch
-from engine.params import param
+from engine.spec.params import param
 
 #: the query budgets every black-box attack has a preset for
 QUERY_BUDGETS = (100, 1000, 10000)

@@ -28,7 +28,7 @@ import torch
 
 from engine.attacks.base import ATTACKS, Attack, AttackParams, AttackRun, IterateTracker
 from engine.metrics.base import Metric, attack_loss, check_image_batch
-from engine.params import param
+from engine.spec.params import param
 
 _MIN_PIECE = 1e-6  # keeps ΣP > 0 so the curve stays defined
 

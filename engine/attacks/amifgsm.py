@@ -24,7 +24,7 @@ from engine.attacks.base import ATTACKS, Attack, AttackParams, AttackRun, Iterat
 from engine.attacks.mifgsm import momentum_direction
 from engine.attacks.sign_gradient import linf_presets, sign_into
 from engine.metrics.base import Metric
-from engine.params import param
+from engine.spec.params import param
 
 MSU_AMIFGSM = "MSU_Metrics_Robustness_Benchmark/robustness_benchmark/methods/amifgsm/run.py"
 

@@ -25,8 +25,8 @@ from typing import Any, Callable, ClassVar, Generator, Union
 import torch
 
 from engine.metrics.base import Metric, attack_loss
-from engine.params import make_params, param, param_specs, params_to_dict
-from engine.registry import Registry
+from engine.spec.params import make_params, param, param_specs, params_to_dict
+from engine.spec.registry import Registry
 
 
 #: what an attack draws its randomness from: one CPU generator, or (a batch of several

@@ -35,7 +35,7 @@ from engine.attacks.base import ATTACKS
 from engine.attacks.sign_gradient import linf_presets
 from engine.attacks.uap import UAP, UAPParams, UAPTraining, train_epochs
 from engine.metrics.base import Metric, attack_loss
-from engine.params import param
+from engine.spec.params import param
 
 
 def train_cumulative_uap(

@@ -48,7 +48,7 @@ from engine.attacks._pixel_adam import adam_pixel_attack
 from engine.attacks.base import ATTACKS, Attack, AttackParams, AttackRun
 from engine.attacks.sign_gradient import linf_presets
 from engine.metrics.base import Metric, check_image_batch
-from engine.params import param
+from engine.spec.params import param
 
 
 MSU_KORHONEN = "adversarial-defenses-for-iqa/metrics/methods/korhonen-et-al/run.py"

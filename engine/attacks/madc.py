@@ -27,7 +27,7 @@ import torch
 
 from engine.attacks.base import ATTACKS, Attack, AttackParams, AttackRun, IterateTracker, loss_and_grad
 from engine.metrics.base import Metric, check_image_batch
-from engine.params import param
+from engine.spec.params import param
 
 RMSE_LEVELS = [2 / 255, 4 / 255, 8 / 255, 16 / 255]
 

@@ -25,7 +25,7 @@ import torch
 
 from engine.attacks.base import ATTACKS
 from engine.attacks.sign_gradient import SignGradientAttack, SignParams, l1_normalised, linf_presets
-from engine.params import param
+from engine.spec.params import param
 
 MSU_MIFGSM = "MSU_Metrics_Robustness_Benchmark/robustness_benchmark/methods/mifgsm/run.py"
 

@@ -38,7 +38,7 @@ import torch
 
 from engine.attacks._black_box import BlackBoxAttack, BlackBoxParams, SearchState, query, query_presets
 from engine.attacks.base import ATTACKS
-from engine.params import param
+from engine.spec.params import param
 
 
 @dataclass

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from engine.attacks._black_box import BlackBoxAttack, BlackBoxParams, SearchState, query, query_presets
 from engine.attacks.base import ATTACKS
 from engine.attacks.sign_gradient import linf_presets
-from engine.params import param
+from engine.spec.params import param
 
 
 @dataclass

@@ -39,7 +39,7 @@ from engine.attacks._black_box import (BlackBoxAttack, BlackBoxParams, SearchSta
                                        query_presets, rand_int)
 from engine.attacks.base import ATTACKS
 from engine.attacks.square import p_schedule  # Sparse-RS's patch schedule is Square's
-from engine.params import param
+from engine.spec.params import param
 
 
 @dataclass

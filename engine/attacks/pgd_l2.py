@@ -21,7 +21,7 @@ import torch
 
 from engine.attacks.base import ATTACKS, Attack, AttackParams, AttackRun, IterateTracker, loss_and_grad, sweep
 from engine.metrics.base import Metric, check_image_batch
-from engine.params import param
+from engine.spec.params import param
 
 L2_RADII = [0.25, 0.5, 1.0, 2.0]
 

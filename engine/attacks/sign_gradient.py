@@ -12,7 +12,7 @@ import torch
 
 from engine.attacks.base import Attack, AttackParams, AttackRun, Generators, IterateTracker, loss_and_grad
 from engine.metrics.base import Metric
-from engine.params import param
+from engine.spec.params import param
 
 LINF_LEVELS = [2 / 255, 4 / 255, 8 / 255, 16 / 255]
 

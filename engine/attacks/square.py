@@ -35,7 +35,7 @@ from engine.attacks._black_box import (BlackBoxAttack, BlackBoxParams, SearchSta
                                        query_presets, rand_int, rand_sign)
 from engine.attacks.base import ATTACKS
 from engine.attacks.sign_gradient import linf_presets
-from engine.params import param
+from engine.spec.params import param
 
 #: iterations (of 10,000) after which p is halved
 HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)

@@ -41,7 +41,7 @@ from engine.attacks._pixel_adam import adam_pixel_attack
 from engine.attacks.base import ATTACKS, Attack, AttackParams, AttackRun
 from engine.attacks.sign_gradient import linf_presets
 from engine.metrics.base import Metric, check_image_batch
-from engine.params import param
+from engine.spec.params import param
 
 
 def haar_dwt(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -46,7 +46,7 @@ import torch.nn.functional as F
 
 from engine.attacks.base import ATTACKS, Attack, AttackParams, AttackRun, IterateTracker
 from engine.metrics.base import Metric, attack_loss, check_image_batch
-from engine.params import param
+from engine.spec.params import param
 
 
 def warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from engine.attacks.base import ATTACKS, Attack, AttackParams, AttackRun, IterateTracker
 from engine.attacks.sign_gradient import LINF_LEVELS
 from engine.metrics.base import Metric, attack_loss, check_image_batch
-from engine.params import param
+from engine.spec.params import param
 
 UAP_FORMAT = "uap-v1"
 
@@ -108,7 +108,7 @@ def fit_uap(perturbation: torch.Tensor, like: torch.Tensor, eps: float) -> torch
 def _training_source(images: Iterable[torch.Tensor] | str | os.PathLike) -> list[Any]:
     """A list of tensors (3×H×W) or file paths."""
     if isinstance(images, (str, os.PathLike)):
-        from engine.experiment import find_images
+        from engine.spec.experiment import find_images
 
         folder = Path(images)
         if not folder.is_dir():

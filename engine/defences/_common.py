@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.defences.base import Defence
-from engine.params import ParamError
+from engine.spec.params import ParamError
 
 #: elements (B·C·rows·W·k²) one band of a sliding-window filter may unfold at once
 BAND_BUDGET = 1 << 25

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from engine.defences.base import Defence, DefenceError
 from engine.metrics.base import Availability
-from engine.params import ParamError, make_params
+from engine.spec.params import ParamError, make_params
 
 
 def weights_folder() -> Path:

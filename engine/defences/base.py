@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 import torch
 
 from engine.metrics.base import Availability, check_image_batch
-from engine.params import make_params, param_specs, params_to_dict
-from engine.registry import Registry
+from engine.spec.params import make_params, param_specs, params_to_dict
+from engine.spec.registry import Registry
 
 
 class DefenceError(RuntimeError):
@@ -47,7 +47,7 @@ class Defence:
     split_batch: ClassVar[bool] = False
 
     def __init__(self, params: Any = None, **overrides: Any) -> None:
-        from engine.params import NoParams
+        from engine.spec.params import NoParams
         cls_params = self.Params or NoParams
         if params is None or isinstance(params, dict):
             params = make_params(cls_params, {**(params or {}), **overrides})
@@ -69,7 +69,7 @@ class Defence:
 
     @classmethod
     def param_specs(cls):
-        from engine.params import NoParams
+        from engine.spec.params import NoParams
         return param_specs(cls.Params or NoParams)
 
     @classmethod

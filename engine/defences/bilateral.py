@@ -19,7 +19,7 @@ from engine.defences._common import (
     require_odd,
 )
 from engine.defences.base import DEFENCES, sweep
-from engine.params import param
+from engine.spec.params import param
 
 
 @dataclass

@@ -13,7 +13,7 @@ import torch
 
 from engine.defences.base import DEFENCES, Defence, DefenceError
 from engine.metrics.base import Availability
-from engine.params import ParamError, param
+from engine.spec.params import ParamError, param
 
 
 @dataclass
@@ -48,7 +48,7 @@ def build_step(text: str, what: str = "chain step") -> Defence:
         text: ``name``, ``name[preset]`` or ``name:k=v:k=v``.
         what: how messages name the step (``chain step``, ``denoiser`` …).
     """
-    from engine.experiment import ComponentSpec
+    from engine.spec.experiment import ComponentSpec
 
     try:
         spec = ComponentSpec.parse(text)

@@ -15,7 +15,7 @@ from engine.defences._smoothing import AggregateParams, SmoothingDefence
 from engine.defences.base import DEFENCES, DefenceError
 from engine.defences.chain import build_step
 from engine.metrics.base import Availability
-from engine.params import ParamError, param
+from engine.spec.params import ParamError, param
 
 
 @dataclass

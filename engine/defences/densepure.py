@@ -20,8 +20,8 @@ import torch
 
 from engine.defences.base import DEFENCES
 from engine.defences.diffusion_smoothing import DiffusionSmoothing, DiffusionSmoothingParams
-from engine.experiment import derive_seed
-from engine.params import param
+from engine.spec.experiment import derive_seed
+from engine.spec.params import param
 
 
 @dataclass

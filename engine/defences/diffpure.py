@@ -47,7 +47,7 @@ from engine.defences._neural import (
     weights_folder,
 )
 from engine.defences.base import DEFENCES, DefenceError, sweep
-from engine.params import param
+from engine.spec.params import param
 
 DEFAULT_MODEL = ADM_UNCOND_256
 ADM_SUFFIXES = (".pt", ".pth")

@@ -26,7 +26,7 @@ from engine.defences._smoothing import AggregateParams, SmoothingDefence
 from engine.defences.base import DEFENCES, DefenceError
 from engine.defences.diffpure import DEFAULT_MODEL, DiffPureDefence
 from engine.metrics.base import Availability
-from engine.params import param
+from engine.spec.params import param
 
 
 @dataclass

@@ -27,7 +27,7 @@ import torch
 from engine.defences._liif import LIIF, SpecError, liif_from_spec, liif_from_state_dict
 from engine.defences._neural import NeuralDefence, find_weights, missing_message
 from engine.defences.base import DEFENCES, DefenceError
-from engine.params import param
+from engine.spec.params import param
 
 WEIGHTS = "disco_pgd.pth"
 #: the authors' archive of trained DISCO models (their README, "Disco Training")

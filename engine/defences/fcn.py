@@ -21,7 +21,7 @@ from torch import nn
 
 from engine.defences.base import DEFENCES, Defence, DefenceError
 from engine.metrics.base import Availability, check_image_batch
-from engine.params import param
+from engine.spec.params import param
 
 #: identifies our checkpoint files (the trainer writes them)
 CHECKPOINT_FORMAT = "iqa-lab-fcn"

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import torch
 
 from engine.defences.base import DEFENCES, Defence
-from engine.params import param
+from engine.spec.params import param
 
 _DIMS = {"both": (-2, -1), "horizontal": (-1,), "vertical": (-2,)}
 

@@ -13,7 +13,7 @@ import torch
 
 from engine.defences._common import from_uint8_hwc, to_uint8_hwc
 from engine.defences.base import DEFENCES, Defence, DefenceError, sweep
-from engine.params import param
+from engine.spec.params import param
 
 
 @dataclass

@@ -26,7 +26,7 @@ from engine.defences._neural import (
     pad_to_multiple,
 )
 from engine.defences.base import DEFENCES, DefenceError
-from engine.params import param
+from engine.spec.params import param
 
 WEIGHTS = "model_denoising.pth"
 URL = "https://drive.google.com/file/d/1LODPt9kYmxwU98g96UrRA0_Eh5HYcsRw/view"

@@ -21,7 +21,7 @@ from engine.defences._common import (
     to_uint8_hwc,
 )
 from engine.defences.base import DEFENCES, sweep
-from engine.params import param
+from engine.spec.params import param
 
 
 @dataclass

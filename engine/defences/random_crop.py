@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from engine.defences.base import DEFENCES, Defence, sweep
-from engine.params import param
+from engine.spec.params import param
 
 
 @dataclass

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from engine.defences.base import DEFENCES, Defence, sweep
-from engine.params import param
+from engine.spec.params import param
 
 
 @dataclass

@@ -12,7 +12,7 @@ import torch
 from kornia.geometry.transform import rotate
 
 from engine.defences.base import DEFENCES, Defence, sweep
-from engine.params import param
+from engine.spec.params import param
 
 
 @dataclass

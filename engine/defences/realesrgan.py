@@ -30,7 +30,7 @@ from engine.defences._neural import (
     resize,
 )
 from engine.defences.base import DEFENCES, DefenceError, sweep
-from engine.params import param
+from engine.spec.params import param
 
 _RELEASE = "https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.5.0/"
 STRONG = "realesr-general-x4v3.pth"

@@ -12,7 +12,7 @@ import torch
 from engine.defences._common import CheckedDefence, require_odd
 from engine.defences.base import DEFENCES, sweep
 from engine.defences.gaussian_blur import gaussian_blur
-from engine.params import param
+from engine.spec.params import param
 
 
 @dataclass

@@ -12,7 +12,7 @@ import torch
 
 from engine.defences.base import DEFENCES, Defence, sweep
 from engine.defences.resize import down_up
-from engine.params import param
+from engine.spec.params import param
 
 
 @dataclass

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
-from engine.report.labels import component_label
+from engine.core.labels import component_label
 
 QUALITY_FLOOR = 0.5
 GAIN, QUALITY, ROBUSTNESS = "robust_abs_gain", "quality_score", "robustness"
@@ -153,10 +153,10 @@ def store_leaderboard(store_path: str, experiment_id: str | None = None, floor: 
     """The leaderboard of one experiment in a result store (the latest by default).
 
     Raises:
-        engine.store.StoreError: the store cannot be read or has no such experiment.
+        engine.store.db.StoreError: the store cannot be read or has no such experiment.
     """
-    from engine.export import summarise
-    from engine.store import ResultStore
+    from engine.results.export import summarise
+    from engine.store.db import ResultStore
 
     with ResultStore(store_path, readonly=True) as store:
         rows = store.rows(store.resolve(experiment_id))

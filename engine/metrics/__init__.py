@@ -29,7 +29,7 @@ from engine.metrics.base import (
 )
 from engine.metrics.options import MetricParams
 from engine.metrics.weights import WeightsUnavailable, ensure_weights, weights_dir, weights_present
-from engine.params import ParamSpec, make_params, param_specs, params_to_dict
+from engine.spec.params import ParamSpec, make_params, param_specs, params_to_dict
 
 __all__ = [
     "METRICS",
@@ -70,7 +70,7 @@ def list_metrics() -> list[str]:
 
 
 def _unknown(name: str) -> MetricError:
-    from engine.registry import did_you_mean
+    from engine.spec.registry import did_you_mean
 
     known = list_metrics()
     return MetricError(f"unknown metric {name!r}{did_you_mean(name, known)}; known: {', '.join(known)} "
@@ -102,7 +102,7 @@ def create_metric(name: str, device: str = "cpu", **params: Any) -> Metric:
         MetricError: unknown name, bad parameters, or the metric cannot be built.
         WeightsUnavailable: weights missing and not downloadable (a MetricError).
     """
-    from engine.params import ParamError
+    from engine.spec.params import ParamError
 
     key = canonical_name(name)
     cls = _params_class(key)

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
-from engine.registry import Registry
+from engine.spec.registry import Registry
 
 AvailabilityState = Literal["ready", "needs-download", "unavailable"]
 

@@ -25,11 +25,11 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from engine.metrics.bounds import MSU_BOUNDS
+from engine.core.bounds import MSU_BOUNDS
 from engine.metrics.base import METRICS, Metric, MetricError
 from engine.metrics.options import MetricParams
 from engine.metrics.weights import ensure_weights, read_checkpoint
-from engine.params import param
+from engine.spec.params import param
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.params import param
+from engine.spec.params import param
 
 
 @dataclass

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.metrics.base import Availability
-from engine.metrics.bounds import msu_bounds
+from engine.core.bounds import msu_bounds
 from engine.metrics.weights import WeightFile, pyiqa_weights_dir, torch_hub_checkpoints_dir
 
 PYIQA_HF_BASE = "https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main"

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from engine.experiment import ComponentSpec, derive_seed, find_images
+from engine.spec.experiment import ComponentSpec, derive_seed, find_images
 
 PairProgress = Callable[[int, int, str], None]
 
@@ -81,7 +81,7 @@ def build_attack(attack: Any) -> tuple[Any, dict[str, Any]]:
     """An Attack instance and its spec dict from a name, CLI string, ComponentSpec or
     instance (``None`` → the paper's default)."""
     from engine.attacks import ATTACKS, Attack
-    from engine.params import params_to_dict
+    from engine.spec.params import params_to_dict
 
     if isinstance(attack, Attack):
         return attack, {"name": attack.name, "params": params_to_dict(attack.params)}

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.experiment import Experiment
-from engine.store import ResultStore
+from engine.spec.experiment import Experiment
+from engine.store.db import ResultStore
 
 
 def synthetic_experiment(n_images: int = 8, defences=("jpeg", "median-blur", "resize")) -> Experiment:

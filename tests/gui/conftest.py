@@ -99,7 +99,7 @@ def fake_row(item, defence: str = "none", **extra) -> dict:
 
 def fake_store(path: Path, exp, done: int, **row_extra) -> None:
     """Store ``exp`` with its first ``done`` items finished (made-up rows and steps)."""
-    from engine.store import ResultStore
+    from engine.store.db import ResultStore
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with ResultStore(path) as store:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.experiment import Experiment
-from engine.store import ResultStore
+from engine.spec.experiment import Experiment
+from engine.store.db import ResultStore
 from tests.gui.conftest import configure, fake_store, run_to_end
 
 TWO_STEPS = {"ifgsm": {"checked": True, "preset": "", "params": {"iters": 2, "alpha": 1 / 255}}}
@@ -18,7 +18,7 @@ def _auto_output(w, tmp_path: Path) -> None:
 
 
 def _exp(folder: Path, **kw) -> Experiment:
-    from engine.experiment import find_images
+    from engine.spec.experiment import find_images
 
     images = find_images(folder)
     return Experiment(images=images, root=str(Path(folder).resolve()), metrics=["niqe"], attacks=["ifgsm"], **kw)
@@ -95,7 +95,7 @@ def test_a_new_folder_writes_to_its_own_output_not_the_opened_store(qtbot, make_
 
 def test_an_image_with_a_failed_and_a_finished_item_shows_both_with_the_full_text(qtbot, make_window, settings,
                                                                                   photo_folder, tmp_path):
-    from engine.events import ItemFailed, ItemFinished, ItemStarted
+    from engine.core.events import ItemFailed, ItemFinished, ItemStarted
     from tests.gui.conftest import fake_row
 
     w = make_window(settings)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.store import ResultStore
+from engine.store.db import ResultStore
 from tests.gui.conftest import configure, run_to_end
 
 #: per image: a quick I-FGSM item, then a 150-step PGD item (a run of 3 × (4 + 151) steps)

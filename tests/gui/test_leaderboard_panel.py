@@ -2,8 +2,8 @@
 import numpy as np
 
 from engine.evaluation.leaderboard import store_leaderboard
-from engine.experiment import Experiment
-from engine.store import ResultStore
+from engine.spec.experiment import Experiment
+from engine.store.db import ResultStore
 from gui.leaderboard_panel import LeaderboardPanel
 
 

@@ -6,7 +6,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QSpinBox
 
 from engine.attacks import ATTACKS
 from engine.defences import DEFENCES
-from engine.params import make_params
+from engine.spec.params import make_params
 from gui.components import SWEEP, ComponentPicker
 from gui.param_editor import ParamForm
 
@@ -33,13 +33,13 @@ def test_form_editors_follow_the_parameter_types_and_bounds(qtbot):
 def test_choices_become_a_combo_box(qtbot):
     from dataclasses import dataclass
 
-    from engine.params import param
+    from engine.spec.params import param
 
     @dataclass
     class P:
         mode: str = param("bilinear", choices=["nearest", "bilinear", "bicubic"], help="interpolation")
 
-    form = ParamForm([*__import__("engine.params", fromlist=["param_specs"]).param_specs(P)])
+    form = ParamForm([*__import__("engine.spec.params", fromlist=["param_specs"]).param_specs(P)])
     qtbot.addWidget(form)
     box = form.editor("mode")
     assert isinstance(box, QComboBox) and box.count() == 3 and box.currentText() == "bilinear"

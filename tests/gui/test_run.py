@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 
-from engine.store import ResultStore
+from engine.store.db import ResultStore
 from tests.gui.conftest import configure, run_to_end
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from engine.experiment import Experiment, find_images
+from engine.spec.experiment import Experiment, find_images
 from tests.gui.conftest import assert_stopped_with_dialog, configure, fake_store, run_to_end
 
 ONE_STEP = {"ifgsm": {"checked": True, "preset": "", "params": {"iters": 1, "alpha": 1 / 255}}}
@@ -32,7 +32,7 @@ def test_a_back_end_that_cannot_start_is_a_clear_message(qtbot, make_window, set
                                                          monkeypatch):
     import threading
 
-    from engine import backends
+    from engine.run import backends
 
     built_in = []
 
@@ -92,7 +92,7 @@ def test_headers_in_words_with_formulas_and_a_remembered_column_chooser(qtbot, m
                                                                         one_photo):
     from PySide6.QtCore import Qt
 
-    from engine.report.labels import SCORE_TITLES
+    from engine.core.labels import SCORE_TITLES
     from gui.results_view import ResultsView
 
     w = make_window(settings)

@@ -30,14 +30,14 @@ def test_a_budget_is_calibrated_in_the_worker_and_the_rows_record_it(qtbot, make
 
 def test_a_run_that_stops_gives_the_clis_message_and_a_dialog(qtbot, make_window, settings, one_photo, tmp_path,
                                                                monkeypatch):
-    import engine.runner
-    from engine.store import StoreCorrupt
+    import engine.run.runner
+    from engine.store.db import StoreCorrupt
 
     def broken(*a, **kw):
         raise StoreCorrupt(f"{tmp_path / 'out' / 'results.sqlite'}: the store is damaged; run check --salvage")
         yield  # pragma: no cover
 
-    monkeypatch.setattr(engine.runner, "run_experiment", broken)
+    monkeypatch.setattr(engine.run.runner, "run_experiment", broken)
     w = make_window(settings)
     configure(w, one_photo, tmp_path / "out", attack=ONE_STEP, defences={})
     run_to_end(qtbot, w)
@@ -60,7 +60,7 @@ def test_the_leaderboard_tab_shows_the_finished_experiment(qtbot, make_window, s
 def test_loading_a_study_ticks_its_grid_and_edits_forget_it(qtbot, make_window, settings, one_photo, tmp_path):
     import json
 
-    from engine.experiment import ComponentSpec
+    from engine.spec.experiment import ComponentSpec
 
     w = make_window(settings)
     configure(w, one_photo, tmp_path / "out", attack=ONE_STEP, defences={})

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.attacks.base import StepRecord
-from engine.events import (
+from engine.core.events import (
     AttackStep,
     CleanScored,
     ItemFailed,
@@ -17,7 +17,7 @@ from engine.events import (
     RunFinished,
     RunStarted,
 )
-from engine.experiment import Experiment
+from engine.spec.experiment import Experiment
 from gui.session import Session
 from tests.gui.conftest import fake_row, fake_store
 

@@ -9,7 +9,7 @@ import torch
 
 from engine.attacks import ATTACKS, AttackParams, run_to_end
 from engine.attacks.madc import rmse
-from engine.params import param_specs
+from engine.spec.params import param_specs
 from tests.engine.attacks.helpers import CountingMetric, improved, is_monotone_curve
 
 PER_IMAGE = [n for n in ATTACKS.names() if not ATTACKS.get(n).universal]

@@ -11,7 +11,7 @@ from engine.attacks import ATTACKS
 from engine.attacks.cumulative_uap import train_cumulative_uap
 from engine.attacks.generative_uap import train_generative_uap
 from engine.attacks.uap import load_uap, save_uap
-from engine.training.uap_cli import add_train_uap_parser, train_uap_cli
+from engine.cli.train_uap import add_train_uap_parser, train_uap_cli
 from tests.conftest import photo_tensor
 from tests.engine.attacks.helpers import run_all
 

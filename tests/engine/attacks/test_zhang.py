@@ -66,7 +66,7 @@ def test_missing_backbone_weights_give_a_clear_error_quickly(name, batch):
 
 
 def test_unknown_distance_is_rejected():
-    from engine.params import ParamError
+    from engine.spec.params import ParamError
 
     with pytest.raises(ParamError, match="distance"):
         Zhang(distance="mse")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from engine.defences import DEFENCES
-from engine.params import ParamError
+from engine.spec.params import ParamError
 from tests.conftest import photo_tensor
 
 Chain = DEFENCES.get("chain")

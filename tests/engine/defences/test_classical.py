@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from engine.defences import DEFENCES
-from engine.params import ParamError
+from engine.spec.params import ParamError
 from tests.conftest import photo_tensor
 
 CLASSICAL = ["jpeg", "diffjpeg", "gaussian-blur", "median-blur", "unsharp", "bilateral", "nlm",

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from engine.defences import DEFENCES, DefenceError
-from engine.params import ParamError
+from engine.spec.params import ParamError
 from tests.conftest import photo_tensor
 
 SMOOTHING = ("randomized-smoothing", "median-smoothing", "denoised-smoothing", "diffusion-smoothing", "densepure")
@@ -61,7 +61,7 @@ def test_denoiser_errors_are_clear(weights):
     av = DEFENCES.get("denoised-smoothing").availability({"denoiser": "realesrgan"})
     assert av.state == "unavailable" and "realesr-general" in av.reason
     assert DEFENCES.get("denoised-smoothing").availability({"denoiser": "jpeg[q=30]"}).ok
-    from engine.experiment import ComponentSpec  # the CLI form: ';' for the denoiser's own parameters
+    from engine.spec.experiment import ComponentSpec  # the CLI form: ';' for the denoiser's own parameters
 
     spec = ComponentSpec.parse("denoised-smoothing:denoiser=median-blur;kernel_size=7:n=4")
     d = DEFENCES.get("denoised-smoothing")(spec.params)

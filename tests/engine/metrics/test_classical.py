@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from engine.metrics import metric_info
-from engine.metrics.bounds import MSU_BOUNDS
+from engine.core.bounds import MSU_BOUNDS
 from tests.conftest import photo_tensor
 
 NAMES = ("astronaut", "coffee", "chelsea")

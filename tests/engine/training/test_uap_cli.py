@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from engine.cli import make_parser
-from engine.training.uap_cli import add_train_uap_parser, train_uap_cli
+from engine.cli.train_uap import add_train_uap_parser, train_uap_cli
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,0 +1,86 @@
+"""What ``main.py list`` prints: every metric, attack and defence, its parameters and
+defaults, and whether it can run here."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from engine.spec.params import ParamSpec
+
+
+def _spec_dict(s: ParamSpec) -> dict[str, Any]:
+    d = {"name": s.name, "type": s.type.__name__, "default": s.default, "help": s.help}
+    for k in ("min", "max", "choices", "unit"):
+        v = getattr(s, k)
+        if v not in (None, "", ()):
+            d[k] = list(v) if isinstance(v, tuple) else v
+    return d
+
+
+def catalogue() -> dict[str, list[dict[str, Any]]]:
+    from engine.attacks import ATTACKS
+    from engine.defences import DEFENCES
+    from engine.metrics import list_metrics, metric_info, metric_params
+
+    metrics = []
+    for name in list_metrics():
+        info = metric_info(name)
+        av = info["availability"]
+        metrics.append({"name": name, "lower_better": info.get("lower_better"), "bounds": info.get("bounds"),
+                        "differentiable": info.get("differentiable"), "source": info.get("source"),
+                        "status": av.state, "reason": av.reason,
+                        "params": [_spec_dict(s) for s in metric_params(name)]})
+    attacks = []
+    for name in ATTACKS.names():
+        cls = ATTACKS.get(name)
+        attacks.append({"name": name, "doc": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
+                        "params": [_spec_dict(s) for s in cls.param_specs()],
+                        "presets": list(cls.presets), "universal": cls.universal,
+                        "strength_param": getattr(cls, "strength_param", None), "status": "ready"})
+    defences = []
+    for name in DEFENCES.names():
+        cls = DEFENCES.get(name)
+        av = cls.availability()
+        defences.append({"name": name, "params": [_spec_dict(s) for s in cls.param_specs()],
+                         "presets": list(cls.presets), "differentiable": cls.differentiable,
+                         "random": cls.random, "status": av.state, "reason": av.reason})
+    return {"metrics": metrics, "attacks": attacks, "defences": defences}
+
+
+def _fmt_default(v: Any) -> str:
+    if isinstance(v, float):
+        n = v * 255
+        if v and abs(n - round(n)) < 1e-6 and v < 1:
+            return f"{round(n)}/255"
+        return f"{v:.6g}"
+    return repr(v)
+
+
+def describe_all(as_json: bool = False) -> str:
+    cat = catalogue()
+    if as_json:
+        return json.dumps(cat, indent=2, default=str)
+    lines: list[str] = []
+    for kind in ("metrics", "attacks", "defences"):
+        lines.append(f"== {kind} ({len(cat[kind])}) ==")
+        for c in cat[kind]:
+            status = c.get("status", "ready")
+            extra = []
+            if kind == "metrics":
+                extra.append("lower is better" if c["lower_better"] else "higher is better")
+                if c.get("bounds"):
+                    extra.append(f"bounds {c['bounds'][0]}→{c['bounds'][1]}")
+            if kind == "attacks" and c.get("strength_param"):
+                extra.append(f"budget calibrates {c['strength_param']}")
+            if kind == "defences":
+                extra += [x for x, on in (("differentiable", c["differentiable"]), ("random", c["random"])) if on]
+            head = f"{c['name']:<22} [{status}]"
+            lines.append(head + (f"  ({', '.join(extra)})" if extra else ""))
+            if c.get("reason"):
+                lines.append(f"    {status}: {c['reason']}")
+            if c["params"]:
+                lines.append("    " + "; ".join(f"{p['name']}={_fmt_default(p['default'])}" for p in c["params"]))
+            if c.get("presets"):
+                lines.append("    presets: " + ", ".join(c["presets"]))
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,99 @@
+"""Events yielded while an experiment runs.
+
+The CLI (tqdm), the GUI worker (Qt signals) and any future back end consume the same
+stream; none of them has its own copy of the pipeline. Events are plain, picklable
+dataclasses; images travel as ``uint8`` H×W×3 numpy arrays so consumers never need torch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.attacks.base import StepRecord
+from engine.spec.experiment import WorkItem
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    experiment_id: str
+    total: int          # items in the experiment
+    pending: int        # items this run will compute (the rest were finished before)
+    device: str
+
+
+@dataclass(frozen=True)
+class ItemStarted:
+    item: WorkItem
+    position: int       # 1-based among pending items
+    pending: int
+
+
+@dataclass(frozen=True)
+class CleanScored:
+    item_id: str
+    score: float
+
+
+@dataclass(frozen=True)
+class AttackStep:
+    item_id: str
+    attack: str         # label of the attack
+    step: StepRecord
+    clean_score: float
+
+
+@dataclass(frozen=True)
+class AttackDone:
+    item_id: str
+    attacked_score: float
+    seconds: float
+    selection: str
+    iteration_used: int
+    mode: str
+
+
+@dataclass(frozen=True)
+class DefenceDone:
+    item_id: str
+    defence: str        # label
+    row: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ItemImages:
+    """uint8 H×W×3 arrays: the clean and attacked image and each defended pair."""
+
+    clean: np.ndarray
+    attacked: np.ndarray
+    defended_clean: dict[str, np.ndarray] = field(default_factory=dict)
+    defended_attacked: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ItemFinished:
+    item: WorkItem
+    rows: list[dict[str, Any]]
+    steps: list[dict[str, Any]]   # StepRecord.to_dict() of every attack step
+    images: ItemImages | None = None
+
+
+@dataclass(frozen=True)
+class ItemFailed:
+    item: WorkItem
+    error: str
+    stage: str = ""     # load, metric, attack, defence, evaluation
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    experiment_id: str
+    finished: int
+    failed: int
+    cancelled: bool
+    seconds: float
+
+
+Event = (RunStarted | ItemStarted | CleanScored | AttackStep | AttackDone | DefenceDone
+         | ItemFinished | ItemFailed | RunFinished)

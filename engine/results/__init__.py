@@ -1,0 +1,1 @@
+"""Results for people: CSV export and the HTML report."""

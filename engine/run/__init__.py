@@ -1,0 +1,1 @@
+"""Running an experiment: unit types, item computation, driver, batching, leases, calibration, prepare, back ends."""

@@ -1,0 +1,213 @@
+"""Budget calibration: find the strength of an attack whose mean perturbation meets a budget.
+
+Each attack declares its strength parameter (``Attack.strength_param``: ε, a learning
+rate, an RMSE radius…). The search assumes a larger strength perturbs more and looks for
+the *largest* strength whose mean measure over a few images stays within the budget:
+from the attack's own value, secant steps on a log scale (see :func:`search`), within the
+parameter's declared bounds, until the mean lands within
+:data:`engine.evaluation.budgets.TOLERANCE` of the target on the allowed side, or ``max_steps``
+evaluations are spent.
+
+Results are presets: JSON entries keyed by metric, attack and budget, with the value
+found, the mean L∞/PSNR/SSIM it reached and every evaluation of the search.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.evaluation.budgets import Budget, measure
+from engine.spec.experiment import ComponentSpec, derive_seed
+
+PRESET_VERSION = 1
+MAX_STEPS = 24
+CALIBRATION_IMAGES = 3
+
+
+class CalibrationError(ValueError):
+    """An attack cannot be calibrated (no strength parameter, unreadable preset file…)."""
+
+
+def strength_spec(attack_cls: type):
+    """The :class:`engine.spec.params.ParamSpec` of an attack's strength parameter."""
+    from engine.spec.params import param_specs
+
+    name = getattr(attack_cls, "strength_param", None)
+    specs = {p.name: p for p in param_specs(attack_cls.Params)} if attack_cls.Params else {}
+    if not name or name not in specs:
+        raise CalibrationError(f"attack {attack_cls.name!r} declares no strength parameter to calibrate "
+                               f"(strength_param={name!r})")
+    return specs[name]
+
+
+def _key(metric: ComponentSpec, attack: ComponentSpec, budget: Budget) -> str:
+    return f"{metric.key}|{attack.key}|{budget.label}"
+
+
+def load_presets(path: str | Path) -> dict[str, Any]:
+    """The preset file's entries (empty when the file does not exist)."""
+    p = Path(path)
+    if not p.is_file():
+        return {}
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+        return dict(data["presets"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CalibrationError(f"cannot read budget presets {p}: {exc} (delete it to calibrate again)") from None
+
+
+def save_preset(path: str | Path, entry: dict[str, Any]) -> Path:
+    """Add or replace one entry in the preset file (written atomically)."""
+    p = Path(path)
+    presets = load_presets(p)
+    presets[entry["key"]] = entry
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp")
+    tmp.write_text(json.dumps({"version": PRESET_VERSION, "presets": presets}, indent=2, sort_keys=True),
+                   encoding="utf-8")
+    os.replace(tmp, p)
+    return p
+
+
+def find_preset(path: str | Path, metric: ComponentSpec, attack: ComponentSpec, budget: Budget) -> dict | None:
+    return load_presets(path).get(_key(metric, attack, budget))
+
+
+def calibrated_spec(attack: ComponentSpec, entry: dict[str, Any]) -> ComponentSpec:
+    """The attack with its strength set to the calibrated value."""
+    return ComponentSpec(attack.name, {**attack.params, entry["param"]: entry["value"]}, attack.preset)
+
+
+class _Evaluator:
+    """Mean perturbation measures of the attack at a strength (memoised)."""
+
+    def __init__(self, images: list[torch.Tensor], names: list[str], metric, attack_cls: type,
+                 base_params: dict[str, Any], pname: str, seed: int) -> None:
+        self.images, self.names, self.metric = images, names, metric
+        self.cls, self.base, self.pname, self.seed = attack_cls, base_params, pname, seed
+        self.seen: dict[Any, dict[str, float]] = {}
+
+    def __call__(self, value: Any) -> dict[str, float]:
+        if value not in self.seen:
+            attack = self.cls({**self.base, self.pname: value})
+            sums = {"linf": 0.0, "psnr": 0.0, "ssim": 0.0}
+            for x, name in zip(self.images, self.names):
+                gen = torch.Generator().manual_seed(derive_seed(self.seed, "calibrate", name))
+                xa = attack(x, self.metric, generator=gen).image.detach()
+                for k in sums:
+                    sums[k] += min(measure(k, x, xa), 80.0) if k == "psnr" else measure(k, x, xa)
+            self.seen[value] = {k: v / len(self.images) for k, v in sums.items()}
+        return self.seen[value]
+
+
+def _log_size(kind: str, value: float) -> float:
+    """A measure on a scale roughly linear in log strength: log L∞; PSNR ≈ −20·log10 of the
+    perturbation's size; 1 − SSIM grows about with its square."""
+    if kind == "linf":
+        return math.log(max(value, 1e-12))
+    if kind == "psnr":
+        return -value * math.log(10) / 20
+    return 0.5 * math.log(max(1.0 - value, 1e-12))
+
+
+def search(evaluate: Callable[[Any], dict[str, float]], budget: Budget, start: Any, lo_bound: float | None,
+           hi_bound: float | None, integer: bool, max_steps: int = MAX_STEPS) -> tuple[Any, list[dict]]:
+    """The largest strength whose mean measure meets ``budget``.
+
+    Secant steps in (log strength, :func:`_log_size`) space (slope 1 until two points are
+    known, each jump at most ×8), kept inside the bracket of the best strength within
+    the budget and the smallest over it; a geometric midpoint where a step would leave it.
+
+    Returns:
+        (the strength found, the evaluations made as ``{"value", "linf", "psnr", "ssim"}``).
+        When even the smallest strength exceeds the budget, that smallest strength; when
+        the measure stops growing before the budget (e.g. I-FGSM's L∞ is capped at
+        iters × α), the smallest strength that reached the cap.
+    """
+    trace: list[dict] = []
+    lo_lim = (1 if integer else 1e-6) if lo_bound is None or lo_bound <= 0 else lo_bound
+    hi_lim = math.inf if hi_bound is None else hi_bound
+    target = _log_size(budget.kind, budget.target)
+    v = min(max(start if start and start > 0 else lo_lim, lo_lim), hi_lim)
+    good: tuple[Any, float] | None = None  # (strength, log size) within the budget
+    bad: tuple[Any, float] | None = None   # over it
+    prev: tuple[Any, float] | None = None
+    while len(trace) < max_steps:
+        m = evaluate(v)
+        trace.append({"value": v, **m})
+        value, size = m[budget.kind], _log_size(budget.kind, m[budget.kind])
+        if budget.close(value):
+            return v, trace
+        if budget.meets(value):
+            if good is not None and size <= good[1] + 1e-12 and bad is None:  # saturated
+                return good[0], trace
+            if good is None or v > good[0]:
+                good = (v, size)
+        elif bad is None or v < bad[0]:
+            bad = (v, size)
+        slope = 1.0
+        if prev is not None and v != prev[0] and prev[0] > 0 and v > 0:
+            s = (size - prev[1]) / (math.log(v) - math.log(prev[0]))
+            slope = min(max(s, 0.2), 5.0) if math.isfinite(s) and s > 0 else 1.0
+        prev = (v, size)
+        ratio = math.exp(min(max((target - size) / slope, -math.log(8)), math.log(8)))
+        nxt = min(max(v * ratio, lo_lim), hi_lim)
+        lo_b = good[0] if good else lo_lim
+        hi_b = bad[0] if bad else hi_lim
+        if not (lo_b < nxt < hi_b) and good and bad:
+            nxt = math.sqrt(good[0] * bad[0]) if good[0] > 0 else (good[0] + bad[0]) / 2
+        if integer:
+            nxt = int(round(nxt))
+            nxt = min(max(nxt, good[0] + 1 if good else lo_lim), bad[0] - 1 if bad else hi_lim)
+        if nxt == v or (good and bad and integer and bad[0] - good[0] <= 1):
+            break
+        if (good is None and v <= lo_lim and nxt <= lo_lim) or (bad is None and v >= hi_lim and nxt >= hi_lim):
+            break
+        v = nxt
+    return (good[0] if good is not None else lo_lim), trace
+
+
+def calibrate(images: list[str], metric: ComponentSpec, attack: ComponentSpec, budget: Budget, *,
+              runtime: Any = None, seed: int = 0, n_images: int = CALIBRATION_IMAGES,
+              max_steps: int = MAX_STEPS) -> dict[str, Any]:
+    """Calibrate one attack on one metric to a budget.
+
+    Args:
+        images: image files; the first ``n_images`` are used.
+        metric, attack: the components (the attack's own parameters are kept; only its
+            strength parameter is searched).
+        budget: from :func:`engine.evaluation.budgets.parse_budget`.
+        runtime: an ``engine.run.runtime.Runtime`` (device, cached metric); CPU when None.
+
+    Returns:
+        The preset entry (``key``, ``metric``, ``attack``, ``budget``, ``param``, ``value``,
+        ``achieved`` {linf, psnr, ssim}, ``met``, ``close``, ``images``, ``trace``).
+    """
+    from engine.attacks import ATTACKS
+    from engine.io.images import load_image
+    from engine.run.runtime import Runtime, merged_params
+
+    runtime = runtime or Runtime("cpu")
+    cls = ATTACKS.get(attack.name)
+    spec = strength_spec(cls)
+    base = merged_params(cls, attack)
+    if not images:
+        raise CalibrationError("no images to calibrate on")
+    chosen = images[:n_images]
+    tensors = [load_image(p).tensor.to(runtime.device) for p in chosen]
+    names = [Path(p).name for p in chosen]
+    ev = _Evaluator(tensors, names, runtime.metric(metric), cls, base, spec.name, seed)
+    integer = spec.type is int
+    start = base.get(spec.name, spec.default)
+    value, trace = search(ev, budget, start, spec.min, spec.max, integer, max_steps)
+    achieved = ev(value)
+    return {"key": _key(metric, attack, budget), "metric": metric.to_dict(), "attack": attack.to_dict(),
+            "budget": budget.label, "kind": budget.kind, "target": budget.target, "tolerance": budget.tolerance,
+            "param": spec.name, "value": value, "achieved": achieved, "met": budget.meets(achieved[budget.kind]),
+            "close": budget.close(achieved[budget.kind]), "images": names, "seed": seed, "trace": trace}

@@ -1,0 +1,1 @@
+"""The experiment spec: experiment, parameters, registries, folder scanning, studies."""

@@ -1,0 +1,321 @@
+"""The experiment spec (typed, serialisable) and its expansion into work items.
+
+An experiment is images × metrics × attacks × defences with every parameter and a seed.
+It expands into :class:`WorkItem` s; running one (``engine.run.runner.run_item``) is a pure
+function of (item, experiment), so items can be resumed, skipped or shipped elsewhere.
+One item = one image, one metric, one attack, evaluated under every defence (the attack
+is computed once and shared); in ``adaptive`` mode the attack targets M∘D, so there is
+one item per defence.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def short_hash(obj: Any, n: int = 16) -> str:
+    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:n]
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """A metric, attack or defence by registry name, with parameter overrides.
+
+    ``preset`` is the label the CSVs show (``attack_preset``/``defence_preset``); when a
+    preset is named its overrides are applied first, then ``params``.
+    """
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    preset: str | None = None
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ComponentSpec) and self.key == other.key
+
+    @property
+    def key(self) -> str:
+        return canonical_json({"name": self.name, "params": self.params, "preset": self.preset})
+
+    @property
+    def label(self) -> str:
+        """Human label: ``name`` or ``name[preset]`` or ``name(k=v,…)``."""
+        if self.preset:
+            extra = "" if not self.params else "," + ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+            return f"{self.name}[{self.preset}{extra}]"
+        if self.params:
+            return f"{self.name}(" + ",".join(f"{k}={_fmt(v)}" for k, v in sorted(self.params.items())) + ")"
+        return self.name
+
+    @property
+    def preset_label(self) -> str:
+        """What goes in the ``*_preset`` CSV column."""
+        if self.preset and not self.params:
+            return self.preset
+        if self.preset or self.params:
+            return self.label[len(self.name):].strip("[]()")
+        return "default"
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name}
+        if self.params:
+            d["params"] = dict(self.params)
+        if self.preset:
+            d["preset"] = self.preset
+        return d
+
+    @classmethod
+    def from_any(cls, v: "ComponentSpec | dict | str") -> "ComponentSpec":
+        if isinstance(v, ComponentSpec):
+            return v
+        if isinstance(v, str):
+            return cls.parse(v)
+        return cls(v["name"], dict(v.get("params") or {}), v.get("preset"))
+
+    @classmethod
+    def parse(cls, text: str) -> "ComponentSpec":
+        """Parse the CLI form ``name``, ``name[preset]`` or ``name:k=v:k=v``."""
+        text = text.strip()
+        preset = None
+        if "[" in text and text.endswith("]"):
+            text, preset = text[:-1].split("[", 1)
+        name, *kvs = text.split(":")
+        params: dict[str, Any] = {}
+        for kv in kvs:
+            if "=" not in kv:
+                raise ValueError(f"expected key=value in {kv!r} (component {name!r})")
+            k, v = kv.split("=", 1)
+            params[k.strip()] = parse_scalar(v.strip())
+        return cls(name.strip(), params, preset)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def parse_scalar(v: str) -> Any:
+    """A parameter value typed as text: ``"4/255"`` → float, ``"7"`` → int, ``"0.5"`` →
+    float, ``"true"``/``"false"`` → bool, anything else stays a string."""
+    if "/" in v:  # allow eps=4/255
+        a, b = v.split("/", 1)
+        try:
+            return float(a) / float(b)
+        except (ValueError, ZeroDivisionError):
+            return v
+    for conv in (int, float):
+        try:
+            return conv(v)
+        except ValueError:
+            pass
+    if v.lower() in ("true", "false"):
+        return v.lower() == "true"
+    return v
+
+
+NO_DEFENCE = ComponentSpec("none")
+
+
+@dataclass
+class Experiment:
+    """Everything that determines the numbers of a run.
+
+    Attributes:
+        images: image file paths, in order.
+        root: the folder image names are relative to (for the ``image_name`` column).
+        metrics, attacks, defences: components; the identity defence ``none`` is always
+            evaluated too (the undefended baseline row).
+        seed: master seed; per-item seeds are derived from it and the item's identity.
+        adaptive: ``False``: attack the bare metric once, evaluate every defence.
+            ``True``: attack M∘D for each defence (BPDA/EOT where needed).
+        save_images: also write attacked/defended images as PNG next to the store.
+        mos_file: optional CSV ``image_name,mos`` for SROCC/PLCC.
+        device: ``auto``, ``cpu`` or ``cuda`` (recorded, not part of the identity).
+        eot_draws: for random defences, how many draws to evaluate per item (≥ 1).
+        max_pixels: larger images are refused with a clear error.
+        batch_size: how many compatible items run as one batch (an int ≥ 1, or
+            ``"auto"``); where it runs, not what it computes, so not part of the identity.
+        budget: the perturbation budget the attacks were calibrated to (``linf-4``,
+            ``psnr=40``, …; see :mod:`engine.evaluation.budgets`), or None.
+        study: the study this experiment runs (:mod:`engine.spec.studies`), or None.
+    """
+
+    images: list[str]
+    metrics: list[ComponentSpec]
+    attacks: list[ComponentSpec]
+    defences: list[ComponentSpec] = field(default_factory=list)
+    seed: int = 0
+    root: str | None = None
+    adaptive: bool = False
+    save_images: bool = False
+    mos_file: str | None = None
+    device: str = "auto"
+    eot_draws: int = 1
+    max_pixels: int = 40_000_000
+    batch_size: int | str = 1
+    budget: str | None = None
+    study: str | None = None
+
+    def __post_init__(self) -> None:
+        self.metrics = [ComponentSpec.from_any(m) for m in self.metrics]
+        self.attacks = [ComponentSpec.from_any(a) for a in self.attacks]
+        self.defences = [ComponentSpec.from_any(d) for d in self.defences]
+        self.images = [str(p) for p in self.images]
+
+    @property
+    def all_defences(self) -> list[ComponentSpec]:
+        """``none`` first, then the chosen defences (without duplicates)."""
+        out = [NO_DEFENCE]
+        for d in self.defences:
+            if d not in out:
+                out.append(d)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["metrics"] = [m.to_dict() for m in self.metrics]
+        d["attacks"] = [a.to_dict() for a in self.attacks]
+        d["defences"] = [x.to_dict() for x in self.defences]
+        return d
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Experiment":
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown experiment field(s): {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Experiment":
+        return cls.from_dict(json.loads(text))
+
+    @property
+    def id(self) -> str:
+        """Identity for resuming: everything that changes the numbers, not where it runs."""
+        d = self.to_dict()
+        for k in ("device", "save_images", "batch_size"):
+            d.pop(k, None)
+        for k in ("budget", "study"):  # ids of experiments from before these fields stay the same
+            if d.get(k) is None:
+                d.pop(k, None)
+        d["images"] = [self.image_name(p) for p in self.images]
+        d.pop("root", None)
+        return short_hash(d)
+
+    def image_name(self, path: str) -> str:
+        if self.root:
+            try:
+                return Path(path).resolve().relative_to(Path(self.root).resolve()).as_posix()
+            except ValueError:
+                pass
+        return Path(path).name
+
+    def items(self) -> list["WorkItem"]:
+        return expand(self)
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One unit of work: an image attacked on one metric, evaluated under defences."""
+
+    index: int
+    image: str
+    image_name: str
+    metric: ComponentSpec
+    attack: ComponentSpec
+    defences: tuple[ComponentSpec, ...]
+    target_defence: ComponentSpec | None
+    seed: int
+    id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "image": self.image, "image_name": self.image_name,
+                "metric": self.metric.to_dict(), "attack": self.attack.to_dict(),
+                "defences": [d.to_dict() for d in self.defences],
+                "target_defence": self.target_defence.to_dict() if self.target_defence else None,
+                "seed": self.seed, "id": self.id}
+
+
+def derive_seed(master: int, *parts: Any) -> int:
+    """A 31-bit seed that depends only on the master seed and the given identity parts."""
+    h = hashlib.sha256(canonical_json([master, *parts]).encode()).digest()
+    return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
+
+
+def expand(exp: Experiment) -> list[WorkItem]:
+    """Images-major expansion, so an image finishes all its work before the next starts."""
+    items: list[WorkItem] = []
+    defences = tuple(exp.all_defences)
+    for path in exp.images:
+        name = exp.image_name(path)
+        for metric in exp.metrics:
+            for attack in exp.attacks:
+                groups: Iterable[tuple[tuple[ComponentSpec, ...], ComponentSpec | None]]
+                if exp.adaptive:
+                    groups = [((d,), d) for d in defences]
+                else:
+                    groups = [(defences, None)]
+                for ds, target in groups:
+                    ident = [name, metric.key, attack.key, [d.key for d in ds],
+                             target.key if target else None]
+                    seed = derive_seed(exp.seed, *ident)
+                    items.append(WorkItem(len(items), path, name, metric, attack, ds, target, seed,
+                                          short_hash([exp.id, *ident])))
+    return items
+
+
+MOS_FILE_NAMES = ("mos.csv", "MOS.csv", "mos.txt")
+
+
+def find_mos_file(folder: str | Path) -> str | None:
+    """A MOS file (``mos.csv``: image name, MOS) lying in the image folder, if any."""
+    for name in MOS_FILE_NAMES:
+        p = Path(folder) / name
+        if p.is_file():
+            return str(p)
+    return None
+
+
+def find_images(folder: str | Path, recursive: bool = True) -> list[str]:
+    """Image files under ``folder`` (by suffix, sorted; hidden files skipped)."""
+    return scan_images(folder, recursive)[0]
+
+
+def scan_images(folder: str | Path, recursive: bool = True) -> tuple[list[str], dict[str, int]]:
+    """Image files under ``folder`` and what was skipped that looked like one.
+
+    Returns:
+        ``(images, skipped)``: sorted paths, and a count per reason (``"hidden"``:
+        image files in or under a hidden name; ``"folder"``: folders named like an
+        image, e.g. ``x.jpg/``).
+    """
+    folder = Path(folder)
+    pattern = folder.rglob("*") if recursive else folder.glob("*")
+    images: list[str] = []
+    skipped = {"hidden": 0, "folder": 0}
+    for p in pattern:
+        if p.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if any(part.startswith(".") for part in p.relative_to(folder).parts):
+            skipped["hidden"] += 1
+        elif p.is_dir():
+            skipped["folder"] += 1
+        else:
+            images.append(str(p))
+    return sorted(images), {k: v for k, v in skipped.items() if v}

@@ -1,0 +1,1 @@
+"""The result store: SQLite store, integrity check and salvage, disk-space estimate."""

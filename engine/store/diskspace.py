@@ -1,0 +1,61 @@
+"""Will the images of a run fit? An estimate from the images' sizes, before the run.
+
+A run with ``save_images`` writes, per item, the clean and attacked image and both
+defended versions per defence as PNG. Their size is estimated from each source image's
+pixel count (read from its header) at :data:`PNG_BYTES_PER_PIXEL`.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engine.core.errors import human_bytes
+
+if TYPE_CHECKING:
+    from engine.spec.experiment import Experiment
+    from engine.store.db import ResultStore
+
+#: bytes per pixel of an 8-bit RGB PNG of a photo (raw is 3; photos compress to ~1.5-2.5)
+PNG_BYTES_PER_PIXEL = 2.5
+#: store bytes per row (JSON of one defence's numbers)
+ROW_BYTES = 2048
+
+
+def _pixels(path: str) -> int:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+        return w * h
+    except Exception:  # noqa: BLE001 - an unreadable image fails as its item, costs nothing
+        return 0
+
+
+def estimate_bytes(exp: "Experiment", done: set[str] | None = None) -> int:
+    """Bytes the pending items of ``exp`` will write (images when saved, and store rows)."""
+    pixels: dict[str, int] = {}
+    total = 0
+    for item in exp.items():
+        if done and item.id in done:
+            continue
+        n_rows = len(item.defences)
+        total += n_rows * ROW_BYTES
+        if exp.save_images:
+            if item.image not in pixels:
+                pixels[item.image] = _pixels(item.image)
+            total += int(pixels[item.image] * PNG_BYTES_PER_PIXEL) * (2 + 2 * n_rows)
+    return total
+
+
+def space_warning(exp: "Experiment", store: "ResultStore") -> str | None:
+    """A warning when the pending work of ``exp`` will not fit next to ``store``; else None."""
+    need = estimate_bytes(exp, store.done_item_ids(exp.id))
+    folder = Path(store.path).parent
+    free = shutil.disk_usage(folder).free
+    if need <= free:
+        return None
+    return (f"the run needs about {human_bytes(need)} in {folder} (images and results) but only "
+            f"{human_bytes(free)} is free; it will stop cleanly when the disk is full — free space "
+            "or drop --save-images")
