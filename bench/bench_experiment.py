@@ -37,7 +37,7 @@ def make_folder(folder: Path, n: int, size: tuple[int, int]) -> None:
 
 
 def whole(exp, runtime, store_path: Path) -> float:
-    from engine.run.runner import run_experiment
+    from engine.run.driver import run_experiment
     from engine.store.db import ResultStore
 
     store = ResultStore(store_path)
@@ -92,7 +92,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
 
-    from engine.spec.experiment import ComponentSpec, Experiment, find_images
+    from engine.spec.experiment import ComponentSpec, Experiment
+    from engine.spec.folders import find_images
     from engine.io.images import load_image
     from engine.run.runtime import Runtime
 

@@ -47,7 +47,7 @@ def make_folder(folder: Path, n: int, w: int, h: int) -> None:
 
 def timed_run(exp, backend, tmp: Path, tag: str) -> float:
     """Wall seconds of one whole run into a fresh store."""
-    from engine.run.runner import run_experiment
+    from engine.run.driver import run_experiment
     from engine.store.db import ResultStore
 
     store = ResultStore(tmp / f"{tag}-{time.monotonic_ns()}.sqlite")
@@ -86,7 +86,8 @@ def main() -> None:
 
     from engine.run.backends import LocalBackend
     from engine.run.backends.ray_backend import RayBackend
-    from engine.spec.experiment import Experiment, find_images
+    from engine.spec.experiment import Experiment
+    from engine.spec.folders import find_images
     from engine.run.runtime import Runtime
 
     ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, logging_level="WARNING", log_to_driver=False)

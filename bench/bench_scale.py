@@ -38,8 +38,9 @@ def metric_spec(name: str):
 
 def run_once(folder: Path, store_path: Path, metric: str, batch: int, args, runtime):
     from engine.core.events import ItemFinished
-    from engine.spec.experiment import ComponentSpec, Experiment, find_images
-    from engine.run.runner import run_experiment
+    from engine.spec.experiment import ComponentSpec, Experiment
+    from engine.spec.folders import find_images
+    from engine.run.driver import run_experiment
     from engine.store.db import ResultStore
 
     exp = Experiment(images=find_images(folder), root=str(folder), metrics=[metric_spec(metric)],

@@ -165,8 +165,9 @@ def check_attacks(x: torch.Tensor, metric_name: str) -> list[dict[str, Any]]:
 
 def check_run(folder: Path, work: Path, metric_name: str) -> dict[str, Any]:
     from engine.core.events import ItemFailed
-    from engine.spec.experiment import Experiment, find_images
-    from engine.run.runner import run_experiment
+    from engine.spec.experiment import Experiment
+    from engine.spec.folders import find_images
+    from engine.run.driver import run_experiment
     from engine.store.db import ResultStore
 
     metrics = [metric_name]

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.columns import column_title, column_tooltip
-from gui.menus import SHORTCUTS
+from gui.shortcuts import SHORTCUTS
 
 SCORE_KEYS = ["clear", "attacked", "defended-clear", "defended-attacked", "nonpurified_abs_gain", "robust_abs_gain",
               "robust_rel_gain", "both_defended_abs_gain", "gain_removed", "quality_score", "quality_score_clear",

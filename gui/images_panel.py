@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.spec.experiment import find_images
+from engine.spec.folders import find_images
 from gui.worker import BackgroundCall
 
 THUMB = 56
@@ -378,7 +378,7 @@ class ImagesPanel(QWidget):
 
     def open_dropped(self, paths: list[str]) -> None:
         """A dropped folder opens it; dropped image files open their folder with just them."""
-        from engine.spec.experiment import IMAGE_SUFFIXES
+        from engine.spec.folders import IMAGE_SUFFIXES
 
         dirs = [p for p in paths if Path(p).is_dir()]
         if dirs:

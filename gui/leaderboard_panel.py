@@ -1,6 +1,6 @@
 """The leaderboard tab: defences and metrics ranked with intervals, for one stored experiment.
 
-The numbers come from :func:`engine.evaluation.leaderboard.store_leaderboard`, computed in a
+The numbers come from :func:`engine.results.leaderboard.store_leaderboard`, computed in a
 background call (the bootstrap over images can take a moment on large runs); the table
 only displays them.
 """
@@ -21,7 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.evaluation.leaderboard import QUALITY_FLOOR, store_leaderboard
+from engine.evaluation.leaderboard import QUALITY_FLOOR
+from engine.results.leaderboard import store_leaderboard
 from engine.core.labels import component_label, fmt
 from gui.worker import BackgroundCall
 

@@ -1,20 +1,11 @@
-"""The main window's menus and their shortcuts (one table: the Help page lists it)."""
+"""The main window's menus; their shortcuts are :data:`gui.shortcuts.SHORTCUTS`."""
 from __future__ import annotations
 
 from typing import Any
 
 from PySide6.QtGui import QKeySequence
 
-#: (menu, entry, shortcut) shown by Help → Keyboard shortcuts
-SHORTCUTS: list[tuple[str, str, str]] = [
-    ("File", "Open folder…", "Ctrl+O"),
-    ("File", "Quit", "Ctrl+Q"),
-    ("Run", "Run", "Ctrl+R"),
-    ("Run", "Preview plan…", "Ctrl+Shift+R"),
-    ("Run", "Cancel", "Ctrl+."),
-    ("Help", "Score definitions", "F1"),
-]
-
+from gui.shortcuts import SHORTCUTS
 
 def _key(menu: str, entry: str) -> QKeySequence | None:
     for m, e, k in SHORTCUTS:

@@ -59,7 +59,7 @@ class RunControl(QObject):
         return self._ask(exp, self._plan(exp)) if exp is not None else None
 
     def _plan(self, exp: Experiment) -> Plan:
-        from engine.run.runner import store_path_for
+        from engine.run.driver import store_path_for
 
         self.plan = make_plan(exp, store_path_for(self.session.output_dir), self.w.panel.metric_info)
         return self.plan

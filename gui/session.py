@@ -119,7 +119,7 @@ class Session:
         if self.running:
             self.message.emit("warning", "a run is in progress: open the folder when it has finished")
             return False
-        from engine.spec.experiment import find_images
+        from engine.spec.folders import find_images
 
         folder = str(Path(folder).resolve())
         self.folder = folder
@@ -143,7 +143,7 @@ class Session:
 
     def _discover_store(self) -> None:
         """The latest experiment on this folder in the output folder's store, if any."""
-        from engine.run.runner import store_path_for
+        from engine.run.driver import store_path_for
         from engine.store.db import ResultStore
 
         path = store_path_for(self.output_dir)
@@ -305,7 +305,7 @@ class Session:
         """
         if self.running:
             raise RuntimeError("a run is in progress")
-        from engine.run.runner import store_path_for
+        from engine.run.driver import store_path_for
 
         out = Path(self.output_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -60,7 +60,7 @@ class FCNTrainWorker(QObject):
 
     def __init__(self, settings: TrainSettings) -> None:
         super().__init__()
-        from engine.run.runner import CancelToken
+        from engine.run.units import CancelToken
 
         self.settings = settings
         self.token = CancelToken()

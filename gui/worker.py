@@ -1,10 +1,10 @@
 """Running the engine off the GUI thread.
 
 :class:`RunWorker` lives in a ``QThread``; it iterates
-:func:`engine.run.runner.run_experiment` and re-emits every event as a Qt signal. The signals
+:func:`engine.run.driver.run_experiment` and re-emits every event as a Qt signal. The signals
 cross threads as queued connections, so the receivers (methods of GUI-thread QObjects)
 run in the GUI thread; the worker never touches a widget and the GUI never touches a
-tensor. Cancelling sets an :class:`engine.run.runner.CancelToken`, which the runner checks
+tensor. Cancelling sets an :class:`engine.run.units.CancelToken`, which the runner checks
 between attack steps.
 
 :class:`BackgroundCall` runs one plain function in its own thread (metric scan, report).
@@ -63,7 +63,7 @@ class RunWorker(QObject):
     def __init__(self, experiment: Experiment, store_path: str | Path,
                  backend: dict[str, Any] | None = None) -> None:
         super().__init__()
-        from engine.run.runner import CancelToken
+        from engine.run.units import CancelToken
 
         self.experiment = experiment
         self.store_path = Path(store_path)
@@ -111,7 +111,7 @@ class RunWorker(QObject):
         import time
 
         from engine.run.backends import BackendError
-        from engine.run.runner import run_experiment
+        from engine.run.driver import run_experiment
         from engine.store.db import ResultStore
 
         store = None

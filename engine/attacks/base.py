@@ -24,6 +24,7 @@ from typing import Any, Callable, ClassVar, Generator, Union
 
 import torch
 
+from engine.core.events import StepRecord
 from engine.metrics.base import Metric, attack_loss
 from engine.spec.params import make_params, param, param_specs, params_to_dict
 from engine.spec.registry import Registry
@@ -32,39 +33,6 @@ from engine.spec.registry import Registry
 #: what an attack draws its randomness from: one CPU generator, or (a batch of several
 #: items) one generator per image, so each image gets the draws it gets on its own
 Generators = Union[torch.Generator, Sequence[torch.Generator], None]
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    """What one attack iteration reports (means over the batch).
-
-    ``iteration`` 0 is the clean image; iteration k is the iterate after k updates.
-    ``queries``: for score-only (black-box) attacks, the metric queries spent per image so
-    far (the most over the batch); their step is a block of queries and ``score`` the best
-    score found so far. None for gradient attacks (and then left out of :meth:`to_dict`).
-    ``per_image``: for a batch of several images, each image's own record (what it
-    reports when attacked alone); empty for a single image.
-    """
-
-    iteration: int
-    score: float
-    loss: float
-    linf: float
-    l2: float
-    psnr: float
-    queries: int | None = None
-    per_image: tuple["StepRecord", ...] = field(default=(), compare=False, repr=False)
-
-    def image(self, i: int) -> "StepRecord":
-        """Image ``i``'s record (the record itself for a single image)."""
-        return self.per_image[i] if self.per_image else self
-
-    def to_dict(self) -> dict[str, float]:
-        d = {"iteration": self.iteration, "score": self.score, "loss": self.loss,
-             "linf": self.linf, "l2": self.l2, "psnr": self.psnr}
-        if self.queries is not None:
-            d["queries"] = self.queries
-        return d
 
 
 @dataclass

@@ -108,7 +108,7 @@ def fit_uap(perturbation: torch.Tensor, like: torch.Tensor, eps: float) -> torch
 def _training_source(images: Iterable[torch.Tensor] | str | os.PathLike) -> list[Any]:
     """A list of tensors (3×H×W) or file paths."""
     if isinstance(images, (str, os.PathLike)):
-        from engine.spec.experiment import find_images
+        from engine.spec.folders import find_images
 
         folder = Path(images)
         if not folder.is_dir():

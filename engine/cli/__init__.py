@@ -51,7 +51,8 @@ def _batch_size(text: str):
 
 def build_experiment(args: argparse.Namespace):
     """The experiment from ``--config`` (JSON) overridden by command-line options."""
-    from engine.spec.experiment import ComponentSpec, Experiment, scan_images
+    from engine.spec.experiment import ComponentSpec, Experiment
+    from engine.spec.folders import scan_images
 
     cfg: dict[str, Any] = {}
     if args.config:
@@ -99,7 +100,7 @@ def build_experiment(args: argparse.Namespace):
         if v is not None:
             setattr(exp, name, v)
     if exp.mos_file is None and src.is_dir():
-        from engine.spec.experiment import find_mos_file
+        from engine.spec.folders import find_mos_file
 
         exp.mos_file = find_mos_file(src)
     if args.save_images:
@@ -159,7 +160,7 @@ def _out_folder(path: str) -> Path:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from engine.run.backends import make_backend
-    from engine.run.runner import store_path_for
+    from engine.run.driver import store_path_for
     from engine.run.runtime import Runtime
     from engine.store.db import ResultStore
     from engine.cli.calibrate import PRESETS_NAME, apply_budget
@@ -189,7 +190,8 @@ def _run_into(args: argparse.Namespace, exp, backend, out: Path, store) -> int:
     from tqdm import tqdm
 
     from engine.core.events import AttackStep, ItemFailed, ItemFinished, ItemStarted, RunFinished, RunStarted
-    from engine.run.runner import CancelToken, run_experiment
+    from engine.run.driver import run_experiment
+    from engine.run.units import CancelToken
 
     cancel = CancelToken()
     interrupted = {"n": 0}

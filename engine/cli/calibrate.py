@@ -69,7 +69,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from engine.evaluation.budgets import BudgetError, parse_budget
     from engine.run.calibration import CalibrationError, calibrate, save_preset
     from engine.cli import UsageError, _split, _validate
-    from engine.spec.experiment import ComponentSpec, Experiment, find_images
+    from engine.spec.experiment import ComponentSpec, Experiment
+    from engine.spec.folders import find_images
     from engine.run.runtime import DeviceError, Runtime
 
     try:

@@ -1,8 +1,9 @@
 """What went wrong, in one line, and the exit code it ends with (CLI and GUI alike).
 
 :func:`describe` turns any exception into ``(message, exit_code)``: expected failures
-(bad usage, an unreadable or damaged store, a full disk, a permission problem, an
-unreachable cluster, missing weights) get one line saying what, which file and what to
+(an :class:`ExpectedError`, which carries its exit code: bad usage, an unreadable or
+damaged store, an unreachable cluster, missing weights; a full disk; a permission
+problem) get one line saying what, which file and what to
 do; anything else is a bug: its traceback is saved to a file whose path the message
 gives. The CLI prints the message and exits with the code; the GUI shows the message in
 its log and, when :func:`needs_action` is true, in a dialog.
@@ -46,11 +47,22 @@ EXIT_CODES: dict[int, str] = {
 }
 
 
-class UsageError(Exception):
+class ExpectedError(Exception):
+    """An expected failure: its message is one line for the user, and it carries its exit code.
+
+    Subclasses (usage, store, weights, back end, device, metric, parameter, unknown
+    name, budget, calibration, study, training errors) set :attr:`exit_code`; they live
+    with the code that raises them, and :func:`describe` needs to know none of them.
+    """
+
+    exit_code: int = EXIT_USAGE
+
+
+class UsageError(ExpectedError):
     """Bad command-line usage or configuration (exit code 2)."""
 
 
-class DiskFullError(OSError):
+class DiskFullError(OSError, ExpectedError):
     """The disk (or quota) filled up while writing ``path``; nothing committed was lost.
 
     Args:
@@ -58,6 +70,8 @@ class DiskFullError(OSError):
         needed: bytes the rest of the work is estimated to need, when known.
         done: what was finished before the disk filled (e.g. "12 of 40 items").
     """
+
+    exit_code = EXIT_DISK_FULL
 
     def __init__(self, path: str | os.PathLike, needed: int | None = None, done: str = "") -> None:
         super().__init__(errno.ENOSPC, "no space left on device", str(path))
@@ -134,26 +148,18 @@ def describe(exc: BaseException, *, save: bool = True) -> tuple[str, int]:
     Returns:
         ``(message, exit_code)``; the codes are :data:`EXIT_CODES`.
     """
-    from engine.store.db import StoreError
-
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted; finished items are kept — run the same command again to resume", EXIT_INTERRUPTED
-    if isinstance(exc, UsageError):
-        return _first_line(exc), EXIT_USAGE
     if isinstance(exc, DiskFullError):
         return str(exc), EXIT_DISK_FULL
     if is_disk_full(exc):
         where = getattr(exc, "filename", None)
         return str(DiskFullError(where or "the output folder")), EXIT_DISK_FULL
-    if isinstance(exc, StoreError):
-        return _first_line(exc), EXIT_STORE
+    if isinstance(exc, ExpectedError):
+        return _first_line(exc), exc.exit_code
     if isinstance(exc, sqlite3.DatabaseError):
         return (f"the result store cannot be read ({_first_line(exc)}); run `python main.py check STORE` "
                 "to see what is readable", EXIT_STORE)
-    known = _known_kinds()
-    for cls, code in known:
-        if isinstance(exc, cls):
-            return _first_line(exc), code
     if isinstance(exc, OSError):
         mapped = _os_message(exc)
         if mapped:
@@ -161,32 +167,6 @@ def describe(exc: BaseException, *, save: bool = True) -> tuple[str, int]:
     where = save_traceback(exc) if save else None
     tail = f"; the traceback is in {where} — please report it" if where else "; please report it"
     return f"internal error: {type(exc).__name__}: {_first_line(exc)}{tail}", EXIT_INTERNAL
-
-
-def _known_kinds() -> list[tuple[type, int]]:
-    """Exception types of other packages that are expected failures (imported lazily)."""
-    from engine.run.backends import BackendError
-    from engine.metrics.base import MetricError
-    from engine.metrics.weights import WeightsUnavailable
-    from engine.spec.params import ParamError
-    from engine.spec.registry import UnknownComponent
-    from engine.run.runtime import DeviceError
-
-    kinds: list[tuple[type, int]] = [(WeightsUnavailable, EXIT_WEIGHTS), (BackendError, EXIT_USAGE),
-                                     (DeviceError, EXIT_USAGE), (MetricError, EXIT_USAGE),
-                                     (UnknownComponent, EXIT_USAGE), (ParamError, EXIT_USAGE)]
-    from engine.evaluation.budgets import BudgetError
-    from engine.run.calibration import CalibrationError
-    from engine.spec.studies import StudyError
-
-    kinds += [(BudgetError, EXIT_USAGE), (CalibrationError, EXIT_USAGE), (StudyError, EXIT_USAGE)]
-    try:
-        from engine.training import TrainingError
-
-        kinds.append((TrainingError, EXIT_USAGE))
-    except ImportError:  # pragma: no cover - optional package layout
-        pass
-    return kinds
 
 
 def needs_action(code: int) -> bool:

@@ -7,12 +7,45 @@ dataclasses; images travel as ``uint8`` H×W×3 numpy arrays so consumers never 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
-from engine.attacks.base import StepRecord
-from engine.spec.experiment import WorkItem
+    from engine.spec.experiment import WorkItem
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What one attack iteration reports (means over the batch).
+
+    ``iteration`` 0 is the clean image; iteration k is the iterate after k updates.
+    ``queries``: for score-only (black-box) attacks, the metric queries spent per image so
+    far (the most over the batch); their step is a block of queries and ``score`` the best
+    score found so far. None for gradient attacks (and then left out of :meth:`to_dict`).
+    ``per_image``: for a batch of several images, each image's own record (what it
+    reports when attacked alone); empty for a single image.
+    """
+
+    iteration: int
+    score: float
+    loss: float
+    linf: float
+    l2: float
+    psnr: float
+    queries: int | None = None
+    per_image: tuple["StepRecord", ...] = field(default=(), compare=False, repr=False)
+
+    def image(self, i: int) -> "StepRecord":
+        """Image ``i``'s record (the record itself for a single image)."""
+        return self.per_image[i] if self.per_image else self
+
+    def to_dict(self) -> dict[str, float]:
+        d = {"iteration": self.iteration, "score": self.score, "loss": self.loss,
+             "linf": self.linf, "l2": self.l2, "psnr": self.psnr}
+        if self.queries is not None:
+            d["queries"] = self.queries
+        return d
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import torch
 
 from engine.defences.base import Defence, sweep
 from engine.evaluation.certified import BOUNDS, Certificate, mean_certificate, percentile_certificate
-from engine.spec.experiment import derive_seed
+from engine.core.seeds import derive_seed
 from engine.metrics.base import check_image_batch
 from engine.spec.params import param
 

@@ -20,7 +20,7 @@ import torch
 
 from engine.defences.base import DEFENCES
 from engine.defences.diffusion_smoothing import DiffusionSmoothing, DiffusionSmoothingParams
-from engine.spec.experiment import derive_seed
+from engine.core.seeds import derive_seed
 from engine.spec.params import param
 
 

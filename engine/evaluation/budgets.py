@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from engine.core.errors import ExpectedError
+
 KINDS = ("linf", "psnr", "ssim")
 #: measure → the raw-CSV column of the attacked image against the clean one
 COLUMN = {"linf": "l_inf_clear_attacked", "psnr": "psnr_clear_attacked", "ssim": "ssim_clear_attacked"}
@@ -22,7 +24,7 @@ NAMED = {f"linf-{k}": f"linf={k}/255" for k in (2, 4, 8, 16)}
 BUDGET_COLUMNS = ["budget", "budget_reached", "budget_met"]
 
 
-class BudgetError(ValueError):
+class BudgetError(ExpectedError, ValueError):
     """A budget expression cannot be read."""
 
 

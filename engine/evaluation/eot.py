@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from engine.spec.experiment import derive_seed
+from engine.core.seeds import derive_seed
 
 
 def draw_seed(seed: int, k: int) -> int:

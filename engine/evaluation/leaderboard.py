@@ -146,18 +146,3 @@ def metric_table(summary: Iterable[dict[str, Any]], compression: str = COMPRESSI
 def leaderboard(summary: list[dict[str, Any]], floor: float = QUALITY_FLOOR) -> list[dict[str, Any]]:
     """Both tables, defences first, as rows with :data:`LEADERBOARD_COLUMNS`."""
     return defence_table(summary, floor) + metric_table(summary)
-
-
-def store_leaderboard(store_path: str, experiment_id: str | None = None, floor: float = QUALITY_FLOOR,
-                      ci_method: str = "bootstrap") -> list[dict[str, Any]]:
-    """The leaderboard of one experiment in a result store (the latest by default).
-
-    Raises:
-        engine.store.db.StoreError: the store cannot be read or has no such experiment.
-    """
-    from engine.results.export import summarise
-    from engine.store.db import ResultStore
-
-    with ResultStore(store_path, readonly=True) as store:
-        rows = store.rows(store.resolve(experiment_id))
-    return leaderboard(summarise(rows, ci_method) if rows else [], floor)

@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
+from engine.core.errors import ExpectedError
 from engine.spec.registry import Registry
 
 AvailabilityState = Literal["ready", "needs-download", "unavailable"]
@@ -29,7 +30,7 @@ class Availability:
         return self.state == "ready"
 
 
-class MetricError(RuntimeError):
+class MetricError(ExpectedError, RuntimeError):
     """A metric could not be built or could not score an input (message is user-facing)."""
 
 

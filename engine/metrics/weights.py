@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.core.errors import EXIT_WEIGHTS
 from engine.metrics.base import MetricError
 
 WEIGHTS_ENV = "IQA_LAB_WEIGHTS"
@@ -41,6 +42,8 @@ class WeightsUnavailable(MetricError):
 
     The message names the file, the URL to get it from and the folder to place it in.
     """
+
+    exit_code = EXIT_WEIGHTS
 
     def __init__(self, filename: str, url: str, folder: Path | str, reason: str = "",
                  metric: str = "") -> None:

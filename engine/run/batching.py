@@ -1,7 +1,7 @@
 """Which items may share a batch, and how large a batch may be.
 
 Items that share metric, attack, target defence, defences and image size can run as one
-B×3×H×W batch (:func:`engine.run.runner.run_unit`); everything per image stays per image,
+B×3×H×W batch (:func:`engine.run.compute.run_unit`); everything per image stays per image,
 so a batched run's rows equal batch 1's. :func:`plan_units` groups pending items into
 such units of at most ``Experiment.batch_size`` items (``"auto"``: up to
 :data:`AUTO_MAX` on CUDA, 1 on the CPU); :func:`batch_limit` is how many of a unit run

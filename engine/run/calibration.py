@@ -22,15 +22,17 @@ from typing import Any
 
 import torch
 
+from engine.core.errors import ExpectedError
 from engine.evaluation.budgets import Budget, measure
-from engine.spec.experiment import ComponentSpec, derive_seed
+from engine.core.seeds import derive_seed
+from engine.spec.experiment import ComponentSpec
 
 PRESET_VERSION = 1
 MAX_STEPS = 24
 CALIBRATION_IMAGES = 3
 
 
-class CalibrationError(ValueError):
+class CalibrationError(ExpectedError, ValueError):
     """An attack cannot be calibrated (no strength parameter, unreadable preset file…)."""
 
 

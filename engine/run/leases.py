@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 if TYPE_CHECKING:
     from engine.spec.experiment import WorkItem
-    from engine.run.runner import CancelToken
+    from engine.run.units import CancelToken
     from engine.store.db import ResultStore
 
 

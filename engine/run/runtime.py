@@ -7,10 +7,11 @@ from typing import Any
 
 import torch
 
+from engine.core.errors import ExpectedError
 from engine.spec.experiment import ComponentSpec
 
 
-class DeviceError(RuntimeError):
+class DeviceError(ExpectedError, RuntimeError):
     pass
 
 

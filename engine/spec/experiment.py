@@ -1,7 +1,7 @@
 """The experiment spec (typed, serialisable) and its expansion into work items.
 
 An experiment is images × metrics × attacks × defences with every parameter and a seed.
-It expands into :class:`WorkItem` s; running one (``engine.run.runner.run_item``) is a pure
+It expands into :class:`WorkItem` s; running one (``engine.run.item.run_item``) is a pure
 function of (item, experiment), so items can be resumed, skipped or shipped elsewhere.
 One item = one image, one metric, one attack, evaluated under every defence (the attack
 is computed once and shared); in ``adaptive`` mode the attack targets M∘D, so there is
@@ -9,22 +9,12 @@ one item per defence.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
-
-
-def canonical_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def short_hash(obj: Any, n: int = 16) -> str:
-    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:n]
-
+from engine.core.seeds import canonical_json, derive_seed, short_hash
 
 @dataclass(frozen=True)
 class ComponentSpec:
@@ -252,12 +242,6 @@ class WorkItem:
                 "seed": self.seed, "id": self.id}
 
 
-def derive_seed(master: int, *parts: Any) -> int:
-    """A 31-bit seed that depends only on the master seed and the given identity parts."""
-    h = hashlib.sha256(canonical_json([master, *parts]).encode()).digest()
-    return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
-
-
 def expand(exp: Experiment) -> list[WorkItem]:
     """Images-major expansion, so an image finishes all its work before the next starts."""
     items: list[WorkItem] = []
@@ -278,44 +262,3 @@ def expand(exp: Experiment) -> list[WorkItem]:
                     items.append(WorkItem(len(items), path, name, metric, attack, ds, target, seed,
                                           short_hash([exp.id, *ident])))
     return items
-
-
-MOS_FILE_NAMES = ("mos.csv", "MOS.csv", "mos.txt")
-
-
-def find_mos_file(folder: str | Path) -> str | None:
-    """A MOS file (``mos.csv``: image name, MOS) lying in the image folder, if any."""
-    for name in MOS_FILE_NAMES:
-        p = Path(folder) / name
-        if p.is_file():
-            return str(p)
-    return None
-
-
-def find_images(folder: str | Path, recursive: bool = True) -> list[str]:
-    """Image files under ``folder`` (by suffix, sorted; hidden files skipped)."""
-    return scan_images(folder, recursive)[0]
-
-
-def scan_images(folder: str | Path, recursive: bool = True) -> tuple[list[str], dict[str, int]]:
-    """Image files under ``folder`` and what was skipped that looked like one.
-
-    Returns:
-        ``(images, skipped)``: sorted paths, and a count per reason (``"hidden"``:
-        image files in or under a hidden name; ``"folder"``: folders named like an
-        image, e.g. ``x.jpg/``).
-    """
-    folder = Path(folder)
-    pattern = folder.rglob("*") if recursive else folder.glob("*")
-    images: list[str] = []
-    skipped = {"hidden": 0, "folder": 0}
-    for p in pattern:
-        if p.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        if any(part.startswith(".") for part in p.relative_to(folder).parts):
-            skipped["hidden"] += 1
-        elif p.is_dir():
-            skipped["folder"] += 1
-        else:
-            images.append(str(p))
-    return sorted(images), {k: v for k, v in skipped.items() if v}

@@ -12,6 +12,8 @@ import typing
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
+from engine.core.errors import ExpectedError
+
 
 def param(
     default: Any,
@@ -53,7 +55,7 @@ class ParamSpec:
     step: float | None = None
 
 
-class ParamError(ValueError):
+class ParamError(ExpectedError, ValueError):
     """A parameter value is of the wrong type, out of bounds, or unknown."""
 
 

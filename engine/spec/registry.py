@@ -4,6 +4,8 @@ from __future__ import annotations
 import difflib
 from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
+from engine.core.errors import ExpectedError
+
 T = TypeVar("T")
 
 
@@ -15,7 +17,7 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
 
 
-class UnknownComponent(KeyError):
+class UnknownComponent(ExpectedError, KeyError):
     """Raised for a name that is not registered; the message lists the known names."""
 
     def __str__(self) -> str:  # KeyError quotes its message otherwise

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from engine.core.errors import EXIT_STORE, ExpectedError
 from engine.core.errors import DiskFullError, is_disk_full
 from engine.spec.experiment import Experiment, WorkItem
 
@@ -82,8 +83,10 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", text).strip("_")[:120] or "x"
 
 
-class StoreError(RuntimeError):
+class StoreError(ExpectedError, RuntimeError):
     """A store cannot be used (missing, unreadable, damaged, too new, busy); exit code 4."""
+
+    exit_code = EXIT_STORE
 
 
 class StoreCorrupt(StoreError):

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from engine.defences.fcn import CHECKPOINT_FORMAT, FCNFilter, param_count
 from engine.evaluation.pairs import ssim
-from engine.spec.experiment import derive_seed
+from engine.core.seeds import derive_seed
 from engine.training.pairs import (
     PairSet,
     TrainingError,

@@ -16,7 +16,10 @@ from typing import Any
 
 import torch
 
-from engine.spec.experiment import ComponentSpec, derive_seed, find_images
+from engine.core.errors import ExpectedError
+from engine.core.seeds import derive_seed
+from engine.spec.experiment import ComponentSpec
+from engine.spec.folders import find_images
 
 PairProgress = Callable[[int, int, str], None]
 
@@ -25,7 +28,7 @@ PAPER_ATTACK = "advcf"
 FALLBACK_ATTACK = "ifgsm"
 
 
-class TrainingError(RuntimeError):
+class TrainingError(ExpectedError, RuntimeError):
     """Training cannot start or go on (message is user-facing)."""
 
 

@@ -22,7 +22,7 @@ class SmallDisk:
             with open(self.root / "filler", "wb") as f:
                 f.write(b"\0" * max(0, free - leave))
             return
-        import engine.run.runner
+        import engine.run.driver
         from engine.io.images import save_png
 
         budget = [leave]
@@ -36,16 +36,16 @@ class SmallDisk:
             return p
 
         self._budget = budget
-        self._mp.setattr(engine.run.runner, "save_png", limited_save)
+        self._mp.setattr(engine.run.driver, "save_png", limited_save)
 
     def free_up(self) -> None:
         if self.real:
             (self.root / "filler").unlink(missing_ok=True)
         else:
-            import engine.run.runner
+            import engine.run.driver
             from engine.io.images import save_png
 
-            self._mp.setattr(engine.run.runner, "save_png", save_png)
+            self._mp.setattr(engine.run.driver, "save_png", save_png)
 
 
 def try_mount(folder: Path, size: str) -> bool:

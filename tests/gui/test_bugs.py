@@ -18,7 +18,7 @@ def _auto_output(w, tmp_path: Path) -> None:
 
 
 def _exp(folder: Path, **kw) -> Experiment:
-    from engine.spec.experiment import find_images
+    from engine.spec.folders import find_images
 
     images = find_images(folder)
     return Experiment(images=images, root=str(Path(folder).resolve()), metrics=["niqe"], attacks=["ifgsm"], **kw)

@@ -1,7 +1,7 @@
 """The leaderboard tab shows the engine's leaderboard of a stored experiment."""
 import numpy as np
 
-from engine.evaluation.leaderboard import store_leaderboard
+from engine.results.leaderboard import store_leaderboard
 from engine.spec.experiment import Experiment
 from engine.store.db import ResultStore
 from gui.leaderboard_panel import LeaderboardPanel

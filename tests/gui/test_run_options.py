@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 
-from engine.spec.experiment import Experiment, find_images
+from engine.spec.experiment import Experiment
+from engine.spec.folders import find_images
 from tests.gui.conftest import assert_stopped_with_dialog, configure, fake_store, run_to_end
 
 ONE_STEP = {"ifgsm": {"checked": True, "preset": "", "params": {"iters": 1, "alpha": 1 / 255}}}

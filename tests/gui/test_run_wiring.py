@@ -30,14 +30,14 @@ def test_a_budget_is_calibrated_in_the_worker_and_the_rows_record_it(qtbot, make
 
 def test_a_run_that_stops_gives_the_clis_message_and_a_dialog(qtbot, make_window, settings, one_photo, tmp_path,
                                                                monkeypatch):
-    import engine.run.runner
+    import engine.run.driver
     from engine.store.db import StoreCorrupt
 
     def broken(*a, **kw):
         raise StoreCorrupt(f"{tmp_path / 'out' / 'results.sqlite'}: the store is damaged; run check --salvage")
         yield  # pragma: no cover
 
-    monkeypatch.setattr(engine.run.runner, "run_experiment", broken)
+    monkeypatch.setattr(engine.run.driver, "run_experiment", broken)
     w = make_window(settings)
     configure(w, one_photo, tmp_path / "out", attack=ONE_STEP, defences={})
     run_to_end(qtbot, w)

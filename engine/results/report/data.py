@@ -24,7 +24,7 @@ class ReportData:
         manifest: what the run recorded about itself (versions, device, GPU, …).
         rows: raw rows (one per image × metric × attack × defence).
         items: work items with status, error and attack steps.
-        summary: long-format means from :func:`engine.results.export.summarise`.
+        summary: long-format means from :func:`engine.evaluation.tables.summarise`.
         total, done, failed: expected work items and how many finished / failed.
         image_lookup: finds saved PNGs, or None when the run saved none.
         paired: paired defence comparisons (:func:`engine.evaluation.paired.paired_rows`).
@@ -105,7 +105,7 @@ def load_report_data(store: Any, experiment_id: str | None = None, ci_method: st
     Raises:
         engine.store.db.StoreError: the store holds no experiment, or not the one asked for.
     """
-    from engine.results.export import tables
+    from engine.evaluation.tables import tables
 
     exp_id = store.resolve(experiment_id)
     info = next(e for e in store.experiments() if e["id"] == exp_id)
@@ -130,7 +130,7 @@ def load_report_data(store: Any, experiment_id: str | None = None, ci_method: st
     t = tables(rows, ci_method)
     study = None
     if spec.get("study"):
-        from engine.spec.studies import compare_study
+        from engine.evaluation.study_compare import compare_study
 
         study = compare_study(str(spec["study"]), t["summary"])
     return ReportData(

@@ -1,11 +1,11 @@
 """The ``ray`` back end: units computed by a pool of Ray actors, streamed back to the driver.
 
-Flow: the driver (:func:`engine.run.runner.run_experiment`) plans units and hands them here.
+Flow: the driver (:func:`engine.run.driver.run_experiment`) plans units and hands them here.
 Each actor (a :class:`~engine.run.backends.ray_worker.RayWorker`, one per GPU or
 ``workers`` sharing the CPUs) holds up to ``DEPTH`` units with the image files' bytes
 (the next waits on the actor while the current one runs), runs
-:func:`engine.run.runner.run_unit` on its own :class:`~engine.run.runtime.Runtime` and streams
-back the events and :class:`~engine.run.runner.ItemOutcome` s through a Ray streaming
+:func:`engine.run.compute.run_unit` on its own :class:`~engine.run.runtime.Runtime` and streams
+back the events and :class:`~engine.run.units.ItemOutcome` s through a Ray streaming
 generator; the streams of all actors interleave into the one stream the driver consumes,
 and the driver alone writes the store. An actor that dies has its unit's unfinished items
 retried on another (fresh) actor, up to ``max_retries`` times, then failed.
@@ -29,7 +29,7 @@ from engine.core.events import ItemStarted
 if TYPE_CHECKING:
     from engine.core.events import Event
     from engine.spec.experiment import Experiment, WorkItem
-    from engine.run.runner import CancelToken, ItemOutcome
+    from engine.run.units import CancelToken, ItemOutcome
 
 POLL_S = 0.05  # how often the driver looks at the cancel flag while waiting for events
 # Units queued on one actor at a time: the next one waits on the actor while the current
@@ -245,7 +245,7 @@ class RayBackend:
                 ) -> Iterator["Event | ItemOutcome"]:
         """Compute ``units`` on the pool, up to ``DEPTH`` units queued per actor; yield
         every event and outcome as it arrives (ItemStarted when a unit is dispatched)."""
-        from engine.run.runner import ItemOutcome
+        from engine.run.units import ItemOutcome
 
         ray = self._ray
         run_id = uuid.uuid4().hex
@@ -331,7 +331,7 @@ class RayBackend:
                  queue: deque | None) -> Iterator["Event | ItemOutcome"]:
         """Take the outputs ready on one unit's stream. A dead actor's unfinished items go
         back to ``queue`` (or are dropped when it is ``None``: the run is being cancelled)."""
-        from engine.run.runner import ItemOutcome
+        from engine.run.units import ItemOutcome
 
         ray = self._ray
         flight = flights[stream]
@@ -376,7 +376,7 @@ class RayBackend:
     def _requeue_or_fail(self, flight: _Flight, reason: str, queue: deque) -> Iterator["ItemOutcome"]:
         """Put a lost unit's unfinished items back in front of the queue, or fail them once
         the unit has been tried ``max_retries + 1`` times."""
-        from engine.run.runner import ItemOutcome
+        from engine.run.units import ItemOutcome
 
         left = flight.unfinished()
         if not left:

@@ -14,7 +14,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator
 
-from engine.run.runner import CancelToken, Cancelled, ItemOutcome, run_unit
+from engine.run.compute import run_unit
+from engine.run.units import CancelToken, Cancelled, ItemOutcome
 
 
 POLL_WAIT_S = 0.25  # how long one poll waits in the actor for the unit's first output

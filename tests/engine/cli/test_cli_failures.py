@@ -225,7 +225,8 @@ def test_free_space_is_checked_before_saving_images(tmp_path, photo_folder, monk
     assert _cli("run", photo_folder, "--metric", "niqee", "--attack", "ifgsm", "--out", out) == EXIT_USAGE
     capsys.readouterr()
     from engine.store.diskspace import space_warning
-    from engine.spec.experiment import Experiment, find_images
+    from engine.spec.experiment import Experiment
+    from engine.spec.folders import find_images
     from engine.store.db import ResultStore
 
     exp = Experiment(images=find_images(photo_folder), root=str(photo_folder), metrics=["niqe"],

@@ -14,7 +14,7 @@ from torch import nn
 
 from engine.defences import DEFENCES, DefenceError
 from engine.defences.diffusion_smoothing import matched_timestep
-from engine.spec.experiment import derive_seed
+from engine.core.seeds import derive_seed
 from tests.conftest import photo_tensor
 from tests.engine.defences.test_neural import _tiny_ddpm
 

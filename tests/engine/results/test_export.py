@@ -4,9 +4,11 @@ import math
 
 import pytest
 
-from engine.spec.experiment import Experiment, find_images
-from engine.results.export import RAW_COLUMNS, SUMMARY_COLUMNS, export_csv, summarise
-from engine.run.runner import run_experiment
+from engine.spec.experiment import Experiment
+from engine.spec.folders import find_images
+from engine.evaluation.tables import SUMMARY_COLUMNS, summarise
+from engine.results.export import RAW_COLUMNS, export_csv
+from engine.run.driver import run_experiment
 from engine.store.db import ResultStore
 
 MSU_COLUMNS = ["image_name", "clear", "attacked", "defended-clear", "defended-attacked", "mos"] + [

@@ -9,9 +9,10 @@ from PIL import Image
 
 from engine.run.batching import header_size, parse_batch_size, plan_units
 from engine.core.events import AttackStep, CleanScored, ItemFailed, ItemFinished
-from engine.spec.experiment import Experiment, find_images
+from engine.spec.experiment import Experiment
+from engine.spec.folders import find_images
 from engine.metrics.base import METRICS, Metric
-from engine.run.runner import run_experiment
+from engine.run.driver import run_experiment
 from engine.run.runtime import Runtime
 from engine.store.db import ResultStore
 from tests.conftest import photo
@@ -175,7 +176,8 @@ def test_metric_not_batch_safe_runs_alone(tmp_path, same_size_folder, test_metri
     exp = _exp(same_size_folder, 4, metrics=["test-batch-stats"], attacks=["ifgsm:iters=2"])
     assert all(len(u) == 1 for u in plan_units(exp.items(), exp))
     # even handed a batch (another planner), run_unit runs it image by image: no OOM here
-    from engine.run.runner import ItemOutcome, run_unit
+    from engine.run.compute import run_unit
+    from engine.run.units import ItemOutcome
 
     outs = [o for o in run_unit(exp.items()[:4], exp, Runtime("cpu")) if isinstance(o, ItemOutcome)]
     assert len(outs) == 4 and all(o.ok for o in outs)

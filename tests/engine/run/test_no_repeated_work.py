@@ -10,9 +10,9 @@ from engine.defences import DEFENCES
 from engine.evaluation import row as row_module
 from engine.evaluation.pairs import IDENTICAL, compare
 from engine.evaluation.row import evaluate_pair
-from engine.spec.experiment import derive_seed
+from engine.core.seeds import derive_seed
 from engine.metrics.base import METRICS
-from engine.run.runner import run_experiment
+from engine.run.driver import run_experiment
 from engine.store.db import ResultStore
 from tests.engine.run.test_batching import DarkNanMetric, _exp, same_size_folder  # noqa: F401
 

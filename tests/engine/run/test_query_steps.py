@@ -4,9 +4,10 @@ queries and the GUI's curve helper picks them."""
 from __future__ import annotations
 
 from engine.attacks.base import StepRecord
-from engine.spec.experiment import Experiment, find_images
+from engine.spec.experiment import Experiment
+from engine.spec.folders import find_images
 from engine.results.report.plots import score_curves
-from engine.run.runner import run_experiment
+from engine.run.driver import run_experiment
 from engine.store.db import ResultStore
 
 OLD_KEYS = ["iteration", "score", "loss", "linf", "l2", "psnr"]

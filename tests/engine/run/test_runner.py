@@ -10,9 +10,11 @@ from PIL import Image
 
 from engine.core.events import (AttackDone, AttackStep, CleanScored, DefenceDone, ItemFailed, ItemFinished,
                            ItemStarted, RunFinished, RunStarted)
-from engine.spec.experiment import Experiment, find_images
+from engine.spec.experiment import Experiment
+from engine.spec.folders import find_images
 from engine.metrics.base import METRICS, Metric
-from engine.run.runner import CancelToken, run_experiment
+from engine.run.driver import run_experiment
+from engine.run.units import CancelToken
 from engine.store.db import ResultStore
 
 FAST_ATTACK = "ifgsm:iters=3:alpha=0.0039215686"

@@ -8,10 +8,12 @@ import pytest
 from engine.defences import DEFENCES
 from engine.defences._smoothing import SmoothingDefence
 from engine.evaluation.certified import CERTIFIED_COLUMNS
-from engine.spec.experiment import Experiment, derive_seed, find_images
+from engine.core.seeds import derive_seed
+from engine.spec.experiment import Experiment
+from engine.spec.folders import find_images
 from engine.results.export import export_csv
 from engine.io.images import load_image
-from engine.run.runner import run_experiment
+from engine.run.driver import run_experiment
 from engine.store.db import ResultStore
 
 SMOOTHING = ["randomized-smoothing:n=8:batch=8:bound=bernstein", "median-smoothing:n=8:batch=8:radius=0.1"]

@@ -14,14 +14,15 @@ import pytest
 from PIL import Image
 
 from engine.core.events import ItemFinished
-from engine.spec.experiment import Experiment, find_images
-from engine.run.runner import run_experiment
+from engine.spec.experiment import Experiment
+from engine.spec.folders import find_images
+from engine.run.driver import run_experiment
 from engine.store.db import ResultStore
 from tests.conftest import photo
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # both processes import everything first, then wait at the gate, so they start together
-GATED = ("import sys, time, pathlib, torch, pyiqa, engine.cli, engine.run.runner\n"
+GATED = ("import sys, time, pathlib, torch, pyiqa, engine.cli, engine.run.driver\n"
          "gate = pathlib.Path(sys.argv[1])\n"
          "while not gate.exists():\n    time.sleep(0.01)\n"
          "sys.exit(engine.cli.main(sys.argv[2:]))\n")
@@ -84,7 +85,7 @@ def test_a_dead_runs_lease_expires_and_the_item_is_taken_over(tmp_path):
 
 
 def test_a_live_lease_is_respected_until_cancel(tmp_path):
-    from engine.run.runner import CancelToken
+    from engine.run.units import CancelToken
 
     folder = _folder(tmp_path, ("astronaut",))
     exp = Experiment(images=find_images(folder), root=str(folder), metrics=["niqe"],

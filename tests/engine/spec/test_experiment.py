@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.spec.experiment import ComponentSpec, Experiment, find_images
+from engine.spec.experiment import ComponentSpec, Experiment
+from engine.spec.folders import find_images
 
 
 def _exp(**kw):

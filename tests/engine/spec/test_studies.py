@@ -3,13 +3,8 @@ import pytest
 
 from engine.cli import UsageError, build_experiment, make_parser
 from engine.spec.experiment import ComponentSpec
-from engine.spec.studies import (
-    StudyError,
-    compare_study,
-    list_studies,
-    load_study,
-    study_experiment_fields,
-)
+from engine.evaluation.study_compare import compare_study
+from engine.spec.studies import StudyError, list_studies, load_study, study_experiment_fields
 
 # science.md: the paper's attacks (UAP needs a trained file) and the defences of its plots
 PAPER_ATTACKS = {"fgsm", "ifgsm", "mifgsm", "amifgsm", "korhonen", "madc", "zhang", "ssah", "advcf"}

@@ -16,9 +16,11 @@ PHOTOS = ("astronaut", "coffee", "chelsea")
 def report_run(tmp_path_factory) -> SimpleNamespace:
     """The photos of ``photo_folder`` (package-scoped so the run is computed once)."""
     from engine.core.events import ItemFinished
-    from engine.spec.experiment import Experiment, find_images
+    from engine.spec.experiment import Experiment
+    from engine.spec.folders import find_images
     from engine.results.report import build_report
-    from engine.run.runner import CancelToken, run_experiment
+    from engine.run.driver import run_experiment
+    from engine.run.units import CancelToken
     from engine.store.db import ResultStore
 
     root = tmp_path_factory.mktemp("report_run")

@@ -167,9 +167,11 @@ def test_cli_report(report_run, tmp_path, capsys):
 
 
 def test_report_of_a_run_with_nothing_finished(photo_folder, tmp_path):
-    from engine.spec.experiment import Experiment, find_images
+    from engine.spec.experiment import Experiment
+    from engine.spec.folders import find_images
     from engine.results.report import build_report
-    from engine.run.runner import CancelToken, run_experiment
+    from engine.run.driver import run_experiment
+    from engine.run.units import CancelToken
     from engine.store.db import ResultStore
 
     exp = Experiment(images=find_images(photo_folder), root=str(photo_folder), metrics=["niqe"],

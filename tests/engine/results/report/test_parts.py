@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from engine.results.export import summarise
+from engine.evaluation.tables import summarise
 from engine.results.report.data import ReportData
 from engine.results.report.html import render_page
 from engine.results.report.plots import pareto_front, pareto_points
@@ -72,7 +72,7 @@ def test_pareto_plot_draws_the_intervals_as_error_bars():
 
 
 def test_study_section_shows_reported_beside_measured():
-    from engine.spec.studies import compare_study
+    from engine.evaluation.study_compare import compare_study
 
     rows = [_row(i, d, g, quality=q) for i in "abc" for d, g, q in (("none", 0.5, 0.7), ("flip", 0.07, 0.16))]
     summary = summarise(rows)

@@ -8,8 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.spec.experiment import Experiment, find_images
-from engine.run.runner import run_experiment
+from engine.spec.experiment import Experiment
+from engine.spec.folders import find_images
+from engine.run.driver import run_experiment
 from engine.store.db import ResultStore
 from tests.conftest import photo
 

@@ -16,7 +16,8 @@ from engine.run.backends.ray_connect import connect
 from engine.run.backends.ray_worker import RayWorker
 from engine.cli import EXIT_USAGE, main
 from engine.core.events import AttackStep, DefenceDone, ItemFailed, ItemFinished, ItemStarted, RunFinished
-from engine.run.runner import CancelToken, ItemOutcome, run_experiment
+from engine.run.driver import run_experiment
+from engine.run.units import CancelToken, ItemOutcome
 from engine.store.db import ResultStore
 from tests.conftest import photo
 from tests.engine.run.backends.conftest import LONG_ATTACK, comparable as _comparable, ray_exp as _exp

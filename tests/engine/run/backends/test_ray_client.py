@@ -21,7 +21,7 @@ from tests.engine.run.backends.conftest import RAY_MISSING, comparable
 pytest.importorskip("ray", reason=RAY_MISSING)
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[4]
 RUN = ["--metric", "niqe", "--defence", "jpeg", "--defence", "median-blur", "--seed", "11", "--device", "cpu",
        "--backend", "ray", "--workers", "2"]
 

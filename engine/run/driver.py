@@ -1,0 +1,159 @@
+"""The driver: plans units, hands them to a back end, commits each outcome to the store.
+
+:func:`run_experiment` walks the pending items of an experiment (resume: items done in
+the store are skipped), persisting each as it finishes; it is the only writer of the
+store, whatever the back end. Consumers (CLI, GUI, tests) only iterate its events.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Generator
+
+from engine.core.errors import DiskFullError, is_disk_full
+from engine.core.events import Event, ItemFailed, ItemFinished, ItemImages, RunFinished, RunStarted
+from engine.io.images import save_png
+from engine.run.backends.local import LocalBackend
+from engine.run.batching import plan_units as plan
+from engine.run.leases import LeaseKeeper, UnitFeed
+from engine.run.runtime import Runtime
+from engine.run.units import Backend, CancelToken, ItemOutcome
+from engine.spec.experiment import Experiment, WorkItem
+from engine.store.db import ResultStore
+
+
+def _save_images(store: ResultStore, exp_id: str, item: WorkItem, images: ItemImages) -> int:
+    """Save an item's images as PNG; returns the bytes written. On a failure (a full
+    disk) the item's images saved so far are removed: the item is not committed."""
+    todo = [(images.clean, store.image_path(exp_id, item.id, "clean")),
+            (images.attacked, store.image_path(exp_id, item.id, "attacked"))]
+    todo += [(arr, store.image_path(exp_id, item.id, "defended-clean", label))
+             for label, arr in images.defended_clean.items()]
+    todo += [(arr, store.image_path(exp_id, item.id, "defended-attacked", label))
+             for label, arr in images.defended_attacked.items()]
+    saved: list[Path] = []
+    try:
+        for arr, path in todo:
+            saved.append(save_png(arr, path))
+    except BaseException:
+        for p in saved:
+            p.unlink(missing_ok=True)
+        raise
+    return sum(p.stat().st_size for p in saved)
+
+
+def _load_mos(exp: Experiment) -> dict[str, float]:
+    if not exp.mos_file:
+        return {}
+    from engine.evaluation.correlation import read_mos
+
+    return read_mos(exp.mos_file)
+
+
+def plan_units(pending: list[WorkItem], exp: Experiment) -> list[list[WorkItem]]:
+    """Group pending items into units of work, in order (see :func:`engine.run.batching.plan_units`).
+
+    A unit is what one call of :func:`run_unit` computes: one item, or a batch of
+    compatible items when ``exp.batch_size`` allows; back ends schedule units, the driver
+    commits items.
+    """
+    return plan(pending, exp)
+
+
+def run_experiment(exp: Experiment, store: ResultStore, *, cancel: CancelToken | None = None,
+                   runtime: Runtime | None = None, backend: Backend | None = None,
+                   ) -> Generator[Event, None, RunFinished]:
+    """Run every pending item of ``exp``, committing each to ``store`` as it finishes.
+
+    Items already done in the store are skipped (resume). A failing item is stored as a
+    failure and the run goes on. Cancel takes effect between attack steps; the items in
+    flight are then dropped and everything finished stays in the store. ``backend``
+    computes the units (default: :class:`engine.run.backends.LocalBackend` on ``runtime``);
+    this driver is the only writer of the store, whatever the back end.
+    """
+    t_start = time.perf_counter()
+    backend = backend or LocalBackend(runtime or Runtime(exp.device))
+    items = exp.items()
+    done = store.done_item_ids(exp.id)
+    pending = [it for it in items if it.id not in done]
+    mos = _load_mos(exp)
+    keeper = LeaseKeeper(store, exp.id)
+    try:
+        run_id = store.open_experiment(exp, {"experiment_id": exp.id, "spec": exp.to_dict(),
+                                             "seed": exp.seed, "owner": keeper.owner, **backend.manifest()})
+        yield RunStarted(exp.id, len(items), len(pending), backend.device_label)
+        units = UnitFeed(keeper.units(plan_units(pending, exp), cancel), len(pending))
+        finished, failed = yield from _drive(backend, units, exp, store, run_id, keeper, cancel, mos, pending)
+    finally:
+        keeper.close()
+    cancelled = bool(cancel is not None and cancel.cancelled and finished + failed < len(pending))
+    summary = RunFinished(exp.id, finished, failed, cancelled, time.perf_counter() - t_start)
+    yield summary
+    return summary
+
+
+def _drive(backend: Backend, units: Any, exp: Experiment, store: ResultStore, run_id: int,
+           keeper: Any, cancel: CancelToken | None, mos: dict[str, float],
+           pending: list[WorkItem]) -> Generator[Event, None, tuple[int, int]]:
+    """Commit each outcome the back end streams; returns (finished, failed).
+
+    A full disk stops the run after the last committed item (the store is consistent:
+    the item being written is rolled back) with a :class:`DiskFullError` saying how much
+    the rest is estimated to need.
+    """
+    finished = failed = 0
+    written = 0  # bytes this run added (images + store growth), for the estimate
+    size0 = _store_bytes(store)
+    outputs = backend.execute(units, exp, cancel=cancel, mos=mos)
+    try:
+        for out in outputs:
+            if not isinstance(out, ItemOutcome):
+                yield out
+                continue
+            item = out.item
+            if not out.ok:
+                store.write_failure(exp.id, item, out.error, out.stage, run=run_id)
+                failed += 1
+                keeper.done_with(item.id)
+                yield ItemFailed(item, out.error, out.stage)
+                continue
+            result = out.result
+            if exp.save_images and result.images is not None:
+                written += _save_images(store, exp.id, item, result.images)
+            store.write_item(exp.id, item, result.rows, clean_score=result.clean_score,
+                             attacked_score=result.attacked_score, steps=result.steps,
+                             seconds=result.seconds, note=result.note, run=run_id)
+            finished += 1
+            grown = max(0, _store_bytes(store) - size0)
+            keeper.done_with(item.id)
+            yield ItemFinished(item, result.rows, result.steps, result.images)
+    except OSError as exc:
+        if not (isinstance(exc, DiskFullError) or is_disk_full(exc)):
+            raise
+        store.free_log_space()
+        per_item = (written + grown) / finished if finished else None
+        rest = len(pending) - finished - failed
+        raise DiskFullError(getattr(exc, "filename", None) or store.path,
+                            needed=int(per_item * rest) if per_item else None,
+                            done=f"{len(store.done_item_ids(exp.id))} of {len(exp.items())} items") from None
+    finally:
+        close = getattr(outputs, "close", None)
+        if close is not None:
+            close()
+    return finished, failed
+
+
+def _store_bytes(store: ResultStore) -> int:
+    """The store file and its write-ahead log, in bytes."""
+    total = 0
+    for p in (store.path, store.path.with_name(store.path.name + "-wal")):
+        try:
+            total += p.stat().st_size
+        except OSError:
+            pass
+    return total
+
+
+def store_path_for(out_dir: str | Path) -> Path:
+    """The conventional store file inside an output folder."""
+    return Path(out_dir) / "results.sqlite"
