@@ -1,24 +1,18 @@
 """The plan of a run before it starts (no Qt): items, a time estimate, what cannot run.
 
 The estimate comes from stored timings of the same metric and attack (any experiment in
-the output store); the problems from each component's availability (missing weights,
-a missing trained file), so a run never starts on something that will fail.
+the output store); the problems are :func:`engine.run.prepare.check`'s — exactly what the
+CLI refuses (a bad name or value, missing weights, a missing trained file) — so a run
+never starts on something that will fail.
 """
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.spec.experiment import ComponentSpec, Experiment
-
-
-@dataclass(frozen=True)
-class Problem:
-    kind: str       # metric, attack, defence
-    label: str
-    reason: str
+from engine.run.prepare import Problem, check, without_problems
+from engine.spec.experiment import Experiment
 
 
 @dataclass
@@ -42,7 +36,7 @@ class Plan:
         else:
             out.append(f"time: about {_duration(self.seconds)} (from {self.timed_from} stored item(s))")
         for p in self.problems:
-            out.append(f"cannot run {p.kind} {p.label}: {p.reason}")
+            out.append(p.line)
         if self.skipped_all:
             out.append(self.skipped_all)
         return out
@@ -54,55 +48,6 @@ def _duration(s: float) -> str:
     if s < 5400:
         return f"{s / 60:.0f} min"
     return f"{s / 3600:.1f} h"
-
-
-def _availability(cls: type, spec: ComponentSpec) -> Any:
-    fn = getattr(cls, "availability", None)
-    if not callable(fn):
-        return None
-    params = {**cls.presets.get(spec.preset, {}), **spec.params} if spec.preset else dict(spec.params)
-    try:
-        return fn(params) if inspect.signature(fn).parameters else fn()
-    except TypeError:
-        return fn()
-
-
-def _trained_file_problem(cls: type, spec: ComponentSpec) -> str:
-    """An attack parameter naming a trained file (UAP's perturbation) that is not there."""
-    params = {s.name: s.default for s in cls.param_specs()}
-    params.update(cls.presets.get(spec.preset, {}) if spec.preset else {})
-    params.update(spec.params)
-    for name in ("perturbation", "checkpoint"):
-        if name in params:
-            value = str(params[name] or "")
-            if not value:
-                return f"needs a trained file: set its '{name}' parameter (train one with main.py train-uap)"
-            if not Path(value).expanduser().is_file():
-                return f"the trained file {value} ('{name}') does not exist"
-    return ""
-
-
-def find_problems(exp: Experiment, metric_info: dict[str, dict[str, Any]]) -> list[Problem]:
-    """Every chosen component that cannot run here, with the reason."""
-    from engine.attacks import ATTACKS
-    from engine.defences import DEFENCES
-
-    out: list[Problem] = []
-    for m in exp.metrics:
-        info = metric_info.get(m.name)
-        if info is not None and info.get("state") != "ready":
-            out.append(Problem("metric", m.label, f"{info.get('state')}: {info.get('reason') or 'no reason given'}"))
-    for a in exp.attacks:
-        cls = ATTACKS.get(a.name)
-        av = _availability(cls, a)
-        reason = f"{av.state}: {av.reason}" if av is not None and av.state != "ready" else _trained_file_problem(cls, a)
-        if reason:
-            out.append(Problem("attack", a.label, reason))
-    for d in exp.defences:
-        av = _availability(DEFENCES.get(d.name), d)
-        if av is not None and av.state != "ready":
-            out.append(Problem("defence", d.label, f"{av.state}: {av.reason}"))
-    return out
 
 
 def stored_timings(store_path: Path | None) -> dict[tuple[str, str], list[float]]:
@@ -146,20 +91,9 @@ def make_plan(exp: Experiment, store_path: Path | None, metric_info: dict[str, d
         seconds += sum(ts) / len(ts)
         based = max(based, len(ts))
     plan = Plan(len(items), len(pending), seconds if seconds >= 0 and pending else (0.0 if not pending else None),
-                based, find_problems(exp, metric_info))
+                based, check(exp, metric_info))
     if plan.problems:
         rest = without_problems(exp, plan.problems)
         if rest is None:
             plan.skipped_all = "nothing is left to run once these are skipped"
     return plan
-
-
-def without_problems(exp: Experiment, problems: list[Problem]) -> Experiment | None:
-    """``exp`` without the components that cannot run (None when no metric or attack is left)."""
-    bad = {(p.kind, p.label) for p in problems}
-    metrics = [m for m in exp.metrics if ("metric", m.label) not in bad]
-    attacks = [a for a in exp.attacks if ("attack", a.label) not in bad]
-    defences = [d for d in exp.defences if ("defence", d.label) not in bad]
-    if not metrics or not attacks:
-        return None
-    return replace(exp, metrics=metrics, attacks=attacks, defences=defences)

@@ -82,25 +82,20 @@ class RunWorker(QObject):
                             address=opts.get("address"), workers=opts.get("workers"))
 
     def _prepare(self, store: Any, backend: Any) -> None:
-        """Work before the run, here in the worker thread: calibrate the attacks to the
-        experiment's budget (presets kept next to the store) and warn when saved images
-        will not fit on the disk."""
+        """The CLI's pre-run path (:func:`engine.run.prepare.prepare`), here in the worker
+        thread: check, calibrate the attacks to the experiment's budget (presets kept next
+        to the store) and warn when saved images will not fit on the disk."""
+        from engine.run.prepare import prepare
+
         exp = self.experiment
         if exp.budget:
-            from engine.run.runtime import Runtime
-            from engine.cli.calibrate import PRESETS_NAME, apply_budget
-
             self.notice.emit("info", f"calibrating the attacks to the budget {exp.budget}…")
-            runtime = getattr(backend, "runtime", None) or Runtime(exp.device)  # the local run's models
-            exp = apply_budget(exp, exp.budget, self.store_path.parent / PRESETS_NAME, runtime, self._log_info)
-            self.experiment = exp
-            self.calibrated.emit(exp)
-        if exp.save_images:
-            from engine.store.diskspace import space_warning
-
-            warning = space_warning(exp, store)
-            if warning:
-                self.notice.emit("warning", warning)
+        ready = prepare(exp, store, backend=backend, log=self._log_info)
+        if exp.budget:
+            self.experiment = ready.experiment
+            self.calibrated.emit(ready.experiment)
+        for warning in ready.warnings:
+            self.notice.emit("warning", warning)
 
     def _log_info(self, text: str) -> None:
         self.notice.emit("info", text)

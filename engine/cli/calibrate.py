@@ -1,77 +1,29 @@
-"""``calibrate`` and the study options of ``run`` (``--budget``, ``--study``).
+"""``python main.py calibrate IMAGES --metric M --attack A --budget linf=4/255``.
 
-``python main.py calibrate IMAGES --metric M --attack A --budget linf=4/255`` searches each
-attack's strength so that the mean perturbation over a few images meets the budget and
-stores the preset (``budgets.json`` by default). ``run --budget B`` uses the stored preset
-of each attack, calibrating first where none is stored.
+Searches each attack's strength so that the mean perturbation over a few images meets the
+budget and stores the preset (``budgets.json`` by default). ``run --budget B`` uses the
+stored preset of each attack, calibrating first where none is stored
+(:func:`engine.run.prepare.prepare`).
 """
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-EXIT_OK, EXIT_USAGE = 0, 2  # the codes engine/cli/__init__.py documents
-PRESETS_NAME = "budgets.json"
+from engine.cli.common import split_names
+from engine.core.errors import EXIT_OK, EXIT_USAGE, UsageError
 
-
-def describe(entry: dict[str, Any]) -> str:
-    a = entry["achieved"]
-    state = "meets it" if entry["close"] else (
-        f"within it but not close: {entry['param']} alone cannot reach it (raise the attack's other "
-        "parameters, e.g. iterations or step)" if entry["met"] else "NOT met: even the weakest setting exceeds it")
-    return (f"{entry['attack']['name']} on {entry['metric']['name']}, budget {entry['budget']}: "
-            f"{entry['param']}={entry['value']:.6g} → L∞ {a['linf'] * 255:.3g}/255, PSNR {a['psnr']:.2f} dB, "
-            f"SSIM {a['ssim']:.4f} ({state}; {len(entry['trace'])} evaluations on {len(entry['images'])} images)")
-
-
-def calibrated_attacks(exp, budget_text: str, presets: Path, runtime: Any,
-                       log: Callable[[str], None] = lambda s: None) -> list:
-    """Each attack of ``exp`` at its calibrated strength for the budget (calibrating where
-    no preset is stored; new presets are saved to ``presets``).
-
-    Raises:
-        engine.evaluation.budgets.BudgetError, engine.run.calibration.CalibrationError: bad budget, or an
-            attack without a strength parameter.
-    """
-    from engine.evaluation.budgets import parse_budget
-    from engine.run.calibration import calibrate, calibrated_spec, find_preset, save_preset
-
-    budget = parse_budget(budget_text)
-    if len(exp.metrics) != 1:
-        from engine.run.calibration import CalibrationError
-
-        raise CalibrationError("--budget calibrates each attack on one metric: run once per metric")
-    metric = exp.metrics[0]
-    out = []
-    for attack in exp.attacks:
-        entry = find_preset(presets, metric, attack, budget)
-        if entry is None:
-            log(f"calibrating {attack.label} on {metric.label} to {budget.label} …")
-            entry = calibrate(exp.images, metric, attack, budget, runtime=runtime, seed=exp.seed)
-            save_preset(presets, entry)
-        log(describe(entry))
-        out.append(calibrated_spec(attack, entry))
-    return out
-
-
-def apply_budget(exp, budget_text: str | None, presets: Path, runtime: Any, log: Callable[[str], None]):
-    """``exp`` with calibrated attacks and ``budget`` set (unchanged without a budget)."""
-    if not budget_text:
-        return exp
-    return replace(exp, attacks=calibrated_attacks(exp, budget_text, presets, runtime, log), budget=budget_text)
+PRESETS_NAME = "budgets.json"  # engine.run.prepare.PRESETS_NAME (not imported: the parser stays light)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from engine.evaluation.budgets import BudgetError, parse_budget
     from engine.run.calibration import CalibrationError, calibrate, save_preset
-    from engine.cli import UsageError, _split, _validate
+    from engine.run.prepare import describe_preset, validate
+    from engine.run.runtime import DeviceError, Runtime
+    from engine.spec.budgets import BudgetError, parse_budget
     from engine.spec.experiment import ComponentSpec, Experiment
     from engine.spec.folders import find_images
-    from engine.run.runtime import DeviceError, Runtime
 
     try:
         src = Path(args.images)
@@ -79,11 +31,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         if not images:
             raise UsageError(f"{src}: no image files found")
         budget = parse_budget(args.budget)
-        metrics = [ComponentSpec.parse(m) for m in _split(args.metric)]
-        attacks = [ComponentSpec.parse(a) for a in _split(args.attack)]
+        metrics = [ComponentSpec.parse(m) for m in split_names(args.metric)]
+        attacks = [ComponentSpec.parse(a) for a in split_names(args.attack)]
         if not metrics or not attacks:
             raise UsageError("calibrate needs --metric and --attack")
-        _validate(Experiment(images=images, metrics=metrics, attacks=attacks))
+        validate(Experiment(images=images, metrics=metrics, attacks=attacks))
         runtime = Runtime(args.device)
     except (UsageError, BudgetError, DeviceError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -98,13 +50,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                 print(f"error: {exc}", file=sys.stderr)
                 return EXIT_USAGE
             save_preset(out, entry)
-            print(describe(entry))
+            print(describe_preset(entry))
     print(f"wrote {out}")
     return EXIT_OK
 
 
-def add_calibrate_parser(subparsers) -> argparse.ArgumentParser:
-    from engine.evaluation.budgets import NAMED
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    from engine.spec.budgets import NAMED
 
     p = subparsers.add_parser("calibrate", help="find each attack's strength that meets a perturbation budget")
     p.add_argument("images", help="an image file or a folder (the first --images files are used)")
@@ -118,21 +70,3 @@ def add_calibrate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.set_defaults(func=cmd_calibrate)
     return p
-
-
-def add_run_options(run_parser: argparse.ArgumentParser) -> None:
-    """``--budget``, ``--budget-presets``, ``--study`` and ``--ci`` for ``run``."""
-    from engine.spec.studies import list_studies
-
-    run_parser.add_argument("--budget", default=None,
-                            help="calibrate every attack to this budget first (linf-2/4/8/16, linf=4/255, "
-                                 "psnr=40, ssim=0.98); rows record it and what each image reached")
-    run_parser.add_argument("--budget-presets", default=None,
-                            help=f"calibrated presets to use and extend (default OUT/{PRESETS_NAME})")
-    run_parser.add_argument("--study", default=None, choices=list_studies(),
-                            help="run a study's grid (its attacks × defences × presets) on the chosen metric")
-    run_parser.add_argument("--survives-compression", type=int, default=None, metavar="Q",
-                            help="also score the attacked image JPEG-compressed at quality Q (adds jpeg:q=Q; "
-                                 "the leaderboard's survives-compression column)")
-    run_parser.add_argument("--ci", dest="ci_method", choices=["bootstrap", "t"], default="bootstrap",
-                            help="95 %% intervals in the CSVs: image bootstrap (default) or the t-interval")

@@ -1,10 +1,13 @@
-"""What ``main.py list`` prints: every metric, attack and defence, its parameters and
-defaults, and whether it can run here."""
+"""``python main.py list [--json]``: every metric, attack and defence, its parameters and
+defaults, and whether it can run here. It reads the registries and catalogues; no model
+is built and nothing is downloaded."""
 from __future__ import annotations
 
+import argparse
 import json
 from typing import Any
 
+from engine.core.errors import EXIT_OK
 from engine.spec.params import ParamSpec
 
 
@@ -84,3 +87,15 @@ def describe_all(as_json: bool = False) -> str:
                 lines.append("    presets: " + ", ".join(c["presets"]))
         lines.append("")
     return "\n".join(lines)
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    ls = sub.add_parser("list", help="list metrics, attacks and defences with their parameters")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_list)
+    return ls
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    print(describe_all(as_json=args.json))
+    return EXIT_OK

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-EXIT_OK, EXIT_STORE = 0, 4  # the codes engine/cli/__init__.py documents
+from engine.core.errors import EXIT_OK, EXIT_STORE
 
 
 def cmd_report(args: argparse.Namespace) -> int:

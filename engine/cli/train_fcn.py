@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+from engine.core.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 
 def add_train_fcn_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -16,7 +16,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+from engine.core.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 #: --method → the attack that applies the file
 METHODS = {"sign": "uap", "cumulative": "cumulative-uap", "generative": "generative-uap"}
 

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from engine.evaluation.budgets import BUDGET_COLUMNS
+from engine.spec.budgets import BUDGET_COLUMNS
 from engine.evaluation.certified import CERTIFIED_COLUMNS
 from engine.evaluation.row import PAIR_COLUMNS, SCORE_COLUMNS
 from engine.evaluation.tables import CORRELATION_COLUMNS, SUMMARY_COLUMNS, correlation_rows, tables

@@ -5,7 +5,7 @@ rate, an RMSE radius…). The search assumes a larger strength perturbs more and
 the *largest* strength whose mean measure over a few images stays within the budget:
 from the attack's own value, secant steps on a log scale (see :func:`search`), within the
 parameter's declared bounds, until the mean lands within
-:data:`engine.evaluation.budgets.TOLERANCE` of the target on the allowed side, or ``max_steps``
+:data:`engine.spec.budgets.TOLERANCE` of the target on the allowed side, or ``max_steps``
 evaluations are spent.
 
 Results are presets: JSON entries keyed by metric, attack and budget, with the value
@@ -23,13 +23,19 @@ from typing import Any
 import torch
 
 from engine.core.errors import ExpectedError
-from engine.evaluation.budgets import Budget, measure
+from engine.evaluation.pairs import PAIR_MEASURES
+from engine.spec.budgets import Budget
 from engine.core.seeds import derive_seed
 from engine.spec.experiment import ComponentSpec
 
 PRESET_VERSION = 1
 MAX_STEPS = 24
 CALIBRATION_IMAGES = 3
+
+
+def measure(kind: str, x: torch.Tensor, x_adv: torch.Tensor) -> float:
+    """One image pair's measure (the same functions as the raw CSV's pair columns)."""
+    return float(PAIR_MEASURES["l_inf" if kind == "linf" else kind](x, x_adv).mean().item())
 
 
 class CalibrationError(ExpectedError, ValueError):
@@ -184,7 +190,7 @@ def calibrate(images: list[str], metric: ComponentSpec, attack: ComponentSpec, b
         images: image files; the first ``n_images`` are used.
         metric, attack: the components (the attack's own parameters are kept; only its
             strength parameter is searched).
-        budget: from :func:`engine.evaluation.budgets.parse_budget`.
+        budget: from :func:`engine.spec.budgets.parse_budget`.
         runtime: an ``engine.run.runtime.Runtime`` (device, cached metric); CPU when None.
 
     Returns:

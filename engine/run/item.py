@@ -15,7 +15,7 @@ import torch
 
 from engine.core.events import AttackDone, CleanScored, DefenceDone, Event, ItemImages
 from engine.core.seeds import derive_seed
-from engine.evaluation.budgets import budget_columns
+from engine.spec.budgets import budget_columns
 from engine.evaluation.row import PairMeasures, evaluate_pair
 from engine.evaluation.scores import attack_gained
 from engine.io.images import ImageLoadError, LoadedImage, load_image, to_uint8

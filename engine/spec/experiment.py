@@ -138,7 +138,7 @@ class Experiment:
         batch_size: how many compatible items run as one batch (an int ≥ 1, or
             ``"auto"``); where it runs, not what it computes, so not part of the identity.
         budget: the perturbation budget the attacks were calibrated to (``linf-4``,
-            ``psnr=40``, …; see :mod:`engine.evaluation.budgets`), or None.
+            ``psnr=40``, …; see :mod:`engine.spec.budgets`), or None.
         study: the study this experiment runs (:mod:`engine.spec.studies`), or None.
     """
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import EXIT_ALL_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
+from engine.cli import main
+from engine.core.errors import EXIT_ALL_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 
 ROOT = Path(__file__).resolve().parents[3]
 

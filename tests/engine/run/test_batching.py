@@ -184,7 +184,8 @@ def test_metric_not_batch_safe_runs_alone(tmp_path, same_size_folder, test_metri
 
 
 def test_cli_batch_option(tmp_path, same_size_folder, capsys):
-    from engine.cli import build_experiment, make_parser
+    from engine.cli import make_parser
+    from engine.cli.run import build_experiment
 
     argv = ["run", str(same_size_folder), "--metric", "niqe", "--attack", "ifgsm", "--out", str(tmp_path)]
     assert build_experiment(make_parser().parse_args(argv + ["--batch", "4"])).batch_size == 4

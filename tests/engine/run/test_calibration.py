@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from engine.evaluation.budgets import BudgetError, budget_columns, parse_budget
+from engine.spec.budgets import BudgetError, budget_columns, parse_budget
 from engine.run.calibration import (
     calibrate,
     calibrated_spec,

@@ -1,7 +1,9 @@
 """Studies: the data files expand to their grids; the comparison marks differences."""
 import pytest
 
-from engine.cli import UsageError, build_experiment, make_parser
+from engine.cli import make_parser
+from engine.cli.run import build_experiment
+from engine.core.errors import UsageError
 from engine.spec.experiment import ComponentSpec
 from engine.evaluation.study_compare import compare_study
 from engine.spec.studies import StudyError, list_studies, load_study, study_experiment_fields

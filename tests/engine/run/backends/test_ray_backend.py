@@ -14,7 +14,8 @@ from engine.run.backends import BackendError
 from engine.run.backends.ray_backend import RayBackend
 from engine.run.backends.ray_connect import connect
 from engine.run.backends.ray_worker import RayWorker
-from engine.cli import EXIT_USAGE, main
+from engine.cli import main
+from engine.core.errors import EXIT_USAGE
 from engine.core.events import AttackStep, DefenceDone, ItemFailed, ItemFinished, ItemStarted, RunFinished
 from engine.run.driver import run_experiment
 from engine.run.units import CancelToken, ItemOutcome

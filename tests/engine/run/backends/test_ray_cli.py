@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.cli import EXIT_OK, main
+from engine.cli import main
+from engine.core.errors import EXIT_OK
 from engine.store.db import ResultStore
 from tests.engine.run.backends.conftest import comparable as _comparable
 

@@ -3,15 +3,14 @@ categories ``linf-2``, ``linf-4``, ``linf-8``, ``linf-16`` (L∞ = k/255).
 
 A budget bounds the *mean over images* of one measure of the perturbation x_a − x:
 L∞ at most the target, PSNR or SSIM at least the target. :func:`size` maps each measure
-to "how visible" (higher = stronger attack) so one search serves all three.
+to "how visible" (higher = stronger attack) so one search serves all three. Measuring an
+image pair is :func:`engine.run.calibration.measure`'s job.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from typing import Any
-
-import torch
 
 from engine.core.errors import ExpectedError
 
@@ -72,13 +71,6 @@ def parse_budget(text: str) -> Budget:
     if kind == "ssim" and v > 1:
         raise BudgetError(f"budget {text!r}: SSIM is at most 1")
     return Budget(kind, float(v), label)
-
-
-def measure(kind: str, x: torch.Tensor, x_adv: torch.Tensor) -> float:
-    """One image pair's measure (the same functions as the raw CSV's pair columns)."""
-    from engine.evaluation.pairs import PAIR_MEASURES
-
-    return float(PAIR_MEASURES["l_inf" if kind == "linf" else kind](x, x_adv).mean().item())
 
 
 def budget_columns(label: str | None, row: dict[str, Any]) -> dict[str, Any]:

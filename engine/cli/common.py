@@ -1,0 +1,70 @@
+"""Helpers the commands share: name lists, folders, and argparse value types."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from engine.core.errors import UsageError
+
+
+def split_names(values: list[str] | None) -> list[str]:
+    """``--metric a,b --metric c`` → [a, b, c]; commas inside ``[...]`` are kept."""
+    out: list[str] = []
+    for v in values or []:
+        depth, cur = 0, ""
+        for ch in v:
+            if ch == "[":
+                depth += 1
+            elif ch == "]":
+                depth -= 1
+            if ch == "," and depth == 0:
+                if cur.strip():
+                    out.append(cur.strip())
+                cur = ""
+            else:
+                cur += ch
+        if cur.strip():
+            out.append(cur.strip())
+    return out
+
+
+def out_folder(path: str) -> Path:
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is a file; give a folder (new or existing) for "
+                         "results.sqlite and the CSVs")
+    return out
+
+
+def store_file(path: str) -> Path:
+    p = Path(path)
+    return p / "results.sqlite" if p.is_dir() else p
+
+
+def device_arg(value: str) -> str:
+    v = value.lower()
+    if v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()):
+        return v
+    raise argparse.ArgumentTypeError(f"{value!r}: use auto, cpu, cuda or cuda:N")
+
+
+def pixels(text: str) -> int:
+    """``40000000``, ``40M`` or ``4e7`` → int (argparse type)."""
+    t = text.strip().upper()
+    scale = 1_000_000 if t.endswith("M") else 1
+    try:
+        value = int(float(t.rstrip("M")) * scale)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a pixel count: {text!r} (e.g. 40000000 or 40M)") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--max-pixels must be positive, got {text!r}")
+    return value
+
+
+def batch_size(text: str):
+    from engine.run.batching import parse_batch_size
+
+    try:
+        return parse_batch_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
