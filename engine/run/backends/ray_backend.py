@@ -57,6 +57,39 @@ class _Flight:
         return [it for it in self.unit.items if it.id not in self.done]
 
 
+class _Feed:
+    """Units to run: those of lost workers first, then fresh ones, each pulled only when a
+    worker is free (a shared store's leases are then claimed as late as possible)."""
+
+    def __init__(self, units: Iterable[list["WorkItem"]]) -> None:
+        self.fresh = iter(units)
+        self.queue: deque[_Unit] = deque()
+        self.exhausted = False
+
+    def take(self) -> _Unit | None:
+        if self.queue:
+            return self.queue.popleft()
+        for u in self.fresh:
+            if u:
+                return _Unit(list(u))
+        self.exhausted = True
+        return None
+
+    def rest(self) -> list[_Unit]:
+        """Every unit not yet given out."""
+        return [*self.queue, *(_Unit(list(u)) for u in self.fresh if u)]
+
+
+def _orphaned(units: list[_Unit]) -> Iterator["ItemOutcome"]:
+    """No worker is left: each item of ``units`` fails."""
+    from engine.run.units import ItemOutcome
+
+    for unit in units:
+        for item in unit.items:
+            yield ItemOutcome(item, error="no Ray worker is left to compute this item "
+                              "(all died and could not be restarted)", stage="worker")
+
+
 def _read_images(items: list["WorkItem"]) -> dict[str, bytes]:
     """The image files' bytes, read here so that workers need no shared file system.
 
@@ -245,32 +278,15 @@ class RayBackend:
                 ) -> Iterator["Event | ItemOutcome"]:
         """Compute ``units`` on the pool, up to ``DEPTH`` units queued per actor; yield
         every event and outcome as it arrives (ItemStarted when a unit is dispatched)."""
-        from engine.run.units import ItemOutcome
-
         ray = self._ray
         run_id = uuid.uuid4().hex
-        exp_ref, mos_ref = ray.put(exp), ray.put(mos or {})
+        refs = (ray.put(exp), ray.put(mos or {}))
         self._restarts_left = 2 * self.workers + self.max_retries  # per run: bounded respawns
         total = getattr(units, "total", None)  # a lazily claimed feed knows its size
         if total is None:
             units = [u for u in units if u]
             total = sum(len(u) for u in units)
-        fresh = iter(units)
-        queue: deque[_Unit] = deque()  # units of lost workers, retried before fresh ones
-        exhausted = False
-
-        def take() -> _Unit | None:
-            """The next unit, pulled only when a worker is free (a shared store's leases
-            are then claimed as late as possible)."""
-            nonlocal exhausted
-            if queue:
-                return queue.popleft()
-            for u in fresh:
-                if u:
-                    return _Unit(list(u))
-            exhausted = True
-            return None
-
+        feed = _Feed(units)
         position: dict[str, int] = {}
         flights: dict[Any, _Flight] = {}
         self._flights = flights
@@ -280,39 +296,43 @@ class RayBackend:
                     yield from self._stop(flights, run_id)
                     return
                 self._collect_started()
-                while (actor := self._free(flights)) is not None:
-                    unit = take()
-                    if unit is None:
-                        break
-                    for item in unit.items:
-                        position.setdefault(item.id, len(position) + 1)
-                        yield ItemStarted(item, position[item.id], total)
-                    try:
-                        stream = self._send(actor, run_id, unit, exp_ref, mos_ref)
-                    except Exception as exc:  # noqa: BLE001 - cannot even submit: fail, not crash
-                        for item in unit.items:
-                            yield ItemOutcome(item, error=f"cannot send the item to a Ray worker: "
-                                              f"{describe(exc)}", stage="worker")
-                        continue
-                    flights[stream] = _Flight(actor, unit)
+                yield from self._dispatch(flights, feed, position, total, run_id, refs)
                 if not flights:
-                    if exhausted and not queue:
+                    if feed.exhausted and not feed.queue:
                         return
                     if self._starting:
                         self._collect_started(POLL_S)
                         continue
-                    left = [*queue, *(_Unit(list(u)) for u in fresh if u)]
-                    for unit in left:  # no worker left: nothing can compute these
-                        for item in unit.items:
-                            yield ItemOutcome(item, error="no Ray worker is left to compute this item "
-                                              "(all died and could not be restarted)", stage="worker")
+                    yield from _orphaned(feed.rest())
                     return
                 for stream in self._wait(flights):
                     if stream in flights:  # not dropped with its dead actor's other units
-                        yield from self._advance(stream, flights, queue)
+                        yield from self._advance(stream, flights, feed.queue)
         finally:
             for f in flights.values():  # the consumer stopped early: stop the workers too
                 f.actor.cancel.remote(run_id)
+
+    def _dispatch(self, flights: dict[Any, _Flight], feed: "_Feed", position: dict[str, int], total: int,
+                  run_id: str, refs: tuple[Any, Any]) -> Iterator["Event | ItemOutcome"]:
+        """Give every free actor its next unit (ItemStarted per item); a unit that cannot
+        even be submitted fails its items."""
+        from engine.run.units import ItemOutcome
+
+        while (actor := self._free(flights)) is not None:
+            unit = feed.take()
+            if unit is None:
+                return
+            for item in unit.items:
+                position.setdefault(item.id, len(position) + 1)
+                yield ItemStarted(item, position[item.id], total)
+            try:
+                stream = self._send(actor, run_id, unit, *refs)
+            except Exception as exc:  # noqa: BLE001 - cannot even submit: fail, not crash
+                for item in unit.items:
+                    yield ItemOutcome(item, error=f"cannot send the item to a Ray worker: "
+                                      f"{describe(exc)}", stage="worker")
+                continue
+            flights[stream] = _Flight(actor, unit)
 
     def _send(self, actor: Any, run_id: str, unit: _Unit, exp_ref: Any, mos_ref: Any) -> Any:
         """Start ``unit`` on ``actor``: streamed, or polled through Ray Client."""

@@ -17,7 +17,7 @@ from engine.run.backends import BackendError
 
 INSTALL_HINT = "pip install 'iqa-purification-lab[cluster]' (or: pip install 'ray[default]>=2.9')"
 MIN_RAY = (2, 9)
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
 def import_ray():
