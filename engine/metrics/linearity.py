@@ -22,7 +22,6 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
 from engine.core.bounds import MSU_BOUNDS
@@ -60,6 +59,8 @@ class LinearityIQANet(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
+        import torchvision  # here, not at import: `list` and the CLI start without it
+
         backbone = torchvision.models.resnext101_32x8d(weights=None)
         self.features = nn.Sequential(*list(backbone.children())[:-2])
         self.dr6 = _reduction_head(1024)

@@ -19,7 +19,6 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
 from engine.core.bounds import MSU_BOUNDS
@@ -45,6 +44,8 @@ class SpaqBaseline(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
+        import torchvision  # here, not at import: `list` and the CLI start without it
+
         self.backbone = torchvision.models.resnet50(weights=None)
         self.backbone.fc = nn.Linear(self.backbone.fc.in_features, 1, bias=True)
 
