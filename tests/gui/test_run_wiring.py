@@ -66,7 +66,7 @@ def test_loading_a_study_ticks_its_grid_and_edits_forget_it(qtbot, make_window, 
     configure(w, one_photo, tmp_path / "out", attack=ONE_STEP, defences={})
     assert set(w.study_actions) >= {"paper", "guardians-lite"}
     w.study_actions["guardians-lite"].trigger()
-    study = json.loads((Path(__file__).resolve().parents[2] / "engine" / "studies" / "guardians-lite.json").read_text())
+    study = json.loads((Path(__file__).resolve().parents[2] / "engine" / "spec" / "studies" / "guardians-lite.json").read_text())
     exp = w.panel.build_experiment(w.session.images, w.session.folder)
     assert exp.study == "guardians-lite" and exp.budget == study.get("budget")
     assert {a.key for a in exp.attacks} == {ComponentSpec.parse(a).key for a in study["attacks"]}
