@@ -6,7 +6,7 @@ image is always "clean" (the CSV keeps MSU's ``clear`` column names).
 """
 from __future__ import annotations
 
-from engine.evaluation.row import PAIR_KEYS, PAIRS
+from engine.evaluation.columns import PAIR_KEYS, PAIRS
 from engine.core.labels import SCORE_TITLES
 
 _IMAGES = {"x": "x", "xa": "xₐ", "dx": "D(x)", "dxa": "D(xₐ)"}

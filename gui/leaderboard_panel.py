@@ -22,9 +22,16 @@ from PySide6.QtWidgets import (
 )
 
 from engine.evaluation.leaderboard import QUALITY_FLOOR
-from engine.results.leaderboard import store_leaderboard
 from engine.core.labels import component_label, fmt
 from gui.worker import BackgroundCall
+
+def _store_leaderboard(store: str, experiment: str | None, floor: float) -> list[dict]:
+    """:func:`engine.results.leaderboard.store_leaderboard`, imported in the background
+    thread that runs it (it needs torch, which the window's first paint does not)."""
+    from engine.results.leaderboard import store_leaderboard
+
+    return store_leaderboard(store, experiment, floor)
+
 
 DEFENCE_COLUMNS = [("rank", "rank"), ("pareto_rank", "Pareto rank"), ("label", "defence"),
                    ("gain", "remaining gain ↓"), ("quality", "quality ↑"), ("n", "n"), ("note", "note")]
@@ -91,7 +98,7 @@ class LeaderboardPanel(QWidget):
         if self._store is None:
             return None
         self.note.setText("computing the leaderboard …")
-        self._call = BackgroundCall(partial(store_leaderboard, self._store, self._experiment, self.floor.value()), self)
+        self._call = BackgroundCall(partial(_store_leaderboard, self._store, self._experiment, self.floor.value()), self)
         self._call.finished.connect(self.set_leaderboard)
         self._call.failed.connect(self._on_failed)
         return self._call.start()

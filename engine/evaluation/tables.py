@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.evaluation.row import SCORE_COLUMNS
+from engine.evaluation.columns import SCORE_COLUMNS
 from engine.evaluation.uncertainty import BOOTSTRAP, mean_intervals
 
 #: what the summary averages (per group), in this order

@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from engine.spec.budgets import BUDGET_COLUMNS
 from engine.evaluation.certified import CERTIFIED_COLUMNS
-from engine.evaluation.row import PAIR_COLUMNS, SCORE_COLUMNS
+from engine.evaluation.columns import PAIR_COLUMNS, SCORE_COLUMNS
 from engine.evaluation.tables import CORRELATION_COLUMNS, SUMMARY_COLUMNS, correlation_rows, tables
 from engine.evaluation.uncertainty import BOOTSTRAP
 from engine.store.db import ResultStore

@@ -6,7 +6,8 @@ import torch
 
 from engine.evaluation import scores as S
 from engine.evaluation.pairs import PSNR_CAP_DB, compare, linf, mae, mse, psnr, ssim
-from engine.evaluation.row import PAIR_COLUMNS, evaluate_pair
+from engine.evaluation.columns import PAIR_COLUMNS
+from engine.evaluation.row import evaluate_pair
 
 
 def test_abs_and_rel_gain():
