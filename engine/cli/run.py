@@ -139,19 +139,11 @@ def _say_skipped(folder: Path, skipped: dict[str, int]) -> None:
         print(f"note: {folder}: skipped {sum(skipped.values())} entries: {parts}", file=sys.stderr)
 
 
-def _say_skipped(folder: Path, skipped: dict[str, int]) -> None:
-    """One line for the entries named like images that are not used."""
-    why = {"hidden": "hidden (name starting with '.')", "folder": "folders named like an image"}
-    if skipped:
-        parts = ", ".join(f"{n} {why[k]}" for k, n in skipped.items())
-        print(f"note: {folder}: skipped {sum(skipped.values())} entries: {parts}", file=sys.stderr)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     """Prepare (check, calibrate, size), run and export; the exit code."""
     from engine.run.backends import make_backend
     from engine.run.driver import store_path_for
-    from engine.run.prepare import check, prepare, NotRunnable
+    from engine.run.prepare import NotRunnable, check, prepare
     from engine.store.db import ResultStore
 
     exp = build_experiment(args)
