@@ -92,11 +92,17 @@ def _unblocks(v: torch.Tensor) -> torch.Tensor:
 
 
 def _code_plane(plane: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """DCT, quantise (straight-through rounding), dequantise, inverse DCT of one plane."""
+    """DCT, quantise (straight-through rounding), dequantise, inverse DCT of one plane.
+
+    Each block is a 64-vector and the 2-D DCT one 64×64 matrix (C ⊗ C), so the whole
+    plane is one matrix product each way."""
     c = _dct_basis(plane.dtype, plane.device)
-    coef = c @ (_blocks(plane) - 128.0) @ c.T
+    k = torch.kron(c, c)  # [(u, v), (x, y)] = C[u, x]·C[v, y]
+    blocks = _blocks(plane)
+    flat = (blocks - 128.0).reshape(-1, 64)
+    coef = (flat @ k.T).reshape(blocks.shape)
     coef = _RoundSTE.apply(coef / table) * table
-    return _unblocks(c.T @ coef @ c + 128.0)
+    return _unblocks((coef.reshape(-1, 64) @ k).reshape(blocks.shape) + 128.0)
 
 
 def reich_jpeg(x255: torch.Tensor, q: int) -> torch.Tensor:

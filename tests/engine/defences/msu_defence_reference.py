@@ -79,13 +79,11 @@ def _dct_coeffs() -> np.ndarray:
 def _code(plane: np.ndarray, table: np.ndarray) -> np.ndarray:
     """Every 8×8 block: DCT of v − 128, round(coef / table)·table, inverse DCT + 128."""
     c = _dct_coeffs().astype(np.float32)
-    out = np.empty_like(plane)
-    for i in range(0, plane.shape[0], 8):
-        for j in range(0, plane.shape[1], 8):
-            coef = c @ (plane[i:i + 8, j:j + 8] - np.float32(128)) @ c.T
-            coef = np.round(coef / table) * table
-            out[i:i + 8, j:j + 8] = c.T @ coef @ c + 128
-    return out
+    h, w = plane.shape
+    blocks = plane.reshape(h // 8, 8, w // 8, 8).swapaxes(1, 2)  # [row, col, 8, 8]
+    coef = c @ (blocks - np.float32(128)) @ c.T
+    coef = np.round(coef / table) * table
+    return (c.T @ coef @ c + 128).swapaxes(1, 2).reshape(h, w)
 
 
 def _subsample(plane: np.ndarray) -> np.ndarray:

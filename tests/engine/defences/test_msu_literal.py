@@ -90,8 +90,9 @@ def test_random_rotate_draws_and_samples_as_msu(name, size):
         y = DEFENCES.get("random-rotate").from_preset(label)(x, seed=seed)
         want = ref.random_rotate(x, p["angle_limit"], seed)
         assert (y - want).abs().max() <= TOL, (label, seed)
-    default = DEFENCES.get("random-rotate")(angle_limit=30)(x, seed=3)  # bilinear, float64 draw
-    assert (default - ref.random_rotate(x, 30, 3)).abs().max() > 2 / 255
+    if size == SIZES[-1] and name == PHOTOS[0]:  # the default differs (bilinear, float64 draw)
+        default = DEFENCES.get("random-rotate")(angle_limit=30)(x, seed=3)
+        assert (default - ref.random_rotate(x, 30, 3)).abs().max() > 2 / 255
 
 
 def test_fcn_loads_msus_checkpoint_layout(weights):
