@@ -92,9 +92,12 @@ def build_experiment(args: argparse.Namespace):
     if not attacks:
         raise UsageError("no attack given (--attack NAME, see `main.py list`)")
     fields = {k: v for k, v in cfg.items() if k not in ("metrics", "attacks", "defences", "images", "root")}
-    exp = Experiment(images=images, root=root, metrics=metrics, attacks=attacks, defences=defences,
-                     **fields)
-    for name in ("seed", "device", "mos_file", "eot_draws", "max_pixels", "budget", "batch_size"):
+    try:
+        exp = Experiment(images=images, root=root, metrics=metrics, attacks=attacks, defences=defences,
+                         **fields)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"config: {exc}") from None
+    for name in ("seed", "device", "mos_file", "eot_draws", "max_pixels", "budget", "batch_size", "protocol"):
         v = getattr(args, name, None)
         if v is not None:
             setattr(exp, name, v)

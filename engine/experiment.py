@@ -150,6 +150,9 @@ class Experiment:
         budget: the perturbation budget the attacks were calibrated to (``linf-4``,
             ``psnr=40``, …; see :mod:`engine.budgets`), or None.
         study: the study this experiment runs (:mod:`engine.studies`), or None.
+        protocol: the evaluation protocol (:mod:`engine.evaluation.protocol`): ``lab``
+            (the attack's float image) or ``msu`` (MSU's defence_evaluate.py: the attacked
+            image rounded to 8 bits before it is scored and defended).
     """
 
     images: list[str]
@@ -167,8 +170,12 @@ class Experiment:
     batch_size: int | str = 1
     budget: str | None = None
     study: str | None = None
+    protocol: str = "lab"
 
     def __post_init__(self) -> None:
+        from engine.evaluation.protocol import check_protocol
+
+        check_protocol(self.protocol)
         self.metrics = [ComponentSpec.from_any(m) for m in self.metrics]
         self.attacks = [ComponentSpec.from_any(a) for a in self.attacks]
         self.defences = [ComponentSpec.from_any(d) for d in self.defences]
@@ -214,6 +221,8 @@ class Experiment:
         for k in ("budget", "study"):  # ids of experiments from before these fields stay the same
             if d.get(k) is None:
                 d.pop(k, None)
+        if d.get("protocol") == "lab":  # likewise: the protocol all earlier experiments used
+            d.pop("protocol")
         d["images"] = [self.image_name(p) for p in self.images]
         d.pop("root", None)
         return short_hash(d)

@@ -20,6 +20,7 @@ import torch
 
 from engine.events import (AttackDone, AttackStep, CleanScored, DefenceDone, Event, ItemFailed,
                            ItemFinished, ItemImages, RunFinished, RunStarted)
+from engine.evaluation.protocol import attacked_for_protocol
 from engine.evaluation.row import PairMeasures, evaluate_pair
 from engine.evaluation.scores import attack_gained
 from engine.experiment import Experiment, WorkItem, derive_seed
@@ -208,8 +209,8 @@ def _run_batch(items: list[WorkItem], loaded: list[LoadedImage], exp: Experiment
         raise ItemError("attack", f"{first.attack.label} failed: {_describe(exc)}") from exc
     _sync(dev)
     attack_time = (time.perf_counter() - t0) / n
-    x_adv = outcome.image.detach()
-    if outcome.scores is not None and mode == "direct":  # the attack scored x_adv already
+    x_adv, requantised = attacked_for_protocol(outcome.image.detach(), exp.protocol)
+    if outcome.scores is not None and mode == "direct" and not requantised:  # the attack scored x_adv
         attacked = _finite_each(outcome.scores, f"{metric.name} score of the attacked image", "attack")
     else:  # adaptive: the attack scored M∘D, the row needs M(x_adv)
         attacked = _scores(metric, x_adv, "attacked image", "attack")

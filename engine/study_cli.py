@@ -130,6 +130,10 @@ def add_run_options(run_parser: argparse.ArgumentParser) -> None:
                             help=f"calibrated presets to use and extend (default OUT/{PRESETS_NAME})")
     run_parser.add_argument("--study", default=None, choices=list_studies(),
                             help="run a study's grid (its attacks × defences × presets) on the chosen metric")
+    run_parser.add_argument("--protocol", choices=["lab", "msu"], default=None,
+                            help="evaluation protocol: lab (default; the attack's float image) or msu (MSU's "
+                                 "defence_evaluate.py: the attacked image rounded to 8 bits before scoring and "
+                                 "defending); a study names its own")
     run_parser.add_argument("--survives-compression", type=int, default=None, metavar="Q",
                             help="also score the attacked image JPEG-compressed at quality Q (adds jpeg:q=Q; "
                                  "the leaderboard's survives-compression column)")
