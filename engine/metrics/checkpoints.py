@@ -173,12 +173,12 @@ def compare(net: nn.Module, state: Mapping[str, torch.Tensor]) -> Mismatch:
     return m
 
 
-def load_strict(net: nn.Module, state: Mapping[str, torch.Tensor], *, source: Any,
-                who: str = "", what: str = "", error: type[Exception] = WeightsMismatch) -> None:
-    """Load ``state`` into ``net``, refusing any missing, unexpected or misshapen tensor.
+def check_fits(net: nn.Module, state: Mapping[str, torch.Tensor], *, source: Any,
+               who: str = "", what: str = "", error: type[Exception] = WeightsMismatch) -> None:
+    """Raise unless ``state`` fits ``net`` exactly (constants may be absent); loads nothing.
 
     Args:
-        net: the network (its random values are replaced).
+        net: the network.
         state: the mapped state dict (see :func:`state_dict_of`, :func:`rename_prefixes`).
         source: the file, named in the message.
         who: the component's name (message prefix).
@@ -190,13 +190,20 @@ def load_strict(net: nn.Module, state: Mapping[str, torch.Tensor], *, source: An
         error: with one line naming the file and the first offending keys.
     """
     m = compare(net, state)
-    if m:
-        target = f" {what}" if what else " network"
-        msg = (f"{_who(who)}weights file {str(source)!r} does not fit the{target}: "
-               f"{m.describe()}; nothing was loaded")
-        if error is WeightsMismatch:
-            raise WeightsMismatch(msg, str(source), m.missing, m.unexpected, m.shapes)
-        raise error(msg)
+    if not m:
+        return
+    target = f" {what}" if what else " network"
+    msg = (f"{_who(who)}weights file {str(source)!r} does not fit the{target}: "
+           f"{m.describe()}; nothing was loaded")
+    if error is WeightsMismatch:
+        raise WeightsMismatch(msg, str(source), m.missing, m.unexpected, m.shapes)
+    raise error(msg)
+
+
+def load_strict(net: nn.Module, state: Mapping[str, torch.Tensor], *, source: Any,
+                who: str = "", what: str = "", error: type[Exception] = WeightsMismatch) -> None:
+    """:func:`check_fits`, then load ``state`` into ``net`` (its random values replaced)."""
+    check_fits(net, state, source=source, who=who, what=what, error=error)
     # strict=False only for the tolerated constants; everything else was checked above.
     net.load_state_dict(dict(state), strict=False)
 
