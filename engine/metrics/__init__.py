@@ -23,7 +23,6 @@ from engine.metrics import linearity as _linearity  # noqa: F401 - registers "li
 from engine.metrics import metaiqa as _metaiqa
 from engine.metrics import pyiqa_catalog
 from engine.metrics import spaq as _spaq  # noqa: F401 - registers "spaq"
-from engine.metrics.checkpoints import WeightsMismatch
 from engine.metrics.base import (
     METRICS,
     Availability,
@@ -32,8 +31,14 @@ from engine.metrics.base import (
     attack_loss,
     check_image_batch,
 )
+from engine.metrics.checkpoints import WeightsMismatch
 from engine.metrics.options import MetricParams
-from engine.metrics.weights import WeightsUnavailable, ensure_weights, weights_dir, weights_present
+from engine.metrics.weights import (
+    WeightsUnavailable,
+    ensure_weights,
+    weights_dir,
+    weights_present,
+)
 from engine.params import ParamSpec, make_params, param_specs, params_to_dict
 
 __all__ = [
