@@ -160,7 +160,8 @@ def load_spandrel(path: str, expected: tuple[str, ...], what: str) -> Any:
         state = canonicalize_state_dict(loader.load_state_dict_from_file(path))
         desc = loader.load_from_state_dict(state)
     except Exception as exc:  # noqa: BLE001 - unsupported/corrupt files get one message
-        raise DefenceError(f"{what}: cannot load {path}: {type(exc).__name__}: {exc}") from None
+        text = " ".join(str(exc).split())  # torch's strict-load error spans lines
+        raise DefenceError(f"{what}: cannot load {path}: {type(exc).__name__}: {text[:400]}") from None
     arch = desc.architecture.id
     if arch not in expected:
         raise DefenceError(f"{what}: {path} holds a {desc.architecture.name} model; "
