@@ -21,6 +21,7 @@ from torch import nn
 
 from engine.defences.base import DEFENCES, Defence, DefenceError
 from engine.metrics.base import Availability, check_image_batch
+from engine.metrics.checkpoints import load_strict
 from engine.params import param
 
 #: identifies our checkpoint files (the trainer writes them)
@@ -140,10 +141,7 @@ def load_fcn_checkpoint(path: str | Path, map_location: str | torch.device = "cp
         raise DefenceError(f"fcn: {str(path)!r} is not an FCN checkpoint written by train-fcn "
                            "nor MSU's fcn_mse.pth layout")
     model = FCNFilter(**dict(ckpt.get("arch") or {}))
-    try:
-        model.load_state_dict(ckpt["state_dict"], strict=True)
-    except RuntimeError as exc:
-        raise DefenceError(f"fcn: checkpoint {str(path)!r} does not fit the FCN filter: {exc}") from None
+    load_strict(model, ckpt["state_dict"], source=path, who="fcn", what="FCN filter", error=DefenceError)
     model.eval().requires_grad_(False)
     return model, dict(ckpt.get("manifest") or {})
 
