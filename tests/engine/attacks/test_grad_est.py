@@ -172,3 +172,14 @@ def test_presets_budget_and_defaults():
     assert (msu.eps, msu.sigma, msu.draws, msu.tile, msu.eta, msu.keep_best) == (0.1, 0.001, 20, 32, 0.1, False)
     assert msu.queries == 1 + 250 * (2 * 20 + 1)  # 250 of MSU's iterations, each iterate scored
     assert cls().params.keep_best and cls.black_box and "grad-est" in ATTACKS.names()
+
+
+def test_tile_zero_draws_full_image_directions():
+    """tile = 0: one direction per pixel (no tiling), so ĝ·∇ = Σ (u·∇)² / … > 0 with ∇ itself."""
+    torch.manual_seed(1)
+    w = torch.randn(1, 3, 20, 28)
+    x = torch.full((1, 3, 20, 28), 0.5)
+    atk = ATTACKS.get("grad-est")(tile=0, draws=4)
+    g = atk.estimate(Linear(w), x, 4, torch.Generator().manual_seed(0))
+    assert g.shape == x.shape and float(g.norm()) == pytest.approx(1.0, abs=1e-5)
+    assert float((g * w).sum()) > 0
