@@ -17,8 +17,7 @@ from typing import Any
 from engine.cli.common import batch_size, device_arg, out_folder, pixels, split_names
 from engine.core.errors import (EXIT_ALL_FAILED, EXIT_DISK_FULL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL,
                                 DiskFullError, UsageError, epilog, is_disk_full)
-
-PRESETS_NAME = "budgets.json"  # engine.run.prepare.PRESETS_NAME (not imported: the parser stays light)
+from engine.run.prepare import PRESETS_NAME  # light: the spec and the errors, no torch
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
