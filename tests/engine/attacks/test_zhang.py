@@ -55,7 +55,7 @@ def test_distance_term_keeps_the_image_closer(brisque, batch):
 @pytest.mark.parametrize("name", ["lpips", "dists"])
 def test_missing_backbone_weights_give_a_clear_error_quickly(name, batch):
     if not missing_weights(name):
-        pytest.skip(f"{name} weights are present here")
+        pytest.skip(f"{name} weights are present here: the missing-weights error cannot be provoked")
     t = time.perf_counter()
     with pytest.raises(MetricError) as err:
         perceptual_distance(name)
