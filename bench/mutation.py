@@ -12,6 +12,7 @@ Usage::
     python bench/mutation.py evaluation               # scores.py + pairs.py
     python bench/mutation.py attacks --budget 1800    # attack base + sign-gradient attacks
     python bench/mutation.py --list
+    python bench/mutation.py evaluation --only engine.evaluation.pairs.x_ssim__mutmut_44
     python bench/mutation.py custom --paths engine/evaluation/row.py \\
         --tests tests/engine/evaluation/test_scores.py
 
@@ -146,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tests", nargs="+", default=[], help="custom: test files or folders to run")
     ap.add_argument("--budget", type=float, default=1200.0, help="seconds before the run is stopped (default 1200)")
     ap.add_argument("--max-children", type=int, default=2, help="mutants tested in parallel (default 2)")
+    ap.add_argument("--only", nargs="+", default=[], metavar="MUTANT",
+                    help="re-check only these mutants (names as printed), e.g. after adding a test")
     ap.add_argument("--diffs", action="store_true", help="print each survivor's diff")
     ap.add_argument("--report-only", action="store_true", help="print the last run's results without running")
     ap.add_argument("--list", action="store_true", help="list the targets and exit")
@@ -183,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         log = work / "mutmut.log"  # mutmut's progress display and errors
         with open(log, "w", encoding="utf-8") as log_file:
-            proc = subprocess.Popen([python, "-m", "mutmut", "run", "--max-children", str(args.max_children)],
+            proc = subprocess.Popen([python, "-m", "mutmut", "run", "--max-children", str(args.max_children),
+                                     *args.only],
                                     cwd=work, env=env, stdout=log_file, stderr=subprocess.STDOUT,
                                     start_new_session=True)
         try:

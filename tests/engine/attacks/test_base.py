@@ -249,6 +249,9 @@ def test_rand_per_image():
     assert torch.equal(rand_per_image(shape, torch.Generator().manual_seed(4)),
                        torch.rand(shape, generator=torch.Generator().manual_seed(4)))
     gens = [torch.Generator().manual_seed(s) for s in (1, 2, 3)]
+    one = rand_per_image(shape, torch.Generator().manual_seed(4), dtype=torch.float64)
+    assert one.dtype == torch.float64
+    assert torch.equal(one, torch.rand(shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64))
     got = rand_per_image(shape, gens, dtype=torch.float64)
     assert got.dtype == torch.float64 and got.shape == shape
     for i, s in enumerate((1, 2, 3)):
@@ -269,7 +272,7 @@ class _Params(AttackParams):
 
 class _Toy(Attack):
     Params = _Params
-    presets = {"big": {"size": 9}}
+    presets = {"big": {"size": 9}, "small": {"size": 1}}
 
 
 def test_attack_parameters_presets_and_protocol():
@@ -282,7 +285,7 @@ def test_attack_parameters_presets_and_protocol():
     assert (both.size, both.keep_best) == (4, True) and p.keep_best is False
     assert _Toy.from_preset("big").params.size == 9
     assert _Toy.from_preset("big", keep_best=True).params.keep_best is True
-    with pytest.raises(KeyError, match=r"unknown preset 'huge'; known: big"):
+    with pytest.raises(KeyError, match=r"unknown preset 'huge'; known: big, small"):
         _Toy.from_preset("huge")
     assert [s.name for s in _Toy.param_specs()] == ["keep_best", "size"]
     with pytest.raises(NotImplementedError):
@@ -301,3 +304,35 @@ def test_run_to_end_returns_the_generators_value():
     assert run_to_end(gen()) == "done"
     out = IFGSM(iters=2)(images(1), LinearMetric())  # __call__ runs the generator to its end
     assert len(out.steps) == 3
+
+
+class _RandomStart(SignGradientAttack):
+    """A random start drawn from the attack's generator (as PGD's)."""
+
+    def init_delta(self, x0, generator):
+        return (2 * rand_per_image(x0.shape, generator) - 1) * self.params.eps
+
+
+class _Alternating(SignGradientAttack):
+    """Steps forward on even iterations and back on odd ones: the hook's state persists."""
+
+    def direction(self, grad, state):
+        state["k"] = state.get("k", -1) + 1
+        return grad if state["k"] % 2 == 0 else -grad
+
+
+def test_the_loop_passes_the_generator_to_the_start_and_keeps_the_hook_state():
+    metric, x0 = LinearMetric(), images()
+    eps, alpha = 4 / 255, 1 / 255
+    a = _RandomStart(eps=eps, alpha=alpha, iters=2)
+    out = a(x0, metric, generator=torch.Generator().manual_seed(3))  # __call__ hands it on
+    start = (2 * torch.rand(x0.shape, generator=torch.Generator().manual_seed(3)) - 1) * eps
+    want = (x0 + (start + 2 * alpha * torch.sign(metric.w)).clamp(-eps, eps)).clamp(0, 1)
+    assert torch.allclose(out.image, want, atol=1e-6)
+    other = a(x0, metric, generator=torch.Generator().manual_seed(4))
+    assert not torch.allclose(other.image, want, atol=1e-3)
+
+    out = _Alternating(eps=eps, alpha=alpha, iters=3)(x0, metric)
+    # +α, −α, +α: one step forward in all
+    assert torch.allclose(out.image, (x0 + alpha * torch.sign(metric.w)).clamp(0, 1), atol=1e-7)
+    assert [round(s.linf * 255, 4) for s in out.steps] == [0.0, 1.0, 0.0, 1.0]
