@@ -336,3 +336,40 @@ def test_the_loop_passes_the_generator_to_the_start_and_keeps_the_hook_state():
     # +α, −α, +α: one step forward in all
     assert torch.allclose(out.image, (x0 + alpha * torch.sign(metric.w)).clamp(0, 1), atol=1e-7)
     assert [round(s.linf * 255, 4) for s in out.steps] == [0.0, 1.0, 0.0, 1.0]
+
+
+def test_per_image_records_of_a_batch_of_two():
+    """Each image's own record: its iteration, score, loss, L∞/L2/PSNR of its perturbation
+    alone, the queries; a loss that is not per image (a scalar tensor) is shared."""
+    metric = LinearMetric()
+    x0 = images(2)
+    x = x0.clone()
+    x[0, 0, 2, 2] += 0.1   # image 0: one pixel by 0.1
+    x[1] += 0.02           # image 1: every pixel by 0.02
+    n = 3 * H * W
+    t = IterateTracker(metric, x0)
+    r = t.record(4, x, torch.tensor([1.0, 2.0]), loss=torch.tensor([0.3, 0.4]), queries=9)
+    assert len(r.per_image) == 2
+    a, b = r.per_image
+    assert (a.iteration, a.score, a.queries, b.iteration, b.score, b.queries) == (4, 1.0, 9, 4, 2.0, 9)
+    assert (a.loss, b.loss) == pytest.approx((0.3, 0.4))
+    assert (a.linf, a.l2) == pytest.approx((0.1, 0.1), rel=1e-5)
+    assert (b.linf, b.l2) == pytest.approx((0.02, 0.02 * math.sqrt(n)), rel=1e-5)
+    assert a.psnr == pytest.approx(10 * math.log10(n / 0.01), rel=1e-5)
+    assert b.psnr == pytest.approx(10 * math.log10(1 / 0.0004), rel=1e-5)
+    shared = t.record(5, x, torch.tensor([1.0, 2.0]), loss=torch.tensor(0.7))
+    assert [p.loss for p in shared.per_image] == pytest.approx([0.7, 0.7])
+    best = t.outcome(x, 5, keep_best=True)
+    assert best.steps == t.steps and len(best.steps) == 2
+
+
+def test_tracker_before_and_without_a_usable_score():
+    metric = LinearMetric()
+    x0 = images(1)
+    t = IterateTracker(metric, x0)
+    assert t.outcome(x0, 0, keep_best=False).scores is None  # nothing recorded yet: no crash
+    # a metric answering NaN never beats the clean image: keep-best returns x itself, iterate 0
+    t.record(0, x0, torch.tensor([float("nan")]))
+    t.record(1, x0 + 0.01, torch.tensor([float("nan")]))
+    out = t.outcome(x0 + 0.01, 1, keep_best=True)
+    assert out.iteration_used == [0] and torch.equal(out.image, x0)
