@@ -80,6 +80,10 @@ def test_ifgsm_iterates_have_the_known_answer(lower_better):
         d = (want[k] - x0).flatten(1).abs()
         assert s.linf == pytest.approx(float(d.amax(1).mean()), abs=1e-7)
         assert s.l2 == pytest.approx(float(d.norm(dim=1).mean()), rel=1e-5)
+        mse = d.pow(2).mean(1)
+        psnr = float((10 * torch.log10(1 / mse)).mean()) if k else math.inf
+        assert s.psnr == pytest.approx(psnr, rel=1e-5)
+        assert s.queries is None  # a gradient attack counts no queries
         for i in range(2):
             assert s.image(i).score == pytest.approx(float(score[i]), abs=1e-5)
     # the budget binds: ε = 3α, so the last three iterates are the same image
@@ -349,7 +353,7 @@ def test_per_image_records_of_a_batch_of_two():
     n = 3 * H * W
     t = IterateTracker(metric, x0)
     r = t.record(4, x, torch.tensor([1.0, 2.0]), loss=torch.tensor([0.3, 0.4]), queries=9)
-    assert len(r.per_image) == 2
+    assert len(r.per_image) == 2 and r.queries == 9
     a, b = r.per_image
     assert (a.iteration, a.score, a.queries, b.iteration, b.score, b.queries) == (4, 1.0, 9, 4, 2.0, 9)
     assert (a.loss, b.loss) == pytest.approx((0.3, 0.4))
@@ -359,8 +363,11 @@ def test_per_image_records_of_a_batch_of_two():
     assert b.psnr == pytest.approx(10 * math.log10(1 / 0.0004), rel=1e-5)
     shared = t.record(5, x, torch.tensor([1.0, 2.0]), loss=torch.tensor(0.7))
     assert [p.loss for p in shared.per_image] == pytest.approx([0.7, 0.7])
+    # a loss of another length (say per pixel) is averaged for each image's record
+    other = t.record(6, x, torch.tensor([1.0, 2.0]), loss=torch.tensor([0.2, 0.4, 0.6]))
+    assert [p.loss for p in other.per_image] == pytest.approx([0.4, 0.4])
     best = t.outcome(x, 5, keep_best=True)
-    assert best.steps == t.steps and len(best.steps) == 2
+    assert best.steps == t.steps and len(best.steps) == 3
 
 
 def test_tracker_before_and_without_a_usable_score():
