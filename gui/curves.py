@@ -83,7 +83,8 @@ class LiveCurves(QWidget):
         self._key = key
         self.clear()
         hint = "" if lower_better is None else ("  (lower is better)" if lower_better else "  (higher is better)")
-        self.caption.setText(f"<b>{metric}</b> score per iteration on <b>{image_name}</b>{hint}")
+        self.caption.setText(f"<span style='color:#1a73e8'>running:</span> <b>{metric}</b> score per iteration "
+                             f"on <b>{image_name}</b>{hint}")
 
     def clear(self) -> None:
         self._data.clear()
@@ -94,6 +95,8 @@ class LiveCurves(QWidget):
         self.clean_line.setVisible(False)
         self._dirty = False
         self.plot.setXRange(0, 1, padding=0.05)
+        self.plot.setYRange(0, 1, padding=0.05)   # no y-range left over from another item
+        self.plot.enableAutoRange(y=True)
 
     def set_clean(self, score: float) -> None:
         self.clean_line.setValue(score)

@@ -444,6 +444,16 @@ class ExperimentPanel(QWidget):
         self.progress.setFormat(f"{t.finished} / {t.pending} items  ·  {100 * t.progress:.0f}%")
         self.eta.setText(format_eta(t.eta()))
 
+    def reset_progress(self) -> None:
+        """Idle: nothing of an earlier run or another experiment is left on the bar."""
+        self._progress_timer.stop()
+        self.tracker.start(0)
+        self.progress.setValue(0)
+        self.progress.setFormat("idle")
+        self.progress.setToolTip("")
+        self.eta.setText("")
+        self.eta.setVisible(False)
+
     def finish_progress(self, text: str) -> None:
         self._progress_timer.stop()
         self.progress.setFormat(text)

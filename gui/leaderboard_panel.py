@@ -85,15 +85,32 @@ class LeaderboardPanel(QWidget):
         self._store, self._experiment = str(store_path), experiment_id
         return self.reload()
 
+    def clear(self, text: str = "no experiment shown") -> None:
+        """Show nothing (no stored experiment); a computation in flight is ignored."""
+        self._store = self._experiment = None
+        self._call = None
+        self.rows = []
+        self.attack.blockSignals(True)
+        self.attack.clear()
+        self.attack.blockSignals(False)
+        self.note.setText(text)
+        self._refill()
+
+    def shown_experiment(self) -> str | None:
+        """The experiment whose leaderboard is shown (or being computed)."""
+        return self._experiment
+
     @Slot()
     def reload(self) -> BackgroundCall | None:
         if self._store is None:
             return None
         self.note.setText("computing the leaderboard …")
-        self._call = BackgroundCall(partial(store_leaderboard, self._store, self._experiment, self.floor.value()), self)
-        self._call.finished.connect(self.set_leaderboard)
-        self._call.failed.connect(self._on_failed)
-        return self._call.start()
+        call = BackgroundCall(partial(store_leaderboard, self._store, self._experiment, self.floor.value()), self)
+        # an answer for another experiment (the user moved on meanwhile) is dropped
+        call.finished.connect(lambda rows, c=call: self.set_leaderboard(rows) if c is self._call else None)
+        call.failed.connect(lambda msg, c=call: self._on_failed(msg) if c is self._call else None)
+        self._call = call
+        return call.start()
 
     def wait(self, ms: int = 30_000) -> bool:
         """Block until a computation in flight has ended (shutdown, tests)."""

@@ -172,6 +172,9 @@ class MainWindow(QMainWindow):
         self.images.show_folder(folder, images)
         self.curves.clear()
         self.curves.caption.setText("Score per attack iteration — press Run")
+        self.panel.reset_progress()
+        self.status_run.setText(f"ready: {len(images)} image(s) in {Path(folder).name}" if images
+                                else f"no images in {folder}")
         self.settings.setValue("lastFolder", folder)
         self.settings.setValue("recentFolders", json.dumps(self.images.recent))
 
@@ -179,22 +182,30 @@ class MainWindow(QMainWindow):
         s = self.session
         self.results.set_experiments(s.experiments(), s.exp_id)
         self.status_store.setText(str(s.store_path) if s.store_path else "no store")
+        if not s.running:
+            self.panel.reset_progress()
+            self._show_leaderboard()
+        elif self.leaderboard.shown_experiment() != s.exp_id:
+            self.leaderboard.clear("the leaderboard of this run shows when it has finished")
 
     def _on_rows_reset(self, rows: list[dict[str, Any]]) -> None:
         self.results.set_rows(rows)
         self._plots()
-        self._show_leaderboard()
         if rows and not self.session.running:
             first = next((r for r in rows if r.get("item_id") and not r.get("error")), None)
             if first is not None:
-                self.display.show_item(first["item_id"], first.get("defence_label"))
+                self.display.show_item(first["item_id"])
 
     def _on_run_finished(self, *_: Any) -> None:
-        self._show_leaderboard()
+        self._show_leaderboard(force=True)
 
-    def _show_leaderboard(self) -> None:
+    def _show_leaderboard(self, *, force: bool = False) -> None:
+        """The leaderboard of the experiment shown, or nothing when it is not stored yet."""
         s = self.session
-        if s.store_path is not None and s.exp_id and Path(s.store_path).exists():
+        stored = s.store_path is not None and s.exp_id and any(e["id"] == s.exp_id for e in s.stored_experiments)
+        if not stored:
+            self.leaderboard.clear("no stored experiment shown")
+        elif force or self.leaderboard.shown_experiment() != s.exp_id:
             self.leaderboard.show_store(str(s.store_path), s.exp_id)
 
     def _on_rows_added(self, rows: list[dict[str, Any]]) -> None:
