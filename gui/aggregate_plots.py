@@ -109,7 +109,23 @@ class _FilteredPlot(QWidget):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(500)
-        self._timer.timeout.connect(self.redraw)
+        self._timer.timeout.connect(self._redraw_if_shown)
+        self._stale = False
+
+    def _redraw_if_shown(self) -> None:
+        """Rows arrive all run long: a hidden tab is redrawn when it is shown, not per item
+        (the bootstrap intervals are GUI-thread work)."""
+        if self.isVisible():
+            self._stale = False
+            self.redraw()
+        else:
+            self._stale = True
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        if self._stale:
+            self._stale = False
+            self.redraw()
 
     def set_rows(self, rows: list[dict[str, Any]]) -> None:
         self.rows = rows

@@ -86,6 +86,16 @@ class MainWindow(QMainWindow):
         self.log_bridge.install()
         if scan:
             self.rescan_metrics()
+        QTimer.singleShot(0, self.freeze_startup_objects)
+
+    def freeze_startup_objects(self) -> None:
+        """The objects of start-up (imports, widgets) are never garbage: keep them out of
+        the GUI thread's full collections (see :mod:`gui.gc_guard`)."""
+        from PySide6.QtWidgets import QApplication
+
+        guard = getattr(QApplication.instance(), "_main_thread_gc", None)
+        if guard is not None:
+            guard.freeze()
 
     # ======================================================================== construction
     def _build_widgets(self) -> None:
@@ -270,7 +280,14 @@ class MainWindow(QMainWindow):
 
     # ======================================================================== folders, stores
     def rescan_metrics(self) -> BackgroundCall:
-        return self.pool.call(scan_metrics, self.panel.set_metrics, self._on_metrics_failed)
+        return self.pool.call(scan_metrics, self.show_metrics, self._on_metrics_failed)
+
+    @Slot(object)
+    def show_metrics(self, entries: list[dict[str, Any]]) -> None:
+        """The metric scan's answer (it imported the metric libraries: their objects are
+        start-up objects too)."""
+        self.panel.set_metrics(entries)
+        self.freeze_startup_objects()
 
     @Slot(str)
     def _on_metrics_failed(self, message: str) -> None:
