@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.experiment import find_images
+from gui.elided_label import ElidedLabel
 from gui.worker import BackgroundCall
 
 THUMB = 56
@@ -110,7 +111,9 @@ class ImagesPanel(QWidget):
         self.sample_button = QPushButton("Load samples")
         self.sample_button.setObjectName("load_samples")
         self.sample_button.clicked.connect(self.sampleRequested)
-        dismiss = QPushButton("Dismiss")
+        dismiss = QToolButton()
+        dismiss.setText("✕")
+        dismiss.setToolTip("Dismiss")
         dismiss.clicked.connect(self._dismiss_banner)
         row.addWidget(self.sample_button)
         row.addWidget(dismiss)
@@ -137,6 +140,11 @@ class ImagesPanel(QWidget):
         self.folder_label.setWordWrap(True)
         self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(self.folder_label)
+        self.folder_path = ElidedLabel("", min_width=40, max_hint=200, elide=Qt.TextElideMode.ElideMiddle)
+        self.folder_path.setObjectName("folder_path")
+        self.folder_path.setStyleSheet("color:#5f6368")
+        self.folder_path.setVisible(False)
+        lay.addWidget(self.folder_path)
 
         self.list = QListWidget()
         self.list.setObjectName("thumbnails")
@@ -174,9 +182,10 @@ class ImagesPanel(QWidget):
     def show_folder(self, folder: str, paths: list[str]) -> None:
         """Show the images of ``folder`` as pending; thumbnails load lazily as they scroll in."""
         self.folder = folder
-        self.folder_label.setText(f"<b>{Path(folder).name}</b> — {len(paths)} image(s)<br>"
-                                  f"<span style='color:#5f6368'>{folder}</span>")
+        self.folder_label.setText(f"<b>{Path(folder).name}</b> — {len(paths)} image(s)")
         self.folder_label.setToolTip(folder)
+        self.folder_path.setText(folder)   # elided in the middle: a long path never widens the dock
+        self.folder_path.setVisible(True)
         self._errors.clear()
         self._summaries.clear()
         self._items.clear()
@@ -339,7 +348,7 @@ class ImagesPanel(QWidget):
         summary = self._summaries.get(path, "")
         name = Path(path).name
         if summary:
-            text = f"{name}\n{status}: {summary}"
+            text = f"{name}\n{summary}"   # e.g. "1/2 done · 1 failed": short enough not to be elided
         elif err and status in ("error", "partial"):
             text = f"{name}\n{status}: {err.splitlines()[0][:60]}"
         else:

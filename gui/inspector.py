@@ -88,6 +88,7 @@ class Inspector(QWidget):
         self.title.setObjectName("inspector_title")
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.title.setWordWrap(True)   # a long item name wraps instead of widening the window
         bar.addWidget(self.title, 1)
         self.follow = QCheckBox("follow run")
         self.follow.setChecked(True)
@@ -111,7 +112,7 @@ class Inspector(QWidget):
         controls.addWidget(QLabel("defence"))
         self.defence = QComboBox()
         self.defence.setObjectName("inspector_defence")
-        self.defence.setMinimumContentsLength(8)
+        self.defence.setMinimumContentsLength(9)
         self.defence.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.defence.setToolTip("Which defence's output the 'defended' view shows")
         controls.addWidget(self.defence, 1)
@@ -120,9 +121,13 @@ class Inspector(QWidget):
         self.mode.setObjectName("inspector_mode")
         for key, text in DIFF_MODES:
             self.mode.addItem(text, key)
+        self.mode.setMinimumContentsLength(9)
+        self.mode.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.mode.setToolTip("x clean, xₐ attacked, D(xₐ) the defended attacked image")
         controls.addWidget(self.mode, 1)
-        controls.addWidget(QLabel("gain"))
+        lay.addLayout(controls)
+        compare = QHBoxLayout()
+        compare.addWidget(QLabel("gain"))
         self.gain = QSpinBox()
         self.gain.setRange(0, 255)
         self.gain.setValue(0)
@@ -130,9 +135,7 @@ class Inspector(QWidget):
         self.gain.setSpecialValueText("auto")
         self.gain.setToolTip("Amplification of |difference|; auto maps the largest difference to white "
                              "(signed views scale the colour bar instead)")
-        controls.addWidget(self.gain)
-        lay.addLayout(controls)
-        compare = QHBoxLayout()
+        compare.addWidget(self.gain)
         compare.addWidget(QLabel("compare"))
         self.compare = QComboBox()
         self.compare.setObjectName("inspector_compare")
@@ -141,6 +144,8 @@ class Inspector(QWidget):
         self.compare.setToolTip("The attacked view: as is, blinking between clean and attacked in place, "
                                 "or a swipe: drag on the attacked image to move the divider "
                                 "(clean left of it, attacked right)")
+        self.compare.setMinimumContentsLength(9)
+        self.compare.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         compare.addWidget(self.compare, 1)
         self.swipe_fraction = 0.5
         self.fit_button = QToolButton()
@@ -217,12 +222,14 @@ class Inspector(QWidget):
         self.roi.setVisible(False)
         self.region = QLabel("")
         self.region.setObjectName("inspector_region_stats")
+        self.region.setWordWrap(True)
         self.region.setVisible(False)
 
         self.readout = QLabel("move the cursor over an image for pixel values")
         self.readout.setObjectName("inspector_readout")
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.readout.setWordWrap(True)
         font = self.readout.font()
         font.setFamily("monospace")
         font.setStyleHint(font.StyleHint.Monospace)

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from engine.evaluation.leaderboard import QUALITY_FLOOR, store_leaderboard
 from engine.report.labels import component_label, fmt
+from gui.elided_label import ElidedLabel
 from gui.worker import BackgroundCall
 
 DEFENCE_COLUMNS = [("rank", "rank"), ("pareto_rank", "Pareto rank"), ("label", "defence"),
@@ -60,15 +61,17 @@ class LeaderboardPanel(QWidget):
         bar.addWidget(self.table_kind)
         bar.addWidget(QLabel("attack"))
         self.attack = QComboBox()
+        self.attack.setMinimumContentsLength(6)
+        self.attack.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         bar.addWidget(self.attack)
-        bar.addWidget(QLabel("quality floor"))
+        bar.addWidget(QLabel("floor"))
         self.floor = QDoubleSpinBox()
         self.floor.setRange(0.0, 1.0)
         self.floor.setSingleStep(0.05)
         self.floor.setValue(QUALITY_FLOOR)
         self.floor.setToolTip("defences whose mean quality is below the floor are listed but not ranked")
         bar.addWidget(self.floor)
-        self.note = QLabel("no experiment shown")
+        self.note = ElidedLabel("no experiment shown", min_width=40)
         self.note.setObjectName("leaderboard_note")
         bar.addWidget(self.note, 1)
         lay.addLayout(bar)

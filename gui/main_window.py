@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from gui.aggregate_plots import GainPerDefencePlot, QualityGainPlot
 from gui.catalog import scan_metrics
 from gui.curves import LiveCurves
+from gui.elided_label import ElidedLabel
 from gui.experiment_panel import DEFAULT_EXPERIMENT, ExperimentPanel
 from gui.file_actions import FileActions
 from gui.images_panel import ImagesPanel
@@ -137,9 +138,8 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.top_splitter, self.central_splitter = top, central
 
-        self.status_run = QLabel("ready")
-        self.status_store = QLabel("no store")
-        self.status_store.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status_run = ElidedLabel("ready", min_width=80, max_hint=2000)
+        self.status_store = ElidedLabel("no store", min_width=80, max_hint=420)   # a long path never widens
         self.statusBar().addWidget(self.status_run, 1)
         self.statusBar().addPermanentWidget(self.status_store)
 
@@ -255,7 +255,9 @@ class MainWindow(QMainWindow):
         restore_window(self)
 
     def _default_splits(self) -> None:
-        self.resizeDocks([self.images_dock, self.experiment_dock], [230, 340], Qt.Orientation.Horizontal)
+        narrow = self.width() < 1200   # e.g. 1024×768 laptops: the centre keeps its room
+        self.resizeDocks([self.images_dock, self.experiment_dock], [180, 290] if narrow else [230, 340],
+                         Qt.Orientation.Horizontal)
         w = max(400, self.centralWidget().width())
         h = max(400, self.centralWidget().height())
         self.top_splitter.setSizes([int(w * 0.56), w - int(w * 0.56)])
