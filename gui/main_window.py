@@ -207,7 +207,8 @@ class MainWindow(QMainWindow):
                 self.display.show_item(first["item_id"])
 
     def _on_run_finished(self, *_: Any) -> None:
-        self._show_leaderboard(force=True)
+        if self.isVisible():   # not while closing after a run
+            self._show_leaderboard(force=True)
 
     def _show_leaderboard(self, *, force: bool = False) -> None:
         """The leaderboard of the experiment shown, or nothing when it is not stored yet."""
@@ -398,8 +399,12 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.controller.running:
-            # Cancel, then close when the worker has stopped (finished items are in the store).
+            # Cancel (the worker stops after the attack step in flight) and hide at once; the
+            # window closes for good when the worker has stopped, after the store's last
+            # commit (finished items are kept).
+            self.save_settings()
             self.runs.close_after_run()
+            self.hide()
             event.ignore()
             return
         if not self._closing:
