@@ -106,6 +106,10 @@ class ItemDisplay(QObject):
         self._select = select
         if select:
             self.w.images.select_path(info.image)
+            # the row now (the images may come later); the same defence as the inspector picks
+            labels = list(self.session.rows_of(item_id))
+            pick = defence if defence in labels else next((lb for lb in labels if lb != "none"), None)
+            self.w.results.select_item(item_id, pick)
         images = self.cache.get(item_id)
         if images is not None:
             self._request = None
