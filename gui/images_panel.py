@@ -70,6 +70,19 @@ def _with_dot(base: QPixmap, status: str) -> QPixmap:
     return pm
 
 
+def _reason(message: str, path: str) -> str:
+    """The reason of an item's first error line, without the stage and the file's name
+    (the thumbnail names the file already)."""
+    line = message.splitlines()[0]
+    line = line.split(": failed ", 1)[-1]          # "niqe · ifgsm: failed [load] …"
+    if line.startswith("[") and "] " in line:
+        line = line.split("] ", 1)[1]
+    for prefix in (path, Path(path).name):
+        if line.startswith(prefix + ": "):
+            return line[len(prefix) + 2:]
+    return line
+
+
 class ImagesPanel(QWidget):
     """Open a folder (dialog, drag and drop, recent), list its images with a status."""
 
@@ -349,12 +362,12 @@ class ImagesPanel(QWidget):
         name = Path(path).name
         if summary:
             text = f"{name}\n{summary}"   # e.g. "1/2 done · 1 failed": short enough not to be elided
-        elif err and status in ("error", "partial"):
-            text = f"{name}\n{status}: {err.splitlines()[0][:60]}"
+        elif err and status in ("error", "partial", "unreadable"):
+            text = f"{name}\n{status}: {_reason(err, path)[:60]}"
         else:
             text = f"{name}\n{status}"
         item.setText(text)
-        item.setForeground(QColor("#b3261e") if status in ("error", "partial") else QColor("#202124"))
+        item.setForeground(QColor("#b3261e") if status in ("error", "partial", "unreadable") else QColor("#202124"))
         item.setToolTip(f"{path}\nstatus: {status}" + (f"\n{err}" if err else ""))
 
     def _update_summary(self) -> None:

@@ -183,10 +183,19 @@ class MainWindow(QMainWindow):
         self.curves.clear()
         self.curves.caption.setText("Score per attack iteration — press Run")
         self.panel.reset_progress()
+        self._check_headers(folder, images)
         self.status_run.setText(f"ready: {len(images)} image(s) in {Path(folder).name}" if images
                                 else f"no images in {folder}")
         self.settings.setValue("lastFolder", folder)
         self.settings.setValue("recentFolders", json.dumps(self.images.recent))
+
+    def _check_headers(self, folder: str, images: list[str]) -> None:
+        """Find unreadable files now, in the background, not when a run reaches them."""
+        from gui.header_check import unreadable_images
+
+        self.pool.call(lambda: (folder, unreadable_images(images)),
+                       lambda result: self.session.set_unreadable(*result),
+                       lambda message: self.log.log("error", f"could not check the images: {message}"))
 
     def _on_experiment(self) -> None:
         s = self.session

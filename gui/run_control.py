@@ -82,8 +82,11 @@ class RunControl(QObject):
 
     def _ask(self, exp: Experiment, plan: Plan) -> PlanDialog:
         self._pending = exp
+        bad = len(self.session.unreadable)
         dialog = PlanDialog(plan, f"{len(exp.images)} image(s) × {len(exp.metrics)} metric(s) × "
-                                  f"{len(exp.attacks)} attack(s) × {len(exp.all_defences)} defence(s)", self.w)
+                                  f"{len(exp.attacks)} attack(s) × {len(exp.all_defences)} defence(s)"
+                                  + (f" · {bad} image(s) cannot be read: their items fail at once "
+                                     "(see the thumbnails)" if bad else ""), self.w)
         dialog.accepted.connect(self._on_plan_accepted)
         self.plan_dialog = dialog
         if plan.problems:
