@@ -77,6 +77,12 @@ class ExperimentPanel(QWidget):
         mpage = QWidget()
         ml = QVBoxLayout(mpage)
         ml.setContentsMargins(6, 6, 6, 6)
+        self.ready_only = QCheckBox("ready only (no download needed)")
+        self.ready_only.setObjectName("metrics_ready_only")
+        self.ready_only.setChecked(True)
+        self.ready_only.setToolTip("Hide the metrics that need a download or cannot run here (ticked ones stay)")
+        self.ready_only.toggled.connect(self._filter_metrics)
+        ml.addWidget(self.ready_only)
         self.metrics = QListWidget()
         self.metrics.setObjectName("metrics_list")
         self.metrics.setAlternatingRowColors(True)
@@ -276,7 +282,8 @@ class ExperimentPanel(QWidget):
         self.metric_info = {e["name"]: e for e in entries}
         self.metrics.blockSignals(True)
         self.metrics.clear()
-        for e in entries:
+        order = {"ready": 0, "needs-download": 1}   # grouped: what runs here first
+        for e in sorted(entries, key=lambda e: order.get(e["state"], 2)):
             state = e["state"]
             item = QListWidgetItem(f"{e['name']}  —  {STATE_TEXT.get(state, state)}")
             item.setData(Qt.ItemDataRole.UserRole, e["name"])
@@ -295,10 +302,25 @@ class ExperimentPanel(QWidget):
                 item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
             self.metrics.addItem(item)
         self.metrics.blockSignals(False)
+        self._filter_metrics()
         ready = sum(e["state"] == "ready" for e in entries)
         self.metrics_note.setText(f"{ready} ready · {len(entries) - ready} need a download or are unavailable "
                                   "(hover for the reason)")
         self.changed.emit()
+
+    def _filter_metrics(self, *_: object) -> None:
+        """With "ready only", only the metrics that run here (and any ticked one) are listed."""
+        only = self.ready_only.isChecked()
+        for i in range(self.metrics.count()):
+            item = self.metrics.item(i)
+            state = (self.metric_info.get(item.data(Qt.ItemDataRole.UserRole)) or {}).get("state")
+            ticked = item.checkState() == Qt.CheckState.Checked
+            item.setHidden(only and state != "ready" and not ticked)
+
+    def shown_metrics(self) -> list[str]:
+        """The names the metric list shows now."""
+        return [self.metrics.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.metrics.count())
+                if not self.metrics.item(i).isHidden()]
 
     @Slot(str)
     def metrics_failed(self, message: str) -> None:
@@ -318,6 +340,7 @@ class ExperimentPanel(QWidget):
             item = self.metrics.item(i)
             on = item.data(Qt.ItemDataRole.UserRole) in names and bool(item.flags() & Qt.ItemFlag.ItemIsEnabled)
             item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+        self._filter_metrics()
 
     def lower_better(self, metric_label: str) -> bool | None:
         name = metric_label.split("[")[0].split("(")[0]

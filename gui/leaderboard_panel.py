@@ -132,7 +132,8 @@ class LeaderboardPanel(QWidget):
         elif "all attacks" in attacks:
             self.attack.setCurrentText("all attacks")
         self.attack.blockSignals(False)
-        self.note.setText(f"{len(self.rows)} rows · values with 95 % intervals" if self.rows else "nothing finished yet")
+        if not self.rows:
+            self.note.setText("nothing finished yet")
         self._refill()
 
     @Slot(str)
@@ -159,3 +160,5 @@ class LeaderboardPanel(QWidget):
                     item.setTextAlignment(int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter))
                 self.table.setItem(i, j, item)
         self.table.resizeColumnsToContents()
+        if self.rows:   # the rows of the table shown, not of every table computed
+            self.note.setText(f"{len(rows)} row{'s' if len(rows) != 1 else ''} · values with 95 % intervals")
