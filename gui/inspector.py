@@ -75,6 +75,8 @@ class Inspector(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.images: InspectorImages | None = None
+        self.user_view = False     # the user zoomed or panned: new items keep their view
+        self._fit_pending = False
         self._diff_pending = False
         self.rows: dict[str, dict] = {}
         self._diff_signed: np.ndarray | None = None
@@ -186,11 +188,13 @@ class Inspector(QWidget):
             plot.hideButtons()                      # the unlabeled "A": our "fit" button instead
             plot.vb.disableAutoRange()              # new images never re-range the views
             plot.vb.sigRangeChangedManually.connect(self._on_user_view)
+            # a title change or a splitter drag resizes a view: aspect-locked, it would zoom
+            # out a little each time; refitted instead (unless the user zoomed)
+            plot.vb.sigResized.connect(self._fit_soon)
             img = pg.ImageItem(axisOrder="row-major")
             plot.addItem(img)
             self.plots[key] = plot
             self.items[key] = img
-        self.user_view = False     # the user zoomed or panned: new items keep their view
         self.swipe_line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#fbbc04", width=1))
         self.swipe_line.setVisible(False)
         self.plots["attacked"].addItem(self.swipe_line, ignoreBounds=True)
@@ -287,10 +291,20 @@ class Inspector(QWidget):
     def _on_user_view(self, *_: object) -> None:
         self.user_view = True
 
+    def _fit_soon(self, *_: object) -> None:
+        """Fit on the next event-loop turn (once however many views were resized)."""
+        if not self.user_view and not self._fit_pending:
+            self._fit_pending = True
+            QTimer.singleShot(0, self._fit_now)
+
+    def _fit_now(self) -> None:
+        self._fit_pending = False
+        if not self.user_view:
+            self.fit()
+
     def resizeEvent(self, event: object) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)
-        if not self.user_view:
-            QTimer.singleShot(0, self.fit)   # after the views have their new size
+        self._fit_soon()   # after the views have their new size
 
     def clear(self, title: str, detail: str = "") -> None:
         """Show nothing but ``title`` (and ``detail``, e.g. an item's full error text)."""

@@ -270,7 +270,8 @@ class MainWindow(QMainWindow):
                          Qt.Orientation.Horizontal)
         w = max(400, self.centralWidget().width())
         h = max(400, self.centralWidget().height())
-        self.top_splitter.setSizes([int(w * 0.56), w - int(w * 0.56)])
+        share = 0.66 if narrow else 0.56   # the inspector first when room is short
+        self.top_splitter.setSizes([int(w * share), w - int(w * share)])
         self.central_splitter.setSizes([int(h * 0.58), h - int(h * 0.58)])
 
     def showEvent(self, event: Any) -> None:
