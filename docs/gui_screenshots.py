@@ -101,7 +101,7 @@ def main() -> int:
         _settle(app, 60)
         w.inspector.fit()
         _settle(app, 20)
-        tag = f"-{width}x{height}" if folder is review else ""
+        tag = "" if folder is None else f"-{width}x{height}"
         save(w, main_name, folder)
         w.tabs.setCurrentWidget(w.leaderboard)
         w.leaderboard.wait()
