@@ -32,16 +32,23 @@ class MainThreadGC(QObject):
     def __init__(self, parent: QObject | None = None, interval_ms: int = 500) -> None:
         super().__init__(parent)
         self.threshold = gc.get_threshold()
+        self.frozen: set[str] = set()
         gc.disable()
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.check)
         self.timer.start(interval_ms)
 
-    def freeze(self) -> None:
+    def freeze(self, stage: str = "start-up") -> bool:
         """Exclude every object alive now from later collections (call at start-up, after
-        the heavy imports; the young generations are collected first)."""
+        the heavy imports; the young generations are collected first). Once per ``stage``
+        and process: frozen objects are never collected, so later windows (tests open
+        many) are not frozen with whatever garbage exists then. Returns whether it froze."""
+        if stage in self.frozen:
+            return False
+        self.frozen.add(stage)
         gc.collect(1)
         gc.freeze()
+        return True
 
     def check(self) -> int:
         """Collect the oldest generation whose count passed its threshold; returns it (−1: none)."""

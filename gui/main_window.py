@@ -89,14 +89,14 @@ class MainWindow(QMainWindow):
             self.rescan_metrics()
         QTimer.singleShot(0, self.freeze_startup_objects)
 
-    def freeze_startup_objects(self) -> None:
+    def freeze_startup_objects(self, stage: str = "window") -> None:
         """The objects of start-up (imports, widgets) are never garbage: keep them out of
         the GUI thread's full collections (see :mod:`gui.gc_guard`)."""
         from PySide6.QtWidgets import QApplication
 
         guard = getattr(QApplication.instance(), "_main_thread_gc", None)
         if guard is not None:
-            guard.freeze()
+            guard.freeze(stage)
 
     # ======================================================================== construction
     def _build_widgets(self) -> None:
@@ -300,7 +300,7 @@ class MainWindow(QMainWindow):
         """The metric scan's answer (it imported the metric libraries: their objects are
         start-up objects too)."""
         self.panel.set_metrics(entries)
-        self.freeze_startup_objects()
+        self.freeze_startup_objects("metric scan")
 
     @Slot(str)
     def _on_metrics_failed(self, message: str) -> None:
