@@ -41,7 +41,7 @@ def child_first_paint() -> int:
     window = MainWindow(QSettings(os.path.join(tmp, "s.ini"), QSettings.Format.IniFormat))
 
     class Painted(QObject):
-        def eventFilter(self, obj, ev):  # noqa: N802
+        def eventFilter(self, obj, ev):
             if ev.type() == QEvent.Type.Paint:
                 print("painted", flush=True)
                 QTimer.singleShot(0, app.quit)

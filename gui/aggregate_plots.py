@@ -16,6 +16,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
 from gui.elided_label import ElidedLabel
 
 ALL = "all"
@@ -128,7 +129,7 @@ class _FilteredPlot(QWidget):
         else:
             self._stale = True
 
-    def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+    def showEvent(self, event: Any) -> None:
         super().showEvent(event)
         if self._stale:
             self._stale = False

@@ -55,11 +55,11 @@ class SwipeViewBox(pg.ViewBox):
         self.on_swipe(self.mapSceneToView(ev.scenePos()).x())
         return True
 
-    def mouseDragEvent(self, ev: object, axis: object = None) -> None:  # noqa: N802 - Qt's name
+    def mouseDragEvent(self, ev: object, axis: object = None) -> None:
         if not self._swipe(ev):
             super().mouseDragEvent(ev, axis)
 
-    def mouseClickEvent(self, ev: object) -> None:  # noqa: N802 - Qt's name
+    def mouseClickEvent(self, ev: object) -> None:
         if not self._swipe(ev):
             super().mouseClickEvent(ev)
 
@@ -302,7 +302,7 @@ class Inspector(QWidget):
         if not self.user_view:
             self.fit()
 
-    def resizeEvent(self, event: object) -> None:  # noqa: N802 - Qt's name
+    def resizeEvent(self, event: object) -> None:
         super().resizeEvent(event)
         self._fit_soon()   # after the views have their new size
 

@@ -15,7 +15,6 @@ from PySide6.QtCore import QSettings, Qt, QTimer, Slot
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QDockWidget,
-    QLabel,
     QMainWindow,
     QSplitter,
     QTabWidget,
@@ -29,9 +28,9 @@ from gui.elided_label import ElidedLabel
 from gui.experiment_panel import DEFAULT_EXPERIMENT, ExperimentPanel
 from gui.file_actions import FileActions
 from gui.images_panel import ImagesPanel
-from gui.leaderboard_panel import LeaderboardPanel
 from gui.inspector import Inspector
 from gui.item_display import ItemDisplay
+from gui.leaderboard_panel import LeaderboardPanel
 from gui.log_panel import LogBridge, LogPanel
 from gui.menus import build_menus
 from gui.results_view import ResultsView

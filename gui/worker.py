@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
@@ -242,7 +242,7 @@ class BackgroundCall(QObject):
 
     #: calls whose thread runs: a caller may drop its reference (a newer request replaced
     #: it) without the running ``QThread`` being destroyed with the Python object
-    _live: set[BackgroundCall] = set()
+    _live: ClassVar[set[BackgroundCall]] = set()
 
     def start(self) -> BackgroundCall:
         BackgroundCall._live.add(self)

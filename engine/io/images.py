@@ -137,16 +137,16 @@ def _load_error(name: str, exc: BaseException) -> BaseException:
         raise exc
     except UnidentifiedImageError:
         return ImageLoadError(f"{name}: not an image, or a format that cannot be read")
-    except Image.DecompressionBombError as exc:
-        return ImageLoadError(f"{name}: too large ({exc})")
+    except Image.DecompressionBombError as bomb:
+        return ImageLoadError(f"{name}: too large ({bomb})")
     except PermissionError:
         return ImageLoadError(f"{name}: permission denied (not readable)")
-    except OSError as exc:
-        if exc.errno in (errno.EACCES, errno.EPERM):
+    except OSError as os_error:
+        if os_error.errno in (errno.EACCES, errno.EPERM):
             return ImageLoadError(f"{name}: permission denied (not readable)")
-        return ImageLoadError(f"{name}: truncated or corrupt image ({exc})")
-    except (ValueError, SyntaxError, MemoryError) as exc:
-        return ImageLoadError(f"{name}: corrupt image ({exc})")
+        return ImageLoadError(f"{name}: truncated or corrupt image ({os_error})")
+    except (ValueError, SyntaxError, MemoryError) as bad:
+        return ImageLoadError(f"{name}: corrupt image ({bad})")
     except BaseException as other:  # noqa: BLE001 - not a reading error: the caller re-raises it
         return other
     return exc

@@ -134,7 +134,7 @@ def test_blink_title_is_restored_and_swipe_follows_a_drag_on_the_image(qtbot, in
         def accept(self):
             self.accepted = True
 
-        def scenePos(self):  # noqa: N802
+        def scenePos(self):
             return self.pos
 
     before = vb.viewRange()
