@@ -105,13 +105,17 @@ class LiveCurves(QWidget):
         self._update_legend()
 
     def add_point(self, attack: str, iteration: int, score: float) -> None:
+        """A live attack step (counted in :attr:`points_received`)."""
+        self._append(attack, iteration, score)
+        self.points_received += 1
+
+    def _append(self, attack: str, iteration: float, score: float) -> None:
         xs, ys = self._data[attack]
         if xs and iteration <= xs[-1]:  # an attack restarted (e.g. another preset): new run
             xs.clear()
             ys.clear()
         xs.append(float(iteration))
         ys.append(float(score))
-        self.points_received += 1
         self._dirty = True
 
     def show_steps(self, image_name: str, metric: str, clean: float | None,
@@ -124,7 +128,7 @@ class LiveCurves(QWidget):
             self.set_clean(clean)
         for attack, pts in series.items():
             for it, s in pts:
-                self.add_point(attack, it, s)
+                self._append(attack, it, s)   # recorded, not live: not counted
         self._flush()
 
     # ---- drawing ---------------------------------------------------------------------------
