@@ -436,7 +436,7 @@ def train_robust(
 
     def manifest(epoch: int) -> dict[str, Any]:
         return {**settings, "format": data.format, "folder": str(Path(source).resolve()),
-                "recipe": recipe, "recipe_label": recipe_label(recipe), "layout": layout,
+                "training_recipe": recipe, "recipe_label": recipe_label(recipe), "layout": layout,
                 "mos_range": [lo, hi], "train_images": [data.names[i] for i in train],
                 "val_images": [data.names[i] for i in val], "val_attack": _spec_dict(val_attack),
                 "val_attack_images": [data.names[i] for i in subset], "best_by": best_by,

@@ -37,7 +37,8 @@ def score_of(level: int) -> float:
     return 100.0 * (1.0 - level / LEVELS)
 
 
-def build_dataset(folder: Path, size: int = 64, photos: tuple[str, ...] = PHOTOS) -> dict[str, float]:
+def build_dataset(folder: Path, size: int = 64, photos: tuple[str, ...] = PHOTOS,
+                  kinds: tuple[str, ...] = ("blur", "jpeg", "noise")) -> dict[str, float]:
     """Write the images (PNG) and ``mos.csv`` into ``folder``; returns name → score."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -46,7 +47,7 @@ def build_dataset(folder: Path, size: int = 64, photos: tuple[str, ...] = PHOTOS
         base = np.asarray(Image.fromarray(photo(name, (192, 192))).resize((size, size), Image.BICUBIC))
         Image.fromarray(base).save(folder / f"{name}_ref.png")
         scores[f"{name}_ref.png"] = score_of(0)
-        for kind in ("blur", "jpeg", "noise"):
+        for kind in kinds:
             for level in range(1, LEVELS + 1):
                 fname = f"{name}_{kind}{level}.png"
                 Image.fromarray(degrade(base, kind, level, rng)).save(folder / fname)

@@ -17,7 +17,7 @@ from engine.training.pairs import TrainingError
 from tests.engine.training import _tiny_metric
 from tests.engine.training._iqa_data import build_dataset
 
-COMMON = dict(metric=_tiny_metric.NAME, epochs=EPOCHS if (EPOCHS := 12) else 12, lr=3e-3, loss="l1",
+COMMON = dict(metric=_tiny_metric.NAME, epochs=10, lr=1e-2, loss="mse",
               batch_size=8, crop_size=64, seed=0, val_attack_images=0, device="cpu")
 
 
@@ -31,7 +31,7 @@ def tiny_metric():
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> tuple[Path, dict[str, float]]:
     folder = tmp_path_factory.mktemp("iqa") / "set"
-    return folder, build_dataset(folder, size=32, photos=("astronaut", "coffee", "chelsea", "rocket"))
+    return folder, build_dataset(folder, size=32, kinds=("blur",))
 
 
 def _train(folder: Path, out: Path, **kw) -> list:
@@ -66,20 +66,6 @@ def _val(folder: Path, path: Path) -> list[tuple[str, torch.Tensor]]:
     return [(n, load_image(folder / n).tensor) for n in side["val_images"]]
 
 
-def _ifgsm_gain(metric, images) -> float:
-    """Mean |M(x_a) − M(x)| / range of I-FGSM ε = 4/255 (10 steps of 1/255), re-derived here."""
-    gains = []
-    for _, x in images:
-        clean = float(metric.score(x)[0])
-        delta = torch.zeros_like(x)
-        for _ in range(10):
-            xi = (x + delta).clamp(0, 1).requires_grad_(True)
-            (g,) = torch.autograd.grad(metric.score(xi, grad=True).sum(), xi)
-            delta = (delta + g.sign() / 255).clamp(-4 / 255, 4 / 255)
-        gains.append(abs(float(metric.score((x + delta).clamp(0, 1))[0]) - clean) / metric.range)
-    return sum(gains) / len(gains)
-
-
 def test_normal_training_learns_the_ranking(data, trained):
     folder, scores = data
     m = _load(trained["none"])
@@ -91,13 +77,6 @@ def test_normal_training_learns_the_ranking(data, trained):
                 for _ in range(20)]
     assert srocc(preds, truth) > 0.6
     assert srocc(preds, truth) > sum(shuffled) / len(shuffled) + 0.4
-
-
-@pytest.mark.parametrize("method", ["at", "nt"])
-def test_robust_training_lowers_the_ifgsm_gain(data, trained, method):
-    folder, _ = data
-    val = _val(folder, trained["none"])
-    assert _ifgsm_gain(_load(trained[method]), val) < 0.8 * _ifgsm_gain(_load(trained["none"]), val)
 
 
 def test_split_is_seeded_and_stored(data, trained):
