@@ -44,6 +44,8 @@ the same path as an uninterrupted one.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import os
@@ -212,7 +214,8 @@ def find_layout(metric: torch.nn.Module, name: str, params: dict[str, Any]) -> s
                 payload[RECIPE_KEY] = {"probe": True}
             torch.save(payload, path)
             try:
-                loaded = create_metric(name, device="cpu", **{**params, "weights": str(path)})
+                with contextlib.redirect_stdout(io.StringIO()):  # pyiqa prints each load
+                    loaded = create_metric(name, device="cpu", **{**params, "weights": str(path)})
             except Exception as exc:  # noqa: BLE001 - any failure means: not this layout
                 errors.append(f"{layout}: {str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}")
                 continue

@@ -1,6 +1,6 @@
 """A tiny plug-in learned metric (registered for the duration of a test module).
 
-Two 3×3 convolutions, per-channel mean and standard deviation, a small MLP: enough to
+Log energies of learned 3×3 filters and a small MLP: enough to
 learn blur/JPEG/noise levels in a few epochs on the CPU. Loads ``weights=`` files in the
 ``{"state_dict": …}`` layout, as a plug-in author would write it.
 """
@@ -15,15 +15,18 @@ NAME = "tiny-iqa"
 
 
 class TinyNet(nn.Module):
+    """Log energies of eight learned 3×3 filters of the image's high-pass (image minus its
+    3×3 local mean), then a small tanh MLP."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
-                                      nn.Conv2d(8, 8, 3, padding=1, stride=2), nn.ReLU())
-        self.head = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 1))
+        self.features = nn.Conv2d(3, 8, 3, bias=False)
+        self.head = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.features(x).flatten(2)
-        return self.head(torch.cat([f.mean(-1), f.std(-1)], dim=1))[:, 0]
+        high = x - nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+        energy = self.features(high).pow(2).mean(dim=(2, 3))
+        return self.head(torch.log(energy + 1e-6))[:, 0]
 
 
 class TinyIQA(Metric):
