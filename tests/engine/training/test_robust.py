@@ -178,10 +178,11 @@ def test_resume_after_stop_equals_an_uninterrupted_run(data, tmp_path):
         list(train_robust(folder, checkpoint_path=tmp_path / "part.pt", **{**kw, "seed": 1}))
 
 
-def test_robust_variant_is_its_own_row_in_the_leaderboard(data, trained, tmp_path):
+def test_robust_variant_is_its_own_row_in_the_leaderboard_and_report(data, trained, tmp_path):
     from engine.evaluation.leaderboard import leaderboard
     from engine.experiment import ComponentSpec, Experiment
     from engine.export import summarise
+    from engine.report.build import build_report
     from engine.runner import run_experiment
     from engine.store import ResultStore
 
@@ -194,16 +195,18 @@ def test_robust_variant_is_its_own_row_in_the_leaderboard(data, trained, tmp_pat
         for _ in run_experiment(exp, store):
             pass
         rows = store.rows(store.resolve(None))
-        manifest = store.manifest(exp.id) if hasattr(store, "manifest") else None
+        manifest = store.manifest(exp.id)
     sha = json.loads(trained["at"].with_name("at.recipe.json").read_text())["weights_sha256"]
     label = f"{_tiny_metric.NAME}+AT(PGD 4/255)#{sha[:6]}"
     assert robust.label == label
+    assert {r["metric"] for r in rows} == {label, _tiny_metric.NAME} and not any(r.get("error") for r in rows)
     board = leaderboard(summarise(rows))
-    metric_rows = {r["name"] for r in board if r["table"] == "metrics"}
-    assert {label, _tiny_metric.NAME} <= metric_rows
-    assert {r["metric"] for r in board if r["table"] == "defences"} >= {label}
-    if manifest is not None:
-        assert any(w.get("sha256") == sha for w in manifest.get("metric_weights", []))
+    assert {r["name"] for r in board if r["table"] == "metrics"} == {label, _tiny_metric.NAME}
+    assert label in {r["metric"] for r in board if r["table"] == "defences"}
+    recorded = [w for w in manifest["metric_weights"] if w["sha256"] == sha]
+    assert len(recorded) == 1 and recorded[0]["recipe"]["method"] == "at"
+    html = build_report(tmp_path / "r.sqlite", tmp_path / "report").read_text(encoding="utf-8")
+    assert label in html
 
 
 def test_cli_trains_and_reports_bad_input(data, tmp_path, capsys):
