@@ -39,3 +39,17 @@ def test_table_groups_per_metric_and_defence_and_skips_totals():
     assert got["m"]["irs"] == pytest.approx(2.5 / 6)
     assert got["m"]["eps"] == pytest.approx([2 / 255, 4 / 255, 8 / 255])
     assert got["m+AT(PGD 4/255)#abc"]["irs"] == pytest.approx(1.5)
+
+
+def test_leaderboard_metric_rows_carry_the_irs_of_their_attack():
+    from engine.evaluation.leaderboard import LEADERBOARD_COLUMNS, leaderboard
+
+    def row(preset, score, value):
+        return {"metric": "m", "attack": "ifgsm", "attack_preset": preset, "defence": "none",
+                "defence_preset": "default", "score": score, "value": value, "count": 3}
+
+    summary = [row(p, s, v) for p, v in (("eps=2/255", 1.0), ("eps=8/255", 0.0))
+               for s in ("robustness",)]
+    metric_rows = [r for r in leaderboard(summary) if r["table"] == "metrics"]
+    assert len(metric_rows) == 2 and all(r["irs"] == pytest.approx(0.5) for r in metric_rows)
+    assert "irs" in LEADERBOARD_COLUMNS
