@@ -207,6 +207,7 @@ def test_robust_variant_is_its_own_row_in_the_leaderboard_and_report(data, train
     assert len(recorded) == 1 and recorded[0]["recipe"]["method"] == "at"
     html = build_report(tmp_path / "r.sqlite", tmp_path / "report").read_text(encoding="utf-8")
     assert label in html
+    assert "trained with AT(PGD 4/255)" in html and "white-box against these weights" in html
 
 
 def test_cli_trains_and_reports_bad_input(data, tmp_path, capsys):
