@@ -8,6 +8,7 @@ metric" adds ``NAME:weights=FILE`` to the experiment's metrics (its own row in r
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -306,7 +307,7 @@ class RobustTrainDialog(QDialog):
         self.loss_curve.setData(self.epochs_seen, self.losses)
         self.srocc_curve.setData(self.epochs_seen, self.sroccs)
         self.plcc_curve.setData(self.epochs_seen, self.plccs)
-        keep = [(e, g) for e, g in zip(self.epochs_seen, self.gains) if g == g]  # NaN: no attacked images
+        keep = [(e, g) for e, g in zip(self.epochs_seen, self.gains) if not math.isnan(g)]  # NaN: none attacked
         self.gain_curve.setData([e for e, _ in keep], [g for _, g in keep])
 
     def _offer(self, path: str) -> None:

@@ -17,6 +17,7 @@ attack name and defence it collects the blocks whose attack preset names an ``ep
 """
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -39,7 +40,7 @@ def integral_robustness(points: Sequence[tuple[float, float]]) -> float:
         return math.nan
     if len(pts) == 1 or pts[-1][0] == pts[0][0]:
         return sum(v for _, v in pts) / len(pts)
-    area = sum((e1 - e0) * (v0 + v1) / 2 for (e0, v0), (e1, v1) in zip(pts, pts[1:]))
+    area = sum((e1 - e0) * (v0 + v1) / 2 for (e0, v0), (e1, v1) in itertools.pairwise(pts))
     return area / (pts[-1][0] - pts[0][0])
 
 

@@ -59,10 +59,21 @@ from typing import Any
 import torch
 
 from engine.experiment import ComponentSpec, derive_seed
-from engine.training.fcn_trainer import _cpu_state, _resolve_device, _save, _versions, last_checkpoint_path
+from engine.training.fcn_trainer import (
+    _cpu_state,
+    _resolve_device,
+    _save,
+    _versions,
+    last_checkpoint_path,
+)
 from engine.training.mos_formats import SubjectiveSet, read_subjective
 from engine.training.pairs import TrainingError, build_attack
-from engine.training.robust_recipe import RECIPE_KEY, file_sha256, recipe_label, recipe_path
+from engine.training.robust_recipe import (
+    RECIPE_KEY,
+    file_sha256,
+    recipe_label,
+    recipe_path,
+)
 
 METHODS = ("none", "at", "free-at", "at-corrected", "nt")
 CHECKPOINT_FORMAT = "iqa-lab-robust-metric-v1"
@@ -469,7 +480,6 @@ def train_robust(
                 count += x.shape[0]
                 continue
             if method in ("at", "at-corrected"):
-                from engine.attacks.base import rand_per_image  # noqa: F401 - attacks draw per image
                 from engine.attacks.base import run_to_end
 
                 gen = torch.Generator().manual_seed(derive_seed(seed, "robust-at", epoch, b))

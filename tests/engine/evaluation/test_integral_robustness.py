@@ -5,7 +5,11 @@ import math
 
 import pytest
 
-from engine.evaluation.integral_robustness import integral_robustness, irs_table, preset_eps
+from engine.evaluation.integral_robustness import (
+    integral_robustness,
+    irs_table,
+    preset_eps,
+)
 
 
 def test_trapezoid_over_unequal_steps():

@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.training.mos_formats import detect_format, read_subjective, read_xlsx_first_sheet
+from engine.training.mos_formats import (
+    detect_format,
+    read_subjective,
+    read_xlsx_first_sheet,
+)
 from engine.training.pairs import TrainingError
 
 

@@ -17,8 +17,8 @@ from engine.training.pairs import TrainingError
 from tests.engine.training import _tiny_metric
 from tests.engine.training._iqa_data import build_dataset
 
-COMMON = dict(metric=_tiny_metric.NAME, epochs=6, lr=1e-2, loss="mse", batch_size=4, val_split=0.4,
-              crop_size=64, seed=0, val_attack_images=0, device="cpu")
+COMMON = {"metric": _tiny_metric.NAME, "epochs": 6, "lr": 1e-2, "loss": "mse", "batch_size": 4, "val_split": 0.4,
+              "crop_size": 64, "seed": 0, "val_attack_images": 0, "device": "cpu"}
 
 
 @pytest.fixture(scope="module", autouse=True)
