@@ -318,8 +318,6 @@ def _recipe(method: str, attack: Any, eps: float, replays: int, label_measure: s
 
 
 def _lpips_measure(dev: torch.device) -> Any:
-    from engine.metrics.pyiqa_metric import _create  # noqa: F401 - pyiqa must be importable
-
     try:
         import pyiqa
 

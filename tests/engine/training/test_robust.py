@@ -210,6 +210,20 @@ def test_robust_variant_is_its_own_row_in_the_leaderboard_and_report(data, train
     assert "trained with AT(PGD 4/255)" in html and "white-box against these weights" in html
 
 
+def test_weights_without_a_recipe_keep_the_plain_label_and_are_still_hashed(tmp_path):
+    from engine.experiment import ComponentSpec
+    from engine.training.robust_recipe import file_sha256, weights_manifest
+
+    plain = tmp_path / "other.pt"
+    plain.write_bytes(b"not from train-robust")
+    spec = ComponentSpec(_tiny_metric.NAME, {"weights": str(plain)})
+    assert spec.label == f"{_tiny_metric.NAME}(weights={plain})"
+    missing = ComponentSpec(_tiny_metric.NAME, {"weights": str(tmp_path / "gone.pt")})
+    got = weights_manifest([spec, missing, ComponentSpec("niqe")])
+    assert [g["sha256"] for g in got] == [file_sha256(plain), None]
+    assert all(g["recipe"] is None for g in got)
+
+
 def test_cli_trains_and_reports_bad_input(data, tmp_path, capsys):
     from engine.cli import main
 
