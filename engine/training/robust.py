@@ -95,6 +95,7 @@ class RobustTrainStep:
         best: this epoch was saved as the best weights.
         epochs: the target number of epochs.
         seconds: wall time of the epoch (training and validation).
+        train_seconds: wall time of the training batches alone.
     """
 
     epoch: int
@@ -105,6 +106,7 @@ class RobustTrainStep:
     best: bool
     epochs: int = 0
     seconds: float = 0.0
+    train_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "train_loss": self.train_loss, "val_srocc": self.val_srocc,
@@ -497,6 +499,7 @@ def train_robust(
             opt.step()
             total += float(loss_v.detach()) * x.shape[0]
             count += x.shape[0]
+        train_seconds = time.perf_counter() - t0
         train_loss = total / max(count, 1)
         if not math.isfinite(train_loss):
             raise TrainingError(f"epoch {epoch}: the training loss is {train_loss}; lower the learning rate")
@@ -515,7 +518,8 @@ def train_robust(
             _write_best(ckpt, m, layout, manifest(epoch), recipe, metric_spec)
         _save(last_path, {"format": CHECKPOINT_FORMAT, "state_dict": _cpu_state(m), "optimizer": _cpu_state(opt),
                           "epoch": epoch, "manifest": manifest(epoch)})
-        yield RobustTrainStep(epoch, train_loss, v_srocc, v_plcc, v_gain, is_best, epochs, time.perf_counter() - t0)
+        yield RobustTrainStep(epoch, train_loss, v_srocc, v_plcc, v_gain, is_best, epochs, time.perf_counter() - t0,
+                              train_seconds)
     if not ckpt.is_file():
         raise TrainingError(f"{ckpt} is missing although {last_path} says training finished; "
                             "start over with resume=False (--no-resume)")
