@@ -399,9 +399,11 @@ def _add_optional_parsers(sub) -> None:
     from engine.report.cli import add_report_parser
     from engine.study_cli import add_calibrate_parser
     from engine.training.cli import add_train_fcn_parser
+    from engine.training.robust_cli import add_train_robust_parser
     from engine.training.uap_cli import add_train_uap_parser
 
-    for add in (add_report_parser, add_train_fcn_parser, add_train_uap_parser, add_calibrate_parser):
+    for add in (add_report_parser, add_train_fcn_parser, add_train_robust_parser, add_train_uap_parser,
+                add_calibrate_parser):
         add(sub)
 
 

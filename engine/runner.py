@@ -529,6 +529,7 @@ def run_experiment(exp: Experiment, store: ResultStore, *, cancel: CancelToken |
     """
     from engine.backends import LocalBackend
     from engine.leases import LeaseKeeper, UnitFeed
+    from engine.training.robust_recipe import weights_manifest
 
     t_start = time.perf_counter()
     backend = backend or LocalBackend(runtime or Runtime(exp.device))
@@ -539,7 +540,8 @@ def run_experiment(exp: Experiment, store: ResultStore, *, cancel: CancelToken |
     keeper = LeaseKeeper(store, exp.id)
     try:
         run_id = store.open_experiment(exp, {"experiment_id": exp.id, "spec": exp.to_dict(),
-                                             "seed": exp.seed, "owner": keeper.owner, **backend.manifest()})
+                                             "seed": exp.seed, "owner": keeper.owner, **backend.manifest(),
+                                             "metric_weights": weights_manifest(exp.metrics)})
         yield RunStarted(exp.id, len(items), len(pending), backend.device_label)
         units = UnitFeed(keeper.units(plan_units(pending, exp), cancel), len(pending))
         finished, failed = yield from _drive(backend, units, exp, store, run_id, keeper, cancel, mos, pending)
