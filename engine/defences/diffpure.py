@@ -28,6 +28,15 @@ Model (``model``), one of:
 
 Random: all noise comes from the per-item generator, so clean and attacked images get
 the same draw. Not differentiable: adaptive attacks use BPDA.
+
+MSU's ``diffpure/run.py`` (DiffPure's ``SDE_Adv_Model`` with ``runners/diffpure_guided.py``)
+runs the same noising and sampler, but resizes to the model's 256×256 and back with
+**bilinear** interpolation without anti-aliasing (``F.interpolate``, ``align_corners=False``),
+maps back and clamps only at the end, and draws its noise with ``randn_like`` on the model's
+device from the global generator that ``defence_evaluate.py`` seeds (``torch.manual_seed``)
+before each call. The presets ``msu-literal t=…`` reproduce that (``resample="bilinear"``,
+``draw="device"``). MSU also runs the UNet's torso in fp16 (``use_fp16``); this module
+runs it in the model's float32.
 """
 from __future__ import annotations
 
@@ -36,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from engine.defences._adm import ADM_UNCOND_256, ADM_UNCOND_256_URL
 from engine.defences._neural import (
@@ -46,10 +56,12 @@ from engine.defences._neural import (
     resize,
     weights_folder,
 )
-from engine.defences.base import DEFENCES, DefenceError, sweep
+from engine.defences.base import DEFENCES, DefenceError, msu_reference, msu_sweep, sweep
 from engine.spec.params import param
 
 DEFAULT_MODEL = ADM_UNCOND_256
+#: MSU's five presets of t* (defence_presets.json)
+T_STARS = [5, 10, 20, 30, 50]
 ADM_SUFFIXES = (".pt", ".pth")
 
 
@@ -59,6 +71,13 @@ class DiffPureParams:
     model: str = param(DEFAULT_MODEL, help="DDPM: a guided-diffusion .pt (path or name in the weights "
                                           "folder), a diffusers folder or a hub id")
     allow_download: bool = param(False, help="fetch a missing model (the default .pt, or a hub id) (needs network)")
+    resample: str = param("bicubic", choices=("bicubic", "bilinear"),
+                          help="resizing to the model's size and back: anti-aliased bicubic, or bilinear "
+                               "without anti-aliasing (MSU's F.interpolate)")
+    draw: str = param("cpu", choices=("cpu", "device"),
+                      help="where the noise is drawn: the per-item CPU generator (the same on every device), "
+                           "or a generator on the model's device seeded with the item's seed (MSU's "
+                           "torch.manual_seed + randn_like on CUDA)")
 
 
 def hub_cache_dir() -> Path:
@@ -152,7 +171,8 @@ class DiffPureDefence(NeuralDefence):
     """
 
     Params = DiffPureParams
-    presets = sweep("t", [5, 10, 20, 30, 50])
+    presets = {**sweep("t", T_STARS), **msu_sweep("t", T_STARS, resample="bilinear", draw="device")}
+    literal_presets = msu_reference("diffpure", msu_sweep("t", T_STARS))
     differentiable = False
     random = True
 
@@ -239,16 +259,36 @@ class DiffPureDefence(NeuralDefence):
     @torch.no_grad()
     def forward(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         unet, scheduler = self.model
+        p = self.params
         h, w = x.shape[-2:]
         dev = next(unet.parameters()).device
-        z = resize(x.to(dev), self.sample_size) * 2.0 - 1.0
-        t_star = self.params.t
-        noise = torch.randn(z.shape, generator=generator).to(dev, z.dtype)
+        bilinear = p.resample == "bilinear"
+        if bilinear:  # MSU: F.interpolate, no anti-aliasing, no clamp
+            z = (F.interpolate(x.to(dev), size=self.sample_size, mode="bilinear", align_corners=False) - 0.5) * 2.0
+        else:
+            z = resize(x.to(dev), self.sample_size) * 2.0 - 1.0
+        gen = _device_generator(generator, dev) if p.draw == "device" else generator
+        t_star = p.t
+        if gen is not None and gen.device != torch.device("cpu"):
+            noise = torch.randn(z.shape, generator=gen, device=gen.device, dtype=z.dtype)
+        else:
+            noise = torch.randn(z.shape, generator=gen).to(dev, z.dtype)
         z = scheduler.add_noise(z, noise, torch.tensor([t_star - 1]))
         learned = scheduler.config.variance_type in ("learned", "learned_range")
         for t in range(t_star - 1, -1, -1):
             out = unet(z, t).sample
             if out.shape[1] != z.shape[1] and not learned:
                 out = out[:, : z.shape[1]]  # ε only; a learned variance this scheduler does not read
-            z = scheduler.step(out, t, z, generator=generator).prev_sample
+            z = scheduler.step(out, t, z, generator=gen).prev_sample
+        if bilinear:  # back in [−1, 1], then map and clamp, as MSU's SDE_Adv_Model and run.py
+            z = F.interpolate(z, size=(h, w), mode="bilinear", align_corners=False)
+            return ((z + 1.0) * 0.5).clamp(0.0, 1.0).to(x.device)
         return resize(((z + 1.0) / 2.0).clamp(0.0, 1.0), (h, w)).to(x.device)
+
+
+def _device_generator(generator: torch.Generator | None, device: torch.device) -> torch.Generator | None:
+    """A generator on ``device`` seeded with ``generator``'s seed: what ``torch.manual_seed(seed)``
+    leaves as the device's default generator (offset 0). On the CPU, ``generator`` itself."""
+    if generator is None or device.type == "cpu":
+        return generator
+    return torch.Generator(device=device).manual_seed(generator.initial_seed())

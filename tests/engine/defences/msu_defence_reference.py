@@ -174,3 +174,61 @@ def disco(net, x: torch.Tensor, out: tuple[int, int] = (299, 299)) -> torch.Tens
     areas = areas[::-1]
     rgb = sum(p * (a / total).unsqueeze(-1) for p, a in zip(preds, areas)) * 0.5 + 0.5
     return rgb.clamp(0, 1).transpose(1, 2).reshape(b, 3, oh, ow)
+
+
+# --- DiffPure: SDE_Adv_Model + runners/diffpure_guided.py + guided-diffusion's p_sample -------
+
+def _guided_diffusion_tables() -> dict[str, np.ndarray]:
+    """guided-diffusion's ``GaussianDiffusion`` tables for the linear schedule, in float64
+    (numpy), as ``create_model_and_diffusion`` builds them for 1000 steps."""
+    betas = np.linspace(1e-4, 0.02, 1000, dtype=np.float64)
+    ac = np.cumprod(1.0 - betas)
+    ac_prev = np.append(1.0, ac[:-1])
+    post_var = betas * (1.0 - ac_prev) / (1.0 - ac)
+    return {
+        "betas": betas,
+        "log_betas": np.log(betas),
+        "sqrt_recip_ac": np.sqrt(1.0 / ac),
+        "sqrt_recipm1_ac": np.sqrt(1.0 / ac - 1.0),
+        "post_log_var_clipped": np.log(np.append(post_var[1], post_var[1:])),
+        "coef1": betas * np.sqrt(ac_prev) / (1.0 - ac),
+        "coef2": (1.0 - ac_prev) * np.sqrt(1.0 - betas) / (1.0 - ac),
+    }
+
+
+def diffpure(eps_model, x: torch.Tensor, t_star: int, seed: int, size: int = 256) -> torch.Tensor:
+    """``diffpure/run.py`` after ``defence_evaluate.py``'s ``torch.manual_seed(seed)``.
+
+    Bilinear ``F.interpolate`` (no anti-aliasing) to ``size``² and ``(x − 0.5)·2``; one
+    ``randn_like`` draw noises to step t* with the float32 ᾱ (``betas.float()``,
+    cumprod in float32); then guided-diffusion's ``p_sample`` for t = t*−1 … 0: learned-range
+    variance, x̂₀ from ε clipped to [−1, 1], the posterior mean, and one ``randn_like`` draw
+    per step (masked out at t = 0); every table entry is taken in float64 and used as
+    float32. Back with bilinear ``F.interpolate``, ``(x + 1)·0.5``, clamped to [0, 1].
+    ``eps_model(z, t)`` returns ε and the variance channels (6 channels). MSU runs on CUDA,
+    so its draws there come from CUDA's generator; here, on the CPU, from the CPU one.
+    """
+    tab = _guided_diffusion_tables()
+    h, w = x.shape[-2:]
+    torch.manual_seed(seed)
+    x0 = (F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False) - 0.5) * 2
+    a = torch.from_numpy(tab["betas"]).float()
+    a = (1 - a).cumprod(dim=0)
+    e = torch.randn_like(x0)
+    z = x0 * a[t_star - 1].sqrt() + e * (1.0 - a[t_star - 1]).sqrt()
+
+    def at(name: str, t: int) -> torch.Tensor:
+        return torch.tensor(tab[name][t]).float()
+
+    with torch.no_grad():
+        for t in reversed(range(t_star)):
+            out = eps_model(z, torch.tensor([t]))
+            eps, v = out[:, :3], out[:, 3:]
+            frac = (v + 1) / 2
+            log_var = frac * at("log_betas", t) + (1 - frac) * at("post_log_var_clipped", t)
+            x0_hat = (at("sqrt_recip_ac", t) * z - at("sqrt_recipm1_ac", t) * eps).clamp(-1, 1)
+            mean = at("coef1", t) * x0_hat + at("coef2", t) * z
+            noise = torch.randn_like(z)
+            z = mean + (1.0 if t != 0 else 0.0) * torch.exp(0.5 * log_var) * noise
+    z = F.interpolate(z, size=(h, w), mode="bilinear", align_corners=False)
+    return ((z + 1) * 0.5).clamp(0.0, 1.0)
