@@ -171,6 +171,9 @@ class ExperimentPanel(QWidget):
         self.protocol.setObjectName("protocol")
         for text, value in PROTOCOL_CHOICES:
             self.protocol.addItem(text, value)
+        # the long item texts must not widen the dock (see the 1024×700 layout test)
+        self.protocol.setMinimumContentsLength(12)
+        self.protocol.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.protocol.setToolTip("How attacked images are evaluated: lab scores and defends the attack's float "
                                  "output; MSU rounds it to 8 bits first, as MSU's benchmark reads PNG files")
         form.addRow("protocol", self.protocol)

@@ -62,12 +62,19 @@ def test_downsampling_is_antialiased():
     assert torch.allclose(inner, torch.tensor([0.75, 0.25, 0.75, 0.25, 0.75, 0.25]), atol=1e-6), inner
 
 
-def test_aligned_images_stay_in_the_unit_range():
-    """Slightly out-of-range input (a defence's float overshoot) comes back inside [0, 1]."""
-    b = torch.linspace(-0.25, 1.25, 5 * 7).reshape(1, 1, 5, 7).expand(1, 3, 5, 7)
+def test_aligned_images_are_not_clamped_as_torchvision_resize():
+    """MSU's defence_evaluate.py resizes with torchvision's ``Resize`` and never clamps, so an
+    out-of-range defended image (Real-ESRGAN's raw ×4 output) keeps its overshoot; inside
+    [0, 1] the non-negative weights keep it in range."""
+    from torchvision.transforms import functional as TF
+
+    b = torch.linspace(-0.25, 1.25, 5 * 7).reshape(1, 1, 5, 7).expand(1, 3, 5, 7).contiguous()
     out = align(torch.zeros(1, 3, 10, 14), b)
-    assert float(out.min()) == 0.0 and float(out.max()) == 1.0
-    assert bool(((out > 0) & (out < 1)).any())  # not collapsed to one value
+    ref = TF.resize(b, [10, 14], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    assert torch.allclose(out, ref, atol=1e-6)
+    assert float(out.min()) < 0.0 and float(out.max()) > 1.0
+    inside = align(torch.zeros(1, 3, 3, 5), b.clamp(0, 1))
+    assert float(inside.min()) >= 0.0 and float(inside.max()) <= 1.0
 
 
 def test_measures_of_a_crop_against_its_source_use_the_aligned_image():
