@@ -113,9 +113,9 @@ def build_experiment(args: argparse.Namespace):
         raise UsageError("no metric given (--metric NAME, see `main.py list`)")
     if not attacks:
         raise UsageError("no attack given (--attack NAME, see `main.py list`)")
-    fields = {k: v for k, v in cfg.items() if k not in ("metrics", "attacks", "defences", "images", "root")}
+    fields = {k: v for k, v in cfg.items() if k not in ("metrics", "attacks", "defences", "images", "root", "plugins")}
     exp = Experiment(images=images, root=root, metrics=metrics, attacks=attacks, defences=defences,
-                     **fields)
+                     plugins=_plugin_paths(args, cfg), **fields)
     for name in ("seed", "device", "mos_file", "eot_draws", "max_pixels", "budget", "batch_size"):
         v = getattr(args, name, None)
         if v is not None:
@@ -129,6 +129,18 @@ def build_experiment(args: argparse.Namespace):
     if args.adaptive:
         exp.adaptive = True
     return exp
+
+
+def _plugin_paths(args: argparse.Namespace, cfg: dict[str, Any]) -> list[str]:
+    """The config's ``plugins`` (relative to the config file) and every ``--plugin``, absolute."""
+    base = Path(args.config).resolve().parent if args.config else Path.cwd()
+    out: list[str] = []
+    for p in [*(base / Path(c).expanduser() for c in cfg.get("plugins") or []),
+              *(Path(a).expanduser() for a in getattr(args, "plugin", None) or [])]:
+        text = str(p.resolve())
+        if text not in out:
+            out.append(text)
+    return out
 
 
 def _say_skipped(folder: Path, skipped: dict[str, int]) -> None:

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from engine.metrics.base import Availability, check_image_batch
+from engine.metrics.base import Availability, PluginOutputError, check_image_batch, defined_at
 from engine.spec.params import make_params, param_specs, params_to_dict
 from engine.spec.registry import Registry
 
@@ -45,6 +45,8 @@ class Defence:
     #: applied image by image inside a batch, because its batched kernels round
     #: differently from one image (so a batched run's rows equal batch 1's bit for bit)
     split_batch: ClassVar[bool] = False
+    #: set by the plug-in loader: a plug-in defence's outputs are checked (shape, finite)
+    plugin: ClassVar[str | None] = None
 
     def __init__(self, params: Any = None, **overrides: Any) -> None:
         from engine.spec.params import NoParams
@@ -106,7 +108,21 @@ class Defence:
         gen = None
         if self.random:
             gen = torch.Generator().manual_seed(int(seed if seed is not None else 0))
-        return self.forward(x, gen).clamp(0.0, 1.0)
+        out = self.forward(x, gen)
+        if self.plugin is not None:
+            _check_plugin_output(self, x, out)
+        return out.clamp(0.0, 1.0)
+
+
+def _check_plugin_output(defence: Defence, x: torch.Tensor, out: Any) -> None:
+    """A plug-in defence returns a finite :math:`(B, 3, H', W')` batch."""
+    where = f"{defined_at(type(defence).forward)}: defence {defence.name!r} ({defence.plugin})"
+    if not isinstance(out, torch.Tensor) or out.dim() != 4 or out.shape[:2] != x.shape[:2]:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise PluginOutputError(f"{where} returned {shape} for an input of {tuple(x.shape)}; "
+                                f"forward must return a ({x.shape[0]}, 3, H, W) batch")
+    if not bool(torch.isfinite(out.detach()).all()):
+        raise PluginOutputError(f"{where} returned pixels that are not finite (NaN or inf)")
 
 
 DEFENCES: Registry[Defence] = Registry("defence")

@@ -140,6 +140,10 @@ class Experiment:
         budget: the perturbation budget the attacks were calibrated to (``linf-4``,
             ``psnr=40``, …; see :mod:`engine.spec.budgets`), or None.
         study: the study this experiment runs (:mod:`engine.spec.studies`), or None.
+        plugins: plug-in files or folders (:mod:`engine.plugins`) to load before it
+            runs; a run records here the files its plug-in components came from (their
+            hashes go to the store's manifest). Not part of the identity: the
+            components' names and parameters are.
     """
 
     images: list[str]
@@ -157,12 +161,14 @@ class Experiment:
     batch_size: int | str = 1
     budget: str | None = None
     study: str | None = None
+    plugins: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.metrics = [ComponentSpec.from_any(m) for m in self.metrics]
         self.attacks = [ComponentSpec.from_any(a) for a in self.attacks]
         self.defences = [ComponentSpec.from_any(d) for d in self.defences]
         self.images = [str(p) for p in self.images]
+        self.plugins = [str(p) for p in self.plugins or []]
 
     @property
     def all_defences(self) -> list[ComponentSpec]:
@@ -199,7 +205,7 @@ class Experiment:
     def id(self) -> str:
         """Identity for resuming: everything that changes the numbers, not where it runs."""
         d = self.to_dict()
-        for k in ("device", "save_images", "batch_size"):
+        for k in ("device", "save_images", "batch_size", "plugins"):
             d.pop(k, None)
         for k in ("budget", "study"):  # ids of experiments from before these fields stay the same
             if d.get(k) is None:
