@@ -24,7 +24,7 @@ def scan_metrics() -> list[dict[str, Any]]:
             reason = getattr(av, "reason", "")
             out.append({"name": name, "state": state, "reason": reason,
                         "lower_better": info.get("lower_better"), "source": info.get("source", ""),
-                        "bounds": info.get("bounds")})
+                        "bounds": info.get("bounds"), "plugin": info.get("plugin")})
         except Exception as exc:  # noqa: BLE001 - one broken entry must not hide the rest
             out.append({"name": name, "state": "unavailable", "reason": f"{type(exc).__name__}: {exc}",
                         "lower_better": None, "source": "", "bounds": None})
