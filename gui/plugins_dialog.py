@@ -127,6 +127,7 @@ class PluginsDialog(QDialog):
         close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         close.rejected.connect(self.reject)
         lay.addWidget(close)
+        self._models: list[tuple[str, str, str]] = []  # TorchScript metrics: (label, spec, sha256)
         self.refresh()
 
     # ---- what is loaded --------------------------------------------------------------------
@@ -140,9 +141,15 @@ class PluginsDialog(QDialog):
             row = QTreeWidgetItem([rec.label, ", ".join(f"{k} {n}" for k, n in rec.components), made])
             row.setToolTip(0, rec.source)
             self.tree.addTopLevelItem(row)
+        for label, spec, sha in self._models:
+            row = QTreeWidgetItem([label, "metric torchscript  " + spec.split(":", 2)[2], sha[:16]])
+            row.setToolTip(1, spec)
+            self.tree.addTopLevelItem(row)
 
     def show_errors(self, lines: list[str]) -> None:
-        self.error.setPlainText("\n".join(lines))
+        """Add error lines (the session's errors stay listed, newest last)."""
+        for line in lines:
+            self.error.appendPlainText(line)
 
     # ---- loading ---------------------------------------------------------------------------
     def load(self, path: str | Path) -> bool:
@@ -152,10 +159,9 @@ class PluginsDialog(QDialog):
         try:
             recs = load_path(path)
         except PluginError as exc:
-            self.error.setPlainText(str(exc))
+            self.show_errors([str(exc)])
             self.message.emit("error", str(exc))
             return False
-        self.error.clear()
         for rec in recs:
             what = ", ".join(f"{k} {n}" for k, n in rec.components)
             self.message.emit("info", f"loaded plug-in {rec.label}: {what}")
@@ -172,10 +178,14 @@ class PluginsDialog(QDialog):
         try:
             create_metric("torchscript", path=str(path), lower_better=lower_better, range=f"{low},{high}")
         except MetricError as exc:
-            self.error.setPlainText(str(exc))
+            self.show_errors([str(exc)])
             self.message.emit("error", str(exc))
             return None
-        self.error.clear()
+        from engine.plugins.loader import file_hash
+
+        self._models = [m for m in self._models if m[1] != spec]
+        self._models.append((f"torchscript file {Path(path).resolve()}", spec, file_hash(Path(path))))
+        self.refresh()
         self.metricAdded.emit({"name": spec, "state": "ready", "reason": "", "lower_better": lower_better,
                                "source": "torchscript", "bounds": (low, high),
                                "plugin": f"torchscript file {Path(path).resolve()}"})
