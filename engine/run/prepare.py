@@ -323,7 +323,9 @@ def prepare(exp: Experiment, store: Any, *, backend: Any = None, presets: str | 
         exp = apply_budget(exp, exp.budget, path, runtime, log)
     from engine.plugins.records import spec_files
 
-    exp = replace(exp, plugins=spec_files(exp))  # the spec records where plug-in components came from
+    files = spec_files(exp)
+    if files != exp.plugins:  # the spec records where plug-in components came from
+        exp = replace(exp, plugins=files)
     items = exp.items()
     done = store.done_item_ids(exp.id)
     pending = [it for it in items if it.id not in done]
