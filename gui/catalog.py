@@ -12,11 +12,16 @@ STATE_ORDER = {"ready": 0, "needs-download": 1, "unavailable": 2}
 
 
 def scan_metrics() -> list[dict[str, Any]]:
-    """Every selectable metric: name, state, reason, lower_better, source (ready first)."""
+    """Every selectable metric: name, state, reason, lower_better, source (ready first).
+
+    ``torchscript`` is not listed bare: it needs its file, so Tools → Plug-ins… adds it
+    with its parameters (:meth:`gui.experiment_panel.ExperimentPanel.add_metric_entry`)."""
     from engine.metrics import list_metrics, metric_info
 
     out = []
     for name in list_metrics():
+        if name == "torchscript":
+            continue
         try:
             info = metric_info(name)
             av = info.get("availability")
