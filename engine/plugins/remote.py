@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.plugins.errors import PluginError
-from engine.plugins.loader import load_entry_points, load_path
+from engine.plugins.loader import load_entry_points, load_path, unload
 
 #: where workers write the plug-in files they are sent
 CACHE = Path(tempfile.gettempdir()) / "iqa-lab-plugins"
@@ -30,6 +30,7 @@ class WorkerPlugins:
         self._entry_points = False
         self.problems: list[str] = []   # files or packages that did not load here
         self.needed: dict[tuple[str, str], str] = {}  # (kind, name) → which plug-in provides it
+        self._files: dict[str, tuple[str, list[Any]]] = {}  # driver's path → (sha256, records here)
 
     def load(self, payload: dict[str, Any]) -> list[str]:
         """Load what ``payload`` (:func:`~engine.plugins.records.ray_payload`) names; the
@@ -40,8 +41,15 @@ class WorkerPlugins:
             _, errors = load_entry_points()
             self.problems += [str(e) for e in errors]
         for f in payload.get("files", []):
+            old = self._files.get(f["source"])
+            if old is not None and old[0] == f["sha256"]:
+                continue
+            if old is not None:  # edited on the driver since: its new version replaces it
+                for rec in old[1]:
+                    unload(rec)
+                del self._files[f["source"]]
             try:
-                load_path(_materialise(f))
+                self._files[f["source"]] = (f["sha256"], load_path(_materialise(f)))
             except PluginError as exc:
                 self.problems.append(f"plug-in file {f['source']} does not load here: {exc}")
         for pkg in payload.get("packages", []):
