@@ -11,6 +11,7 @@ Example:
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,9 @@ class TorchScriptMetric(Metric):
         if not file.is_file():
             raise MetricError(f"torchscript: {file}: no such file")
         try:
-            self.model = torch.jit.load(str(file), map_location="cpu").eval()
+            with warnings.catch_warnings():  # torch ≥ 2.9 deprecates TorchScript; the user chose it
+                warnings.simplefilter("ignore", FutureWarning)
+                self.model = torch.jit.load(str(file), map_location="cpu").eval()
         except Exception as exc:  # noqa: BLE001 - a bad file is the user's message
             raise MetricError(f"torchscript: {file} is not a TorchScript file "
                               f"(save one with torch.jit.save(torch.jit.script(model), path)): "

@@ -33,6 +33,31 @@ def spec_files(exp: Experiment) -> list[str]:
     return files
 
 
+def code(exp: Experiment) -> dict[str, str]:
+    """``kind:label`` → the sha256 of the plug-in file (or TorchScript model) computing it,
+    or ``package VERSION`` of an installed plug-in: what ``exp.plugin_code`` records."""
+    out: dict[str, str] = {}
+    for kind, spec in components(exp):
+        rec = origin_of(kind, spec.name)
+        if rec is not None:
+            out[f"{kind}:{spec.label}"] = rec.sha256 or f"{rec.source} {rec.version or ''}".strip()
+        path = str(spec.params.get("path") or "") if kind == "metric" and spec.name == "torchscript" else ""
+        if path and Path(path).expanduser().is_file():
+            out[f"{kind}:{spec.label}"] = file_hash(Path(path).expanduser())
+    return out
+
+
+def recorded(exp: Experiment) -> Experiment:
+    """``exp`` with the plug-in files it uses in ``plugins`` and their code in
+    ``plugin_code`` (``exp`` itself when nothing changes)."""
+    from dataclasses import replace
+
+    files, versions = spec_files(exp), code(exp)
+    if files == exp.plugins and versions == exp.plugin_code:
+        return exp
+    return replace(exp, plugins=files, plugin_code=versions)
+
+
 def manifest(exp: Experiment) -> list[dict[str, Any]]:
     """The manifest's ``plugins``: each plug-in ``exp`` uses (name, version or file hash)
     and each TorchScript model file it scores with (its hash)."""

@@ -321,11 +321,9 @@ def prepare(exp: Experiment, store: Any, *, backend: Any = None, presets: str | 
         runtime = getattr(backend, "runtime", None) or Runtime(exp.device)
         path = Path(presets) if presets else Path(store.path).parent / PRESETS_NAME
         exp = apply_budget(exp, exp.budget, path, runtime, log)
-    from engine.plugins.records import spec_files
+    from engine.plugins.records import recorded
 
-    files = spec_files(exp)
-    if files != exp.plugins:  # the spec records where plug-in components came from
-        exp = replace(exp, plugins=files)
+    exp = recorded(exp)  # the plug-in files it uses and their code (part of its identity)
     items = exp.items()
     done = store.done_item_ids(exp.id)
     pending = [it for it in items if it.id not in done]

@@ -148,6 +148,10 @@ class Experiment:
             runs; a run records here the files its plug-in components came from (their
             hashes go to the store's manifest). Not part of the identity: the
             components' names and parameters are.
+        plugin_code: component (``kind:label``) → the code that computes it: a plug-in
+            file's (or a TorchScript model's) sha256, or a package's name and version.
+            Part of the identity, so after editing a plug-in its items run again instead
+            of being resumed; set by the pre-run path (``engine.run.prepare``).
     """
 
     images: list[str]
@@ -167,6 +171,7 @@ class Experiment:
     study: str | None = None
     protocol: str = "lab"
     plugins: list[str] = field(default_factory=list)
+    plugin_code: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_protocol(self.protocol)
@@ -213,8 +218,8 @@ class Experiment:
         d = self.to_dict()
         for k in ("device", "save_images", "batch_size", "plugins"):
             d.pop(k, None)
-        for k in ("budget", "study"):  # ids of experiments from before these fields stay the same
-            if d.get(k) is None:
+        for k in ("budget", "study", "plugin_code"):  # ids of experiments from before these fields stay the same
+            if not d.get(k):
                 d.pop(k, None)
         if d.get("protocol") == "lab":  # likewise: the protocol all earlier experiments used
             d.pop("protocol")

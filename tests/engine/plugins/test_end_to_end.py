@@ -201,3 +201,24 @@ def test_builtins_still_run_after_a_bad_plugin(tmp_path, photo_folder, capsys):
     assert main(["run", str(photo_folder), "--metric", "niqe", "--attack", "ifgsm:iters=1", "--defence", "jpeg",
                  "--out", str(out), "--device", "cpu", "-q"]) == EXIT_OK
     assert len(_rows(out)) == 3 * 2 and not any(r.get("error") for r in _rows(out))
+
+
+def test_an_edited_plugin_is_computed_again_not_resumed(small_photos, plugin_files, tmp_path):
+    out = tmp_path / "out"
+    args = ("--plugin", str(plugin_files["metric"]), "--metric", "p-sharp", "--attack", "ifgsm:iters=1",
+            "--defence", "none")
+    assert _run(small_photos, out, *args) == EXIT_OK
+    assert _run(small_photos, out, *args) == EXIT_OK  # unchanged: resumed, nothing new
+    with ResultStore(out / "results.sqlite") as store:
+        [first] = store.experiments()
+        code = store.experiment(first["id"]).plugin_code
+    assert code == {"metric:p-sharp": file_hash(plugin_files["metric"])}
+    path = plugin_files["metric"]
+    path.write_text(path.read_text().replace("1.0 - torch.exp(", "0.5 - 0.5 * torch.exp("), encoding="utf-8")
+    assert _run(small_photos, out, *args) == EXIT_OK
+    with ResultStore(out / "results.sqlite") as store:
+        experiments = store.experiments()
+        assert len(experiments) == 2  # the edited code made a new experiment, computed afresh
+        latest = store.experiment(None)
+        assert latest.plugin_code == {"metric:p-sharp": file_hash(path)}
+        assert len(store.rows(latest.id)) == 2
