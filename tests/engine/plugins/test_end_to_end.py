@@ -167,6 +167,11 @@ def test_list_shows_where_a_plugin_comes_from(plugin_files, entry_point_dist, ca
     assert by["ep-sharp"]["plugin"] == "package iqa-lab-test-pkg 1.2"
     assert by["jpeg"]["plugin"] is None and by["niqe"]["plugin"] is None
     assert [p["name"] for p in by["p-tv"]["params"]] == ["weight", "steps", "step"]
+    assert main(["list", "--plugin", str(plugin_files["defence"])]) == EXIT_OK
+    text = capsys.readouterr().out.splitlines()
+    at = next(i for i, line in enumerate(text) if line.startswith("p-tv "))
+    assert text[at + 1].strip() == f"plug-in: file {plugin_files['defence']}"
+    assert text[at + 2].strip() == "weight=0.05; steps=20; step=51/255"
 
 
 @pytest.mark.parametrize("command", [["list"], ["export", "x", "--out", "y"], ["report", "x", "--out", "y"],
