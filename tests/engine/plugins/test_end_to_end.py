@@ -58,7 +58,7 @@ def test_file_plugins_run_end_to_end(small_photos, plugin_files, tmp_path):
     assert {s["metric"] for s in _summary(out)} == {"p-sharp"}
     manifest = _manifest(out)
     recorded = {p["source"]: p for p in manifest["plugins"]}
-    for kind, path in plugin_files.items():
+    for path in plugin_files.values():
         assert recorded[str(path)]["sha256"] == file_hash(path)
         assert recorded[str(path)]["way"] == "file"
     assert sorted(manifest["spec"]["plugins"]) == sorted(str(p) for p in plugin_files.values())

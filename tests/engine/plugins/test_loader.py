@@ -10,7 +10,15 @@ import pytest
 import torch
 
 from engine.api import ATTACKS, DEFENCES, METRICS
-from engine.plugins import (PluginError, env_paths, isolated, load_entry_points, load_path, loaded, origin_of)
+from engine.plugins import (
+    PluginError,
+    env_paths,
+    isolated,
+    load_entry_points,
+    load_path,
+    loaded,
+    origin_of,
+)
 from engine.plugins.loader import file_hash
 from tests.engine.plugins.conftest import write_plugin
 

@@ -17,7 +17,7 @@ def _exp(**kw) -> Experiment:
 
 
 def test_sent_sources_load_and_an_edited_file_replaces_its_old_version(tmp_path, monkeypatch):
-    import engine.plugins.remote as remote
+    from engine.plugins import remote
 
     monkeypatch.setattr(remote, "CACHE", tmp_path / "cache")
     path = write_plugin(tmp_path, "defence", "sent-tv")
