@@ -27,7 +27,7 @@ What is promised:
   ``register(name)`` decorator adds a component under ``name``;
 * :class:`Availability` (``ready``, ``needs-download``, ``unavailable`` with a reason),
   which a component's ``availability()`` returns;
-* helpers: :func:`check_image_batch` (shape and range of a :math:`(B, 3, H, W)` batch in
+* helpers: :func:`check_image_batch` (that an input is a :math:`(B, 3, H, W)` tensor; values are in
   [0, 1]), :func:`attack_loss` (MSU's loss), :func:`derive_seed` (a seed from a master
   seed and identity parts) and :func:`rand_per_image` (per-image seeded draws); for an
   attack's loop :func:`loss_and_grad` (scores, MSU loss and its gradient at an iterate)
