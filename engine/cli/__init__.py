@@ -1,4 +1,4 @@
-"""Headless command line: ``run``, ``list``, ``export``, ``check``, ``calibrate``, ``report``, ``train-*``.
+"""Headless command line: ``run``, ``list``, ``export``, ``check``, ``calibrate``, ``report``, ``train-*``, ``new-plugin``.
 
 One module per command (``engine/cli/<command>.py``, each with ``add_parser`` and its
 ``cmd_*``); this module builds the parser and runs the command inside the one error
