@@ -461,6 +461,9 @@ class MainWindow(QMainWindow):
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             metrics.addItem(item)
         item.setCheckState(Qt.CheckState.Checked)
+        if all(e["name"] != spec for e in self.panel.extra_metrics):  # kept when the metrics are scanned again
+            self.panel.extra_metrics.append({"name": spec, "state": "ready", "reason": "", "lower_better": None,
+                                             "source": "trained weights"})
         self.panel.tabs.setCurrentIndex(0)
         self.log.log("info", f"metric added: {spec}")
 

@@ -139,3 +139,14 @@ def test_a_torchscript_metric_from_the_dialog_is_attacked(qtbot, make_window, se
     assert len(rows) == 1 and rows[0]["attacked"] > rows[0]["clear"]
     [ts] = ResultStore(w.store_path, readonly=True).manifest(w.exp_id)["plugins"]
     assert ts["way"] == "torchscript" and ts["source"] == str(torchscript_file)
+
+
+def test_metrics_added_with_parameters_survive_the_rescan_after_a_plugin_load(qtbot, make_window, settings,
+                                                                             plugin_files):
+    w = make_window(settings)
+    w.use_robust_metric("linearity:weights=/tmp/robust.pt")
+    dlg = w.open_plugins()
+    assert dlg.load(plugin_files["metric"])  # the metric list is scanned again
+    qtbot.waitUntil(lambda: "p-sharp" in _metric_names(w), timeout=60_000)
+    assert "linearity:weights=/tmp/robust.pt" in _metric_names(w)
+    assert "linearity:weights=/tmp/robust.pt" in w.panel.checked_metrics()
