@@ -27,13 +27,19 @@ What is promised:
   ``register(name)`` decorator adds a component under ``name``;
 * :class:`Availability` (``ready``, ``needs-download``, ``unavailable`` with a reason),
   which a component's ``availability()`` returns;
-* helpers: :func:`check_image_batch` (shape and range of a :math:`(B, 3, H, W)` batch in
+* helpers: :func:`check_image_batch` (that an input is a :math:`(B, 3, H, W)` tensor; values are in
   [0, 1]), :func:`attack_loss` (MSU's loss), :func:`derive_seed` (a seed from a master
-  seed and identity parts) and :func:`rand_per_image` (per-image seeded draws).
+  seed and identity parts) and :func:`rand_per_image` (per-image seeded draws); for an
+  attack's loop :func:`loss_and_grad` (scores, MSU loss and its gradient at an iterate)
+  and :class:`IterateTracker` (the step records, the best iterate, the outcome).
+
+How a plug-in is loaded and the rules a component keeps (shapes, value range, seeds,
+``lower_better``, bounds, batch safety): ``docs/plugins.md``; a working file of each
+kind: ``python main.py new-plugin metric|attack|defence NAME``.
 """
 from __future__ import annotations
 
-from engine.attacks.base import ATTACKS, Attack, AttackOutcome, rand_per_image
+from engine.attacks.base import ATTACKS, Attack, AttackOutcome, IterateTracker, loss_and_grad, rand_per_image
 from engine.core.events import StepRecord
 from engine.core.seeds import derive_seed
 from engine.defences.base import DEFENCES, Defence
@@ -41,7 +47,7 @@ from engine.metrics.base import METRICS, Availability, Metric, attack_loss, chec
 from engine.spec.params import ParamError, param
 
 __all__ = [
-    "ATTACKS", "Attack", "AttackOutcome", "Availability", "DEFENCES", "Defence", "METRICS", "Metric",
-    "ParamError", "StepRecord", "attack_loss", "check_image_batch", "derive_seed", "param",
-    "rand_per_image",
+    "ATTACKS", "Attack", "AttackOutcome", "Availability", "DEFENCES", "Defence", "IterateTracker", "METRICS",
+    "Metric", "ParamError", "StepRecord", "attack_loss", "check_image_batch", "derive_seed", "loss_and_grad",
+    "param", "rand_per_image",
 ]

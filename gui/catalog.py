@@ -12,11 +12,16 @@ STATE_ORDER = {"ready": 0, "needs-download": 1, "unavailable": 2}
 
 
 def scan_metrics() -> list[dict[str, Any]]:
-    """Every selectable metric: name, state, reason, lower_better, source (ready first)."""
+    """Every selectable metric: name, state, reason, lower_better, source (ready first).
+
+    ``torchscript`` is not listed bare: it needs its file, so Tools → Plug-ins… adds it
+    with its parameters (:meth:`gui.experiment_panel.ExperimentPanel.add_metric_entry`)."""
     from engine.metrics import list_metrics, metric_info
 
     out = []
     for name in list_metrics():
+        if name == "torchscript":
+            continue
         try:
             info = metric_info(name)
             av = info.get("availability")
@@ -24,7 +29,7 @@ def scan_metrics() -> list[dict[str, Any]]:
             reason = getattr(av, "reason", "")
             out.append({"name": name, "state": state, "reason": reason,
                         "lower_better": info.get("lower_better"), "source": info.get("source", ""),
-                        "bounds": info.get("bounds")})
+                        "bounds": info.get("bounds"), "plugin": info.get("plugin")})
         except Exception as exc:  # noqa: BLE001 - one broken entry must not hide the rest
             out.append({"name": name, "state": "unavailable", "reason": f"{type(exc).__name__}: {exc}",
                         "lower_better": None, "source": "", "bounds": None})

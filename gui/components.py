@@ -92,6 +92,35 @@ def _first_doc_line(cls: type) -> str:
     return description(cls)
 
 
+def _list_item(name: str, cls: type) -> QListWidgetItem:
+    """A checkable entry: the tooltip has the first doc line, where a plug-in comes from,
+    and why the component cannot run here (then it is disabled)."""
+    item = QListWidgetItem(name)
+    item.setData(Qt.ItemDataRole.UserRole, name)
+    item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+    item.setCheckState(Qt.CheckState.Unchecked)
+    tip = _first_doc_line(cls)
+    plugin = getattr(cls, "plugin", None)
+    if plugin:
+        item.setText(f"{name}  (plug-in)")
+        tip += f"\nplug-in: {plugin}"
+    avail = getattr(cls, "availability", None)
+    if callable(avail):
+        try:
+            a = avail()
+        except Exception as exc:  # noqa: BLE001 - show, don't crash
+            a = None
+            tip += f"\nunavailable: {exc}"
+            item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
+        if a is not None and a.state != "ready":
+            item.setText(f"{name}  ({a.state})")
+            tip += f"\n{a.state}: {a.reason}"
+            if a.state == "unavailable":
+                item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
+    item.setToolTip(tip)
+    return item
+
+
 class ComponentPicker(QWidget):
     """Checkable list of a registry's components with a per-component editor below.
 
@@ -107,6 +136,7 @@ class ComponentPicker(QWidget):
     def __init__(self, title: str, classes: dict[str, type], hidden: tuple[str, ...] = (),
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.hidden = hidden
         self.classes = {n: c for n, c in sorted(classes.items()) if n not in hidden}
         self.choices = {n: ComponentChoice(n) for n in self.classes}
         self._forms: dict[str, ParamForm] = {}
@@ -120,26 +150,7 @@ class ComponentPicker(QWidget):
         self.list.setAlternatingRowColors(True)
         self.list.setMinimumHeight(70)
         for name, cls in self.classes.items():
-            item = QListWidgetItem(name)
-            item.setData(Qt.ItemDataRole.UserRole, name)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Unchecked)
-            tip = _first_doc_line(cls)
-            avail = getattr(cls, "availability", None)
-            if callable(avail):
-                try:
-                    a = avail()
-                except Exception as exc:  # noqa: BLE001 - show, don't crash
-                    a = None
-                    tip += f"\nunavailable: {exc}"
-                    item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
-                if a is not None and a.state != "ready":
-                    item.setText(f"{name}  ({a.state})")
-                    tip += f"\n{a.state}: {a.reason}"
-                    if a.state == "unavailable":
-                        item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
-            item.setToolTip(tip)
-            self.list.addItem(item)
+            self.list.addItem(_list_item(name, cls))
         lay.addWidget(self.list, 1)
 
         self.editor_title = QLabel()
@@ -167,6 +178,34 @@ class ComponentPicker(QWidget):
         self.preset.currentIndexChanged.connect(self._on_preset)
         if self.list.count():
             self.list.setCurrentRow(0)
+
+    def sync(self, classes: dict[str, type]) -> list[str]:
+        """Follow the registry after plug-ins were loaded or unloaded: new components get
+        an item (in name order), gone ones lose theirs; the names added."""
+        classes = {n: c for n, c in classes.items() if n not in self.hidden}
+        added = sorted(set(classes) - set(self.classes))
+        for name in set(self.classes) - set(classes):
+            item = self._item(name)
+            if item is not None:
+                self.list.takeItem(self.list.row(item))
+            self.choices.pop(name, None)
+            form = self._forms.pop(name, None)
+            if form is not None:
+                self.stack.removeWidget(form)
+        for name in set(classes) & set(self.classes):
+            if classes[name] is not self.classes[name]:  # reloaded: a fresh editor
+                form = self._forms.pop(name, None)
+                if form is not None:
+                    self.stack.removeWidget(form)
+        self.classes = dict(sorted(classes.items()))
+        for name in added:
+            self.choices[name] = ComponentChoice(name)
+            row = sorted(self.classes).index(name)
+            self.list.insertItem(row, _list_item(name, self.classes[name]))
+        if self.list.currentItem() is None and self.list.count():
+            self.list.setCurrentRow(0)
+        self.changed.emit()
+        return added
 
     # ---- state ---------------------------------------------------------------------------
     def current_name(self) -> str | None:

@@ -62,6 +62,9 @@ class ExperimentPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.metric_info: dict[str, dict[str, Any]] = {}
+        self._scanned: list[dict[str, Any]] = []
+        #: metrics given with their parameters (a TorchScript file), kept across rescans
+        self.extra_metrics: list[dict[str, Any]] = []
         self._pending_metric_state: list[str] | None = None
         self._running = False
         self._shown_output = ""
@@ -292,13 +295,16 @@ class ExperimentPanel(QWidget):
         """Fill the metric list from :func:`gui.catalog.scan_metrics` output."""
         checked = self._pending_metric_state if self._pending_metric_state is not None else self.checked_metrics()
         self._pending_metric_state = None
+        self._scanned = list(entries)
+        entries = [*entries, *(e for e in self.extra_metrics if e["name"] not in {x["name"] for x in entries})]
         self.metric_info = {e["name"]: e for e in entries}
         self.metrics.blockSignals(True)
         self.metrics.clear()
         order = {"ready": 0, "needs-download": 1}   # grouped: what runs here first
         for e in sorted(entries, key=lambda e: order.get(e["state"], 2)):
             state = e["state"]
-            item = QListWidgetItem(f"{e['name']}  —  {STATE_TEXT.get(state, state)}")
+            tag = "  (plug-in)" if e.get("plugin") else ""
+            item = QListWidgetItem(f"{e['name']}{tag}  —  {STATE_TEXT.get(state, state)}")
             item.setData(Qt.ItemDataRole.UserRole, e["name"])
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Checked if e["name"] in checked else Qt.CheckState.Unchecked)
@@ -308,6 +314,8 @@ class ExperimentPanel(QWidget):
                 tip.append("lower is better" if e["lower_better"] else "higher is better")
             if e.get("source"):
                 tip.append(f"source: {e['source']}")
+            if e.get("plugin"):
+                tip.append(f"plug-in: {e['plugin']}")
             if e.get("reason"):
                 tip.append(f"{STATE_TEXT.get(state, state)}: {e['reason']}")
             item.setToolTip("\n".join(tip))
@@ -320,6 +328,14 @@ class ExperimentPanel(QWidget):
         self.metrics_note.setText(f"{ready} ready · {len(entries) - ready} need a download or are unavailable "
                                   "(hover for the reason)")
         self.changed.emit()
+
+    def add_metric_entry(self, entry: dict[str, Any], checked: bool = True) -> None:
+        """A metric given with its parameters (``torchscript:path=…``), listed beside the
+        scanned ones (and kept when they are scanned again)."""
+        self.extra_metrics = [e for e in self.extra_metrics if e["name"] != entry["name"]] + [entry]
+        keep = self.checked_metrics() + ([entry["name"]] if checked else [])
+        self._pending_metric_state = keep
+        self.set_metrics(self._scanned)
 
     def _filter_metrics(self, *_: object) -> None:
         """With "ready only", only the metrics that run here (and any ticked one) are listed."""

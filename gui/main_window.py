@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.aggregate_plots import GainPerDefencePlot, QualityGainPlot
-from gui.catalog import scan_metrics
+from gui.catalog import attack_classes, defence_classes, scan_metrics
 from gui.curves import LiveCurves
 from gui.elided_label import ElidedLabel
 from gui.experiment_panel import DEFAULT_EXPERIMENT, ExperimentPanel
@@ -33,6 +33,7 @@ from gui.item_display import ItemDisplay
 from gui.leaderboard_panel import LeaderboardPanel
 from gui.log_panel import LogBridge, LogPanel
 from gui.menus import build_menus
+from gui.plugins_dialog import PluginsDialog, startup_plugins
 from gui.results_view import ResultsView
 from gui.run_control import RunControl
 from gui.session import Session
@@ -70,10 +71,13 @@ class MainWindow(QMainWindow):
         self.session = Session(default_output_dir)
         self.pool = BackgroundPool(self)
         self.fcn_dialog: FCNTrainDialog | None = None
+        self.plugins_dialog: PluginsDialog | None = None
         self.robust_dialog = None  # gui.robust_training_dialog.RobustTrainDialog, made on first use
         self._needs_default_splits = False
         self._closing = False
 
+        # before the component lists are built: installed plug-ins and IQA_LAB_PLUGINS
+        self.plugins_loaded, self.plugin_errors = startup_plugins()
         self._build_widgets()
         self.display = ItemDisplay(self.session, self.inspector, self, self.pool)
         self.files = FileActions(self.session, self, self.pool)
@@ -85,6 +89,11 @@ class MainWindow(QMainWindow):
         self.log_bridge = LogBridge(self)
         self.log_bridge.message.connect(self.log.log)
         self.log_bridge.install()
+        for rec in self.plugins_loaded:
+            self.log.log("info", f"loaded plug-in {rec.label}: "
+                                 + ", ".join(f"{k} {n}" for k, n in rec.components))
+        for line in self.plugin_errors:
+            self.log.log("error", line)
         if scan:
             self.rescan_metrics()
         QTimer.singleShot(0, self.freeze_startup_objects)
@@ -381,6 +390,26 @@ class MainWindow(QMainWindow):
         return self.files.build_report(folder)
 
     # ======================================================================== FCN training
+    def open_plugins(self) -> PluginsDialog:
+        """Tools → Plug-ins…: load plug-in files, see what they registered and their errors."""
+        if self.plugins_dialog is None:
+            self.plugins_dialog = PluginsDialog(self)
+            self.plugins_dialog.loaded.connect(self.follow_registries)
+            self.plugins_dialog.metricAdded.connect(self.panel.add_metric_entry)
+            self.plugins_dialog.message.connect(self.log.log)
+            self.plugins_dialog.show_errors(self.plugin_errors)
+        self.plugins_dialog.refresh()
+        self.plugins_dialog.show()
+        self.plugins_dialog.raise_()
+        return self.plugins_dialog
+
+    @Slot()
+    def follow_registries(self) -> None:
+        """The attack and defence lists follow the registries; the metrics are scanned again."""
+        self.panel.attacks.sync(attack_classes())
+        self.panel.defences.sync(defence_classes())
+        self.rescan_metrics()
+
     def open_fcn_training(self) -> FCNTrainDialog:
         """Show the FCN training window, offering this window's folder, metrics and output."""
         if self.fcn_dialog is None:
@@ -432,6 +461,9 @@ class MainWindow(QMainWindow):
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             metrics.addItem(item)
         item.setCheckState(Qt.CheckState.Checked)
+        if all(e["name"] != spec for e in self.panel.extra_metrics):  # kept when the metrics are scanned again
+            self.panel.extra_metrics.append({"name": spec, "state": "ready", "reason": "", "lower_better": None,
+                                             "source": "trained weights"})
         self.panel.tabs.setCurrentIndex(0)
         self.log.log("info", f"metric added: {spec}")
 

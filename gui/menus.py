@@ -44,6 +44,7 @@ def build_menus(w: Any) -> None:
     r.addSeparator()
     add_study_menu(w, r)
     t = w.menuBar().addMenu("&Tools")
+    w.plugins_action = t.addAction("Plug-ins…", w.open_plugins)
     w.train_fcn_action = t.addAction("Train FCN filter…", w.open_fcn_training)
     w.train_robust_action = t.addAction("Train robust metric…", w.open_robust_training)
     v = w.menuBar().addMenu("&View")

@@ -70,8 +70,10 @@ def stored_timings(store_path: Path | None) -> dict[tuple[str, str], list[float]
 
 def make_plan(exp: Experiment, store_path: Path | None, metric_info: dict[str, dict[str, Any]]) -> Plan:
     """What running ``exp`` into ``store_path`` would do."""
+    from engine.plugins.records import recorded
     from engine.store.db import ResultStore
 
+    exp = recorded(exp)  # as the run will: plug-in code is part of the identity
     items = exp.items()
     done: set[str] = set()
     if store_path is not None and Path(store_path).exists():

@@ -25,7 +25,7 @@ from typing import Any, Callable, ClassVar, Generator, Union
 import torch
 
 from engine.core.events import StepRecord
-from engine.metrics.base import Metric, attack_loss
+from engine.metrics.base import Metric, PluginOutputError, attack_loss, defined_at
 from engine.spec.params import make_params, param, param_specs, params_to_dict
 from engine.spec.registry import Registry
 
@@ -90,6 +90,8 @@ class Attack:
     #: whether images attacked together in a batch get what each gets alone (per-image
     #: random draws, no coupling through the optimiser); when False, batch 1 is used
     batchable: ClassVar[bool] = True
+    #: set by the plug-in loader: a plug-in attack's outcome is checked (shape, finite)
+    plugin: ClassVar[str | None] = None
 
     def __init__(self, params: Any = None, **overrides: Any) -> None:
         if params is None or isinstance(params, dict):
@@ -123,6 +125,24 @@ class Attack:
                  generator: Generators = None) -> AttackOutcome:
         """Run to completion and return the outcome (convenience)."""
         return run_to_end(self.run(x, metric, generator=generator))
+
+
+def check_plugin_outcome(attack: Attack, x: torch.Tensor, outcome: Any) -> None:
+    """A plug-in attack returns an :class:`AttackOutcome` whose image is a finite batch
+    shaped like its input.
+
+    Raises:
+        PluginOutputError: naming the attack's ``run`` (file and line).
+    """
+    where = f"{defined_at(type(attack).run)}: attack {attack.name!r} ({attack.plugin})"
+    if not isinstance(outcome, AttackOutcome):
+        raise PluginOutputError(f"{where} returned {type(outcome).__name__}; run must `return AttackOutcome(...)`")
+    img = outcome.image
+    if not isinstance(img, torch.Tensor) or tuple(img.shape) != tuple(x.shape):
+        shape = tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__
+        raise PluginOutputError(f"{where} returned an image of {shape} for an input of {tuple(x.shape)}")
+    if not bool(torch.isfinite(img.detach()).all()):
+        raise PluginOutputError(f"{where} returned an image with pixels that are not finite (NaN or inf)")
 
 
 def run_to_end(gen: AttackRun) -> AttackOutcome:

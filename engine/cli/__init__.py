@@ -1,4 +1,4 @@
-"""Headless command line: ``run``, ``list``, ``export``, ``check``, ``calibrate``, ``report``, ``train-*``.
+"""Headless command line: ``run``, ``list``, ``export``, ``check``, ``calibrate``, ``report``, ``train-*``, ``new-plugin``.
 
 One module per command (``engine/cli/<command>.py``, each with ``add_parser`` and its
 ``cmd_*``); this module builds the parser and runs the command inside the one error
@@ -9,7 +9,11 @@ failed, 2 bad usage, 3 nothing computed, 4 store unreadable, 5 disk full, 6 weig
 missing, 70 internal error, 130 interrupted).
 
 Start-up: building the parser imports no torch and no component; each command imports
-what it needs when it runs.
+what it needs when it runs. Before any command runs, the plug-ins are loaded
+(:func:`engine.cli.common.load_plugins`): installed packages' entry points, the files
+in ``IQA_LAB_PLUGINS`` and every ``--plugin PATH``; one that fails stops the command
+with its one line (file and line) and exit code 2 (a broken installed package only
+warns: the rest of the lab still runs).
 """
 from __future__ import annotations
 
@@ -17,12 +21,14 @@ import argparse
 import sys
 from typing import Sequence
 
+from engine.cli.common import add_plugin_option, load_plugins
 from engine.core.errors import EXIT_USAGE, describe, epilog
 
 
 def make_parser() -> argparse.ArgumentParser:
     """The parser of every command (light: nothing heavy is imported)."""
-    from engine.cli import calibrate, check, export, listing, report, run, train_fcn, train_robust, train_uap
+    from engine.cli import (calibrate, check, export, listing, new_plugin, report, run, train_fcn, train_robust,
+                            train_uap)
 
     p = argparse.ArgumentParser(prog="main.py", description=(
         "Adversarial robustness lab for no-reference image-quality metrics. "
@@ -32,8 +38,10 @@ def make_parser() -> argparse.ArgumentParser:
     for add in (run.add_parser, listing.add_parser, export.add_parser, check.add_parser,
                 report.add_report_parser, train_fcn.add_train_fcn_parser, train_robust.add_train_robust_parser,
                 train_uap.add_train_uap_parser,
-                calibrate.add_parser):
+                calibrate.add_parser, new_plugin.add_parser):
         add(sub)
+    for command in sub.choices.values():
+        add_plugin_option(command)
     return p
 
 
@@ -45,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
+        load_plugins(getattr(args, "plugin", None))
         return int(args.func(args) or 0)
     except (SystemExit, GeneratorExit):
         raise

@@ -2,22 +2,25 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from engine.core.errors import UsageError
 
 
 def split_names(values: list[str] | None) -> list[str]:
-    """``--metric a,b --metric c`` → [a, b, c]; commas inside ``[...]`` are kept."""
+    """``--metric a,b --metric c`` → [a, b, c]; commas inside ``[...]`` are kept, and so
+    is a comma followed by a number (a value such as ``range=0,1``: names start with a
+    letter)."""
     out: list[str] = []
     for v in values or []:
         depth, cur = 0, ""
-        for ch in v:
+        for i, ch in enumerate(v):
             if ch == "[":
                 depth += 1
             elif ch == "]":
                 depth -= 1
-            if ch == "," and depth == 0:
+            if ch == "," and depth == 0 and v[i + 1:i + 2] not in tuple("0123456789-+."):
                 if cur.strip():
                     out.append(cur.strip())
                 cur = ""
@@ -68,3 +71,24 @@ def batch_size(text: str):
         return parse_batch_size(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_plugin_option(parser: argparse.ArgumentParser) -> None:
+    """``--plugin PATH`` (repeatable), which every command takes."""
+    parser.add_argument("--plugin", action="append", metavar="PATH", default=None,
+                        help="load a plug-in file or folder first (metrics, attacks, defences of your own; "
+                             "see docs/plugins.md); IQA_LAB_PLUGINS lists more, os.pathsep-separated")
+
+
+def load_plugins(paths: list[str] | None) -> None:
+    """Installed plug-in packages (a broken one warns), then ``IQA_LAB_PLUGINS`` and ``paths``.
+
+    Raises:
+        engine.plugins.PluginError: a file or folder does not load (exit code 2).
+    """
+    from engine.plugins import env_paths, load_entry_points, load_paths
+
+    _, errors = load_entry_points()
+    for exc in errors:
+        print(f"warning: {exc} (skipped; the rest of the lab runs)", file=sys.stderr)
+    load_paths(env_paths() + list(paths or []))

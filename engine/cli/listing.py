@@ -20,6 +20,14 @@ def _spec_dict(s: ParamSpec) -> dict[str, Any]:
     return d
 
 
+def _origin(kind: str, name: str) -> str | None:
+    """``file PATH`` or ``package NAME VERSION`` of a plug-in's component, else None."""
+    from engine.plugins import origin_of
+
+    rec = origin_of(kind, name)
+    return rec.label if rec is not None else None
+
+
 def catalogue() -> dict[str, list[dict[str, Any]]]:
     from engine.attacks import ATTACKS
     from engine.defences import DEFENCES
@@ -31,7 +39,7 @@ def catalogue() -> dict[str, list[dict[str, Any]]]:
         av = info["availability"]
         metrics.append({"name": name, "lower_better": info.get("lower_better"), "bounds": info.get("bounds"),
                         "differentiable": info.get("differentiable"), "source": info.get("source"),
-                        "status": av.state, "reason": av.reason,
+                        "status": av.state, "reason": av.reason, "plugin": _origin("metric", name),
                         "params": [_spec_dict(s) for s in metric_params(name)]})
     attacks = []
     for name in ATTACKS.names():
@@ -39,14 +47,16 @@ def catalogue() -> dict[str, list[dict[str, Any]]]:
         attacks.append({"name": name, "doc": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
                         "params": [_spec_dict(s) for s in cls.param_specs()],
                         "presets": list(cls.presets), "universal": cls.universal,
-                        "strength_param": getattr(cls, "strength_param", None), "status": "ready"})
+                        "strength_param": getattr(cls, "strength_param", None), "status": "ready",
+                        "plugin": _origin("attack", name)})
     defences = []
     for name in DEFENCES.names():
         cls = DEFENCES.get(name)
         av = cls.availability()
         defences.append({"name": name, "params": [_spec_dict(s) for s in cls.param_specs()],
                          "presets": list(cls.presets), "differentiable": cls.differentiable,
-                         "random": cls.random, "status": av.state, "reason": av.reason})
+                         "random": cls.random, "status": av.state, "reason": av.reason,
+                         "plugin": _origin("defence", name)})
     return {"metrics": metrics, "attacks": attacks, "defences": defences}
 
 
@@ -79,6 +89,8 @@ def describe_all(as_json: bool = False) -> str:
                 extra += [x for x, on in (("differentiable", c["differentiable"]), ("random", c["random"])) if on]
             head = f"{c['name']:<22} [{status}]"
             lines.append(head + (f"  ({', '.join(extra)})" if extra else ""))
+            if c.get("plugin"):
+                lines.append(f"    plug-in: {c['plugin']}")
             if c.get("reason"):
                 lines.append(f"    {status}: {c['reason']}")
             if c["params"]:

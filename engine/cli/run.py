@@ -116,10 +116,10 @@ def build_experiment(args: argparse.Namespace):
         raise UsageError("no metric given (--metric NAME, see `main.py list`)")
     if not attacks:
         raise UsageError("no attack given (--attack NAME, see `main.py list`)")
-    fields = {k: v for k, v in cfg.items() if k not in ("metrics", "attacks", "defences", "images", "root")}
+    fields = {k: v for k, v in cfg.items() if k not in ("metrics", "attacks", "defences", "images", "root", "plugins")}
     try:
         exp = Experiment(images=images, root=root, metrics=metrics, attacks=attacks, defences=defences,
-                         **fields)
+                         plugins=_plugin_paths(args, cfg), **fields)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"config: {exc}") from None
     for name in ("seed", "device", "mos_file", "eot_draws", "max_pixels", "budget", "batch_size", "protocol"):
@@ -135,6 +135,18 @@ def build_experiment(args: argparse.Namespace):
     if args.adaptive:
         exp.adaptive = True
     return exp
+
+
+def _plugin_paths(args: argparse.Namespace, cfg: dict[str, Any]) -> list[str]:
+    """The config's ``plugins`` (relative to the config file) and every ``--plugin``, absolute."""
+    base = Path(args.config).resolve().parent if args.config else Path.cwd()
+    out: list[str] = []
+    for p in [*(base / Path(c).expanduser() for c in cfg.get("plugins") or []),
+              *(Path(a).expanduser() for a in getattr(args, "plugin", None) or [])]:
+        text = str(p.resolve())
+        if text not in out:
+            out.append(text)
+    return out
 
 
 def _say_skipped(folder: Path, skipped: dict[str, int]) -> None:

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from engine.metrics.base import Availability, check_image_batch
+from engine.metrics.base import Availability, PluginOutputError, check_image_batch, defined_at
 from engine.spec.params import make_params, param_specs, params_to_dict
 from engine.spec.registry import Registry
 
@@ -49,6 +49,8 @@ class Defence:
     #: independent re-derivation in the tests): label → the reference file, under
     #: github.com/msu-video-group; the GUI tags them "(MSU code)"
     literal_presets: ClassVar[dict[str, str]] = {}
+    #: set by the plug-in loader: a plug-in defence's outputs are checked (shape, finite)
+    plugin: ClassVar[str | None] = None
 
     def __init__(self, params: Any = None, **overrides: Any) -> None:
         from engine.spec.params import NoParams
@@ -111,6 +113,8 @@ class Defence:
         if self.random:
             gen = torch.Generator().manual_seed(int(seed if seed is not None else 0))
         out = self.forward(x, gen)
+        if self.plugin is not None:
+            _check_plugin_output(self, x, out)
         return out.clamp(0.0, 1.0) if self.clamps_output else out
 
     @property
@@ -118,6 +122,17 @@ class Defence:
         """Whether the output is clamped to [0, 1] (all defences, unless a parameter asks
         for the raw output, as MSU's Real-ESRGAN returns it)."""
         return True
+
+
+def _check_plugin_output(defence: Defence, x: torch.Tensor, out: Any) -> None:
+    """A plug-in defence returns a finite :math:`(B, 3, H', W')` batch."""
+    where = f"{defined_at(type(defence).forward)}: defence {defence.name!r} ({defence.plugin})"
+    if not isinstance(out, torch.Tensor) or out.dim() != 4 or out.shape[:2] != x.shape[:2]:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise PluginOutputError(f"{where} returned {shape} for an input of {tuple(x.shape)}; "
+                                f"forward must return a ({x.shape[0]}, 3, H, W) batch")
+    if not bool(torch.isfinite(out.detach()).all()):
+        raise PluginOutputError(f"{where} returned pixels that are not finite (NaN or inf)")
 
 
 DEFENCES: Registry[Defence] = Registry("defence")

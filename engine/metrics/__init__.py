@@ -23,6 +23,7 @@ from engine.metrics import linearity as _linearity  # noqa: F401 - registers "li
 from engine.metrics import metaiqa as _metaiqa
 from engine.metrics import pyiqa_catalog
 from engine.metrics import spaq as _spaq  # noqa: F401 - registers "spaq"
+from engine.metrics import torchscript as _torchscript  # noqa: F401 - registers "torchscript"
 from engine.metrics.base import (
     METRICS,
     Availability,
@@ -39,7 +40,7 @@ from engine.metrics.weights import (
     weights_dir,
     weights_present,
 )
-from engine.spec.params import ParamSpec, make_params, param_specs, params_to_dict
+from engine.spec.params import NoParams, ParamSpec, make_params, param_specs, params_to_dict
 
 __all__ = [
     "METRICS",
@@ -93,7 +94,8 @@ def _unknown(name: str) -> MetricError:
 
 def _params_class(name: str) -> type:
     if name in METRICS:
-        return getattr(METRICS.get(name), "Params", None) or MetricParams
+        cls = METRICS.get(name)
+        return getattr(cls, "Params", None) or (NoParams if getattr(cls, "plugin", None) else MetricParams)
     if name in pyiqa_catalog.nr_names():
         return getattr(PYIQA_VARIANTS.get(name), "Params", None) or MetricParams
     raise _unknown(name)
@@ -148,6 +150,8 @@ def metric_info(name: str) -> dict[str, Any]:
         ``batch_safe`` (whether images may share a batch; see :class:`Metric`).
     """
     key = canonical_name(name)
+    if key in METRICS and getattr(METRICS.get(key), "checkpoint_name", None) is None:
+        return _info_without_weights(key)
     if key in METRICS:
         cls = METRICS.get(key)
         present = bool(weights_present(cls.checkpoint_name))
@@ -171,3 +175,17 @@ def metric_info(name: str) -> dict[str, Any]:
                 "description": f"pyiqa {e.arch} ({key}); pyiqa score range {e.score_range}",
                 "batch_safe": e.batch_safe}
     raise _unknown(name)
+
+
+def _info_without_weights(key: str) -> dict[str, Any]:
+    """:func:`metric_info` of a registered metric with no weights file of ours (a
+    plug-in's, or ``torchscript``): its own ``availability()`` when it has one."""
+    cls = METRICS.get(key)
+    fn = getattr(cls, "availability", None)
+    av = fn() if callable(fn) else Availability("ready")
+    doc = (cls.__doc__ or "").strip().splitlines()
+    plugin = getattr(cls, "plugin", None)
+    return {"name": key, "lower_better": cls.lower_better, "bounds": tuple(cls.bounds),
+            "bounds_source": "plugin" if plugin else "default", "differentiable": cls.differentiable,
+            "source": "plugin" if plugin else "native", "plugin": plugin, "availability": av, "files": [],
+            "description": doc[0] if doc else "", "batch_safe": cls.batch_safe}

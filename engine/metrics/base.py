@@ -1,8 +1,9 @@
 """The one interface every no-reference quality metric has."""
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -62,6 +63,9 @@ class Metric(nn.Module):
     differentiable: bool = True
     batch_safe: bool = True
     split_batch: bool = False
+    #: set by the plug-in loader (``file PATH`` or ``package NAME VERSION``): the scores
+    #: of a plug-in's metric are checked (shape, finite, gradient) as they are computed
+    plugin: ClassVar[str | None] = None
 
     @property
     def range(self) -> float:
@@ -106,13 +110,53 @@ class Metric(nn.Module):
         check_image_batch(x)
         with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
             if self.split_batch and x.shape[0] > 1:
-                return torch.cat([self.forward(x[i:i + 1]).reshape(1) for i in range(x.shape[0])])
-            return self.forward(x).reshape(x.shape[0])
+                return torch.cat([self._forward_checked(x[i:i + 1], grad).reshape(1) for i in range(x.shape[0])])
+            return self._forward_checked(x, grad).reshape(x.shape[0])
+
+    def _forward_checked(self, x: torch.Tensor, grad: bool) -> torch.Tensor:
+        out = self.forward(x)
+        if self.plugin is not None:
+            check_plugin_scores(self, x, out, grad)
+        return out
 
     def normalised(self, scores: torch.Tensor) -> torch.Tensor:
         """Min-max scale scores with :attr:`bounds` so that 0 = worst and 1 = best."""
         worst, best = self.bounds
         return (scores - worst) / (best - worst)
+
+
+class PluginOutputError(ExpectedError, RuntimeError):
+    """A plug-in's component returned something it must not (wrong shape, NaN, no
+    gradient); the message names the file and line of the method that returned it."""
+
+
+def defined_at(obj: Any) -> str:
+    """``file:line`` where a class or function is defined (its module when unknown)."""
+    try:
+        return f"{inspect.getsourcefile(obj)}:{inspect.getsourcelines(obj)[1]}"
+    except (OSError, TypeError):
+        return getattr(obj, "__module__", "?")
+
+
+def check_plugin_scores(metric: Metric, x: torch.Tensor, out: Any, grad: bool) -> None:
+    """A plug-in metric's ``forward`` output: a tensor of B finite scores that, when a
+    gradient was asked for and the metric is differentiable, depends on ``x``.
+
+    Raises:
+        PluginOutputError: naming the metric's ``forward`` (file and line).
+    """
+    where = f"{defined_at(type(metric).forward)}: metric {metric.name!r} ({metric.plugin})"
+    b = x.shape[0]
+    if not isinstance(out, torch.Tensor) or out.numel() != b:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise PluginOutputError(f"{where} returned {shape} for a batch of {b} images; "
+                                f"forward must return one score per image, shape ({b},)")
+    if not bool(torch.isfinite(out.detach()).all()):
+        raise PluginOutputError(f"{where} returned a score that is not finite "
+                                f"({out.detach().reshape(-1).tolist()})")
+    if grad and metric.differentiable and torch.is_grad_enabled() and x.requires_grad and not out.requires_grad:
+        raise PluginOutputError(f"{where} returned a score with no gradient w.r.t. the image (does forward "
+                                "detach, use numpy or .item()?); keep it in torch, or set differentiable = False")
 
 
 def check_image_batch(x: torch.Tensor) -> None:

@@ -69,6 +69,15 @@ def attack_steps(run: Generator, first: WorkItem, clean0: float,
         raise ItemError("attack", f"{first.attack.label} failed: {failure_text(exc)}") from exc
 
 
+def _check_plugin(attack, x: torch.Tensor, outcome: Any) -> None:
+    from engine.attacks.base import check_plugin_outcome
+
+    try:
+        check_plugin_outcome(attack, x, outcome)
+    except Exception as exc:  # noqa: BLE001 - the plug-in's message is this item's error
+        raise ItemError("attack", str(exc)) from exc
+
+
 def run_attack(items: list[WorkItem], x: torch.Tensor, metric, clean: list[float], exp: Experiment,
                runtime: Runtime, cancel: CancelToken | None) -> Generator[Event, None, Attacked]:
     """Attack the batch ``x`` (each image with its item's seeded generator) and score x_a.
@@ -83,6 +92,8 @@ def run_attack(items: list[WorkItem], x: torch.Tensor, metric, clean: list[float
     t0 = time.perf_counter()
     run = attack.run(x, target, generator=gens[0] if n == 1 else gens)
     outcome = yield from attack_steps(run, items[0], clean[0], cancel)
+    if attack.plugin is not None:
+        _check_plugin(attack, x, outcome)
     sync(runtime.device)
     seconds = (time.perf_counter() - t0) / n
     x_adv, requantised = attacked_for_protocol(outcome.image.detach(), exp.protocol)

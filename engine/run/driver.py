@@ -13,6 +13,7 @@ from typing import Any, Generator
 from engine.core.errors import DiskFullError, is_disk_full
 from engine.core.events import Event, ItemFailed, ItemFinished, ItemImages, RunFinished, RunStarted
 from engine.io.images import save_png
+from engine.plugins.records import manifest as plugin_manifest
 from engine.run.backends.local import LocalBackend
 from engine.run.batching import plan_units as plan
 from engine.run.leases import LeaseKeeper, UnitFeed
@@ -82,7 +83,8 @@ def run_experiment(exp: Experiment, store: ResultStore, *, cancel: CancelToken |
     try:
         run_id = store.open_experiment(exp, {"experiment_id": exp.id, "spec": exp.to_dict(),
                                              "seed": exp.seed, "owner": keeper.owner, **backend.manifest(),
-                                             "metric_weights": weights_manifest(exp.metrics)})
+                                             "metric_weights": weights_manifest(exp.metrics),
+                                             "plugins": plugin_manifest(exp)})
         yield RunStarted(exp.id, len(items), len(pending), backend.device_label)
         units = UnitFeed(keeper.units(plan_units(pending, exp), cancel), len(pending))
         finished, failed = yield from _drive(backend, units, exp, store, run_id, keeper, cancel, mos, pending)

@@ -35,6 +35,8 @@ PRESETS_NAME = "budgets.json"
 
 #: ``Problem.kind`` of what is not a component (the batch size); nothing runs then
 OPTION = "option"
+#: ``Problem.kind`` of a plug-in file of the experiment that does not load; nothing runs then
+PLUGIN = "plug-in"
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class Problem:
     """Something that stops a run before it starts.
 
     Attributes:
-        kind: ``metric``, ``attack``, ``defence`` or ``option``.
+        kind: ``metric``, ``attack``, ``defence``, ``option`` or ``plug-in``.
         label: the component's label (or the option's name).
         reason: what is wrong and what to do, one line.
         weights: the problem is missing model weights (exit code 6, not 2).
@@ -122,6 +124,19 @@ def _needs_no_weights(spec: ComponentSpec) -> bool:
     return bool(own) and Path(str(own)).expanduser().is_file()
 
 
+def _plugin_problems(exp: Experiment) -> list[Problem]:
+    """Load the experiment's plug-in files (:mod:`engine.plugins`); those that fail."""
+    from engine.plugins import PluginError, load_path
+
+    out: list[Problem] = []
+    for path in exp.plugins:
+        try:
+            load_path(path)
+        except PluginError as exc:
+            out.append(Problem(PLUGIN, path, str(exc), usage=True))
+    return out
+
+
 def _usage_problems(exp: Experiment) -> list[Problem]:
     """Unknown names, presets and bad parameter values; a batch size that does not read."""
     from engine.attacks import ATTACKS
@@ -132,7 +147,7 @@ def _usage_problems(exp: Experiment) -> list[Problem]:
     from engine.spec.params import ParamError, make_params
     from engine.spec.registry import UnknownComponent, did_you_mean
 
-    out: list[Problem] = []
+    out: list[Problem] = _plugin_problems(exp)
     try:
         parse_batch_size(exp.batch_size)
     except ValueError as exc:
@@ -160,8 +175,16 @@ def _component_problems(exp: Experiment, metric_info: Mapping[str, dict[str, Any
     from engine.defences import DEFENCES
     from engine.metrics import metric_info as read_info
 
+    from engine.metrics import METRICS
+
     out: list[Problem] = []
     for m in exp.metrics:
+        cls = METRICS.get(m.name) if m.name in METRICS else None
+        if cls is not None and getattr(cls, "checkpoint_name", None) is None:
+            av = _availability(cls, m)  # a plug-in's or torchscript's own check, with its parameters
+            if av is not None and av.state != "ready":
+                out.append(Problem("metric", m.label, f"{av.state}: {av.reason}"))
+            continue
         info = metric_info.get(m.name) if metric_info is not None else read_info(m.name)
         state = info.get("state") or getattr(info.get("availability"), "state", None) if info else None
         if info is not None and state != "ready" and not _needs_no_weights(m):
@@ -208,7 +231,7 @@ def validate(exp: Experiment) -> None:
 def without_problems(exp: Experiment, problems: list[Problem]) -> Experiment | None:
     """``exp`` without the components that cannot run (None when no metric or attack is
     left, or a problem is not a component's)."""
-    if any(p.kind == OPTION for p in problems):
+    if any(p.kind in (OPTION, PLUGIN) for p in problems):
         return None
     bad = {(p.kind, p.label) for p in problems}
     metrics = [m for m in exp.metrics if ("metric", m.label) not in bad]
@@ -298,6 +321,9 @@ def prepare(exp: Experiment, store: Any, *, backend: Any = None, presets: str | 
         runtime = getattr(backend, "runtime", None) or Runtime(exp.device)
         path = Path(presets) if presets else Path(store.path).parent / PRESETS_NAME
         exp = apply_budget(exp, exp.budget, path, runtime, log)
+    from engine.plugins.records import recorded
+
+    exp = recorded(exp)  # the plug-in files it uses and their code (part of its identity)
     items = exp.items()
     done = store.done_item_ids(exp.id)
     pending = [it for it in items if it.id not in done]

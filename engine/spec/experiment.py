@@ -151,6 +151,14 @@ class Experiment:
         protocol: the evaluation protocol (:mod:`engine.spec.protocols`): ``lab``
             (the attack's float image) or ``msu`` (MSU's defence_evaluate.py: the attacked
             image rounded to 8 bits before it is scored and defended).
+        plugins: plug-in files or folders (:mod:`engine.plugins`) to load before it
+            runs; a run records here the files its plug-in components came from (their
+            hashes go to the store's manifest). Not part of the identity: the
+            components' names and parameters are.
+        plugin_code: component (``kind:label``) → the code that computes it: a plug-in
+            file's (or a TorchScript model's) sha256, or a package's name and version.
+            Part of the identity, so after editing a plug-in its items run again instead
+            of being resumed; set by the pre-run path (``engine.run.prepare``).
     """
 
     images: list[str]
@@ -169,6 +177,8 @@ class Experiment:
     budget: str | None = None
     study: str | None = None
     protocol: str = "lab"
+    plugins: list[str] = field(default_factory=list)
+    plugin_code: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_protocol(self.protocol)
@@ -176,6 +186,7 @@ class Experiment:
         self.attacks = [ComponentSpec.from_any(a) for a in self.attacks]
         self.defences = [ComponentSpec.from_any(d) for d in self.defences]
         self.images = [str(p) for p in self.images]
+        self.plugins = [str(p) for p in self.plugins or []]
 
     @property
     def all_defences(self) -> list[ComponentSpec]:
@@ -212,10 +223,10 @@ class Experiment:
     def id(self) -> str:
         """Identity for resuming: everything that changes the numbers, not where it runs."""
         d = self.to_dict()
-        for k in ("device", "save_images", "batch_size"):
+        for k in ("device", "save_images", "batch_size", "plugins"):
             d.pop(k, None)
-        for k in ("budget", "study"):  # ids of experiments from before these fields stay the same
-            if d.get(k) is None:
+        for k in ("budget", "study", "plugin_code"):  # ids of experiments from before these fields stay the same
+            if not d.get(k):
                 d.pop(k, None)
         if d.get("protocol") == "lab":  # likewise: the protocol all earlier experiments used
             d.pop("protocol")

@@ -42,6 +42,14 @@ class Registry(Generic[T]):
         """Remove a registration (for tests and plug-ins that are unloaded)."""
         self._items.pop(name, None)
 
+    def snapshot(self) -> dict[str, type[T]]:
+        """Every registration, to :meth:`restore` later (plug-in tests and rollbacks)."""
+        return dict(self._items)
+
+    def restore(self, items: dict[str, type[T]]) -> None:
+        """Put back what :meth:`snapshot` returned (names registered since are dropped)."""
+        self._items = dict(items)
+
     def get(self, name: str) -> type[T]:
         try:
             return self._items[name]

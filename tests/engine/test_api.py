@@ -12,9 +12,9 @@ import engine.api as api
 
 def test_the_surface_is_what_the_docstring_promises():
     assert sorted(api.__all__) == sorted(
-        ["ATTACKS", "Attack", "AttackOutcome", "Availability", "DEFENCES", "Defence", "METRICS", "Metric",
-         "ParamError", "StepRecord", "attack_loss", "check_image_batch", "derive_seed", "param",
-         "rand_per_image"])
+        ["ATTACKS", "Attack", "AttackOutcome", "Availability", "DEFENCES", "Defence", "IterateTracker",
+         "METRICS", "Metric", "ParamError", "StepRecord", "attack_loss", "check_image_batch", "derive_seed",
+         "loss_and_grad", "param", "rand_per_image"])
     for name in api.__all__:
         assert getattr(api, name) is not None
 

@@ -83,6 +83,17 @@ def setup_rows(data: ReportData) -> list[tuple[str, Any]]:
         rows.append((f"weights of {w.get('metric')}",
                      f"{recipe}SHA-256 {str(w.get('sha256'))[:16]}…; attacks are white-box against "
                      "these weights (adaptive evaluation)"))
+    return rows + plugin_rows(m)
+
+
+def plugin_rows(manifest: dict[str, Any]) -> list[tuple[str, Any]]:
+    """One row per plug-in the run used: its components, and its file with the file's
+    hash, or its package with the version (which code made the numbers)."""
+    rows = []
+    for p in manifest.get("plugins") or []:
+        made_by = (f"package {p['source']} {p.get('version') or ''}".strip() if p.get("way") == "entry-point"
+                   else f"{p.get('way', 'file')} {p['source']} (sha256 {str(p.get('sha256'))[:16]})")
+        rows.append((f"plug-in: {', '.join(p.get('components') or [])}", made_by))
     return rows
 
 

@@ -173,6 +173,7 @@ class RayBackend:
             self._starting: dict[Any, tuple[Any, float]] = {}
             self._infos: list[dict[str, Any]] = []
             self._flights: dict[Any, _Flight] = {}
+            self._plugins: dict[str, Any] = {"files": [], "packages": []}
             self._start_pool()
         except BaseException:
             self.close()
@@ -253,6 +254,8 @@ class RayBackend:
             actor, _t = self._starting.pop(ref)
             try:
                 ray.get(ref)
+                if self._plugins["files"] or self._plugins["packages"]:
+                    ray.get(actor.load_plugins.remote(self._plugins))
                 self._ready.append(actor)
             except ray.exceptions.RayError:
                 self._all.remove(actor)
@@ -280,6 +283,7 @@ class RayBackend:
         every event and outcome as it arrives (ItemStarted when a unit is dispatched)."""
         ray = self._ray
         run_id = uuid.uuid4().hex
+        self._send_plugins(exp)
         refs = (ray.put(exp), ray.put(mos or {}))
         self._restarts_left = 2 * self.workers + self.max_retries  # per run: bounded respawns
         total = getattr(units, "total", None)  # a lazily claimed feed knows its size
@@ -311,6 +315,15 @@ class RayBackend:
         finally:
             for f in flights.values():  # the consumer stopped early: stop the workers too
                 f.actor.cancel.remote(run_id)
+
+    def _send_plugins(self, exp: "Experiment") -> None:
+        """Every worker loads the plug-ins ``exp`` uses (files travel as source, see
+        :mod:`engine.plugins.remote`); a worker that cannot fails the items needing them."""
+        from engine.plugins.records import ray_payload
+
+        self._plugins = ray_payload(exp)
+        if self._plugins["files"] or self._plugins["packages"]:
+            self._ray.get([a.load_plugins.remote(self._plugins) for a in self._ready])
 
     def _dispatch(self, flights: dict[Any, _Flight], feed: "_Feed", position: dict[str, int], total: int,
                   run_id: str, refs: tuple[Any, Any]) -> Iterator["Event | ItemOutcome"]:

@@ -63,6 +63,14 @@ class RayWorker:
         self._outboxes: dict[str, queue.Queue] = {}
         self._box_runs: dict[str, str] = {}  # unit id → run id, to drop abandoned outboxes
         self._lock = threading.Lock()
+        from engine.plugins.remote import WorkerPlugins
+
+        self.plugins = WorkerPlugins()
+
+    def load_plugins(self, payload: dict[str, Any]) -> list[str]:
+        """Load the plug-ins a run needs (their files' sources travel in ``payload``);
+        the problems, each naming the plug-in (the items that need it fail)."""
+        return self.plugins.load(payload)
 
     def info(self) -> dict[str, Any]:
         """Where this worker runs: host, pid and the runtime's manifest."""
@@ -77,8 +85,15 @@ class RayWorker:
         token = RunCancel(self._cancelled, run_id)
         if token.cancelled:  # queued behind a unit of a run that was cancelled since
             return
+        runnable = []
+        for item in items:
+            why = self.plugins.item_error(item)
+            if why is None:
+                runnable.append(item)
+            else:
+                yield self._name_host(ItemOutcome(item, error=why, stage="plugin"))
         try:
-            for out in run_unit(items, exp, self.runtime, token, mos, image_data):
+            for out in run_unit(runnable, exp, self.runtime, token, mos, image_data):
                 yield self._name_host(out) if isinstance(out, ItemOutcome) else out
         except Cancelled:
             return

@@ -18,9 +18,9 @@ def _pyiqa_nr_names() -> set[str]:
 
 def test_every_pyiqa_nr_quality_metric_is_listed():
     names = list_metrics()
-    assert names[:2] == ["linearity", "spaq"]
+    assert names[:3] == ["linearity", "spaq", "torchscript"]
     assert len(names) == len(set(names))
-    assert set(names) == {"linearity", "spaq"} | (_pyiqa_nr_names() - set(catalog.EXCLUDED))
+    assert set(names) == {"linearity", "spaq", "torchscript"} | (_pyiqa_nr_names() - set(catalog.EXCLUDED))
     for excluded in ("fid", "sfid", "fid_dinov2", "inception_score", "clipscore"):
         assert excluded not in names
 
