@@ -62,7 +62,7 @@ def main() -> None:
 
     from engine.defences import DEFENCES
     from engine.metrics import create_metric
-    from engine.runtime import resolve_device
+    from engine.run.runtime import resolve_device
 
     torch.set_num_threads(max(1, args.threads))
     device = resolve_device(args.device)

@@ -39,7 +39,7 @@ from engine.attacks.base import ATTACKS, Attack, AttackParams, AttackRun, Iterat
 from engine.attacks.sign_gradient import linf_presets
 from engine.attacks.uap import UAPTraining, train_epochs
 from engine.metrics.base import Metric, attack_loss, check_image_batch
-from engine.params import param
+from engine.spec.params import param
 
 CNN_FORMAT = "cnn-attack-v1"
 

@@ -40,7 +40,7 @@ from engine.attacks._black_box import BlackBoxAttack, BlackBoxParams, query, que
 from engine.attacks.base import ATTACKS, AttackRun, IterateTracker
 from engine.attacks.sign_gradient import linf_presets
 from engine.metrics.base import Metric, check_image_batch
-from engine.params import param
+from engine.spec.params import param
 
 #: MSU's recipe: 250 iterations of 2·20 estimate queries + 1 iterate score, + the clean score
 MSU_ITERS, MSU_DRAWS = 250, 20

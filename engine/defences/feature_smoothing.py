@@ -44,9 +44,9 @@ from torch import nn
 from engine.defences._smoothing import MeanSmoothingParams, SmoothingDefence
 from engine.defences.base import DEFENCES, DefenceError
 from engine.evaluation.certified import Certificate, mean_certificate
-from engine.experiment import derive_seed
+from engine.core.seeds import derive_seed
 from engine.metrics.base import check_image_batch
-from engine.params import param
+from engine.spec.params import param
 
 #: metric name → dotted path of its head (the module whose input are the backbone's features)
 KNOWN_HEADS = {"metaiqa": "net.head", "linearity": "net.regression"}

@@ -10,7 +10,7 @@ import torch
 from engine.attacks import ATTACKS
 from engine.attacks.cnn_attack import PerturbationUNet, load_cnn_attack, save_cnn_attack, train_cnn_attack
 from engine.attacks.uap import save_uap
-from engine.training.uap_cli import add_train_uap_parser, train_uap_cli
+from engine.cli.train_uap import add_train_uap_parser, train_uap_cli
 from tests.conftest import photo_tensor
 from tests.engine.attacks.helpers import improved, run_all
 
