@@ -149,3 +149,17 @@ def test_query_counter_counts_and_restores(brisque):
         brisque.score(torch.rand(2, 3, 32, 32))
         brisque(torch.rand(1, 3, 32, 32))
     assert qc.images == 3 and "forward" not in vars(brisque)
+
+
+def test_the_report_says_the_budget_in_words():
+    from engine.results.report.data import ReportData
+    from engine.results.report.html import glance
+
+    def budget_line(label):
+        spec = {"metrics": ["niqe"], "attacks": ["ifgsm"], "defences": [], "images": ["a.png"], "seed": 0,
+                "budget": label}
+        return dict(glance(ReportData("x", spec, {}, [], [], [], 1, 1, 0)))["budget"]
+
+    assert budget_line("time=1s") == "time=1s (at 1 s per image)"
+    assert budget_line("queries=1000") == "queries=1000 (at 1000 queries per image)"
+    assert budget_line("linf-4") == "linf-4 (at L∞ ≤ 4/255)"
