@@ -49,6 +49,9 @@ BUDGET_CHOICES = [("none (each attack's own strength)", None), ("L∞ 2/255", "l
                   ("L∞ 8/255", "linf-8"), ("L∞ 16/255", "linf-16"), ("PSNR ≥ 40 dB", "psnr=40"),
                   ("SSIM ≥ 0.98", "ssim=0.98"), ("1 s per image (equal time)", "time=1s"),
                   ("1000 queries per image (equal queries)", "queries=1000")]
+#: the run options' evaluation protocols (engine.evaluation.protocol)
+PROTOCOL_CHOICES = [("lab (the attack's float image)", "lab"),
+                    ("MSU (attacked image rounded to 8 bits, as defence_evaluate.py)", "msu")]
 
 class ExperimentPanel(QWidget):
     """Everything that defines an experiment, plus Run/Cancel and the progress bar."""
@@ -161,6 +164,13 @@ class ExperimentPanel(QWidget):
         self.budget.setToolTip("Attack at an equal perturbation budget: each attack's strength is calibrated "
                                "(in the worker, kept in budgets.json next to the store) before the run")
         form.addRow("budget", self.budget)
+        self.protocol = QComboBox()
+        self.protocol.setObjectName("protocol")
+        for text, value in PROTOCOL_CHOICES:
+            self.protocol.addItem(text, value)
+        self.protocol.setToolTip("How attacked images are evaluated: lab scores and defends the attack's float "
+                                 "output; MSU rounds it to 8 bits first, as MSU's benchmark reads PNG files")
+        form.addRow("protocol", self.protocol)
         self.backend = QComboBox()
         self.backend.setObjectName("backend")
         self.backend.addItem("local", "local")
@@ -220,7 +230,7 @@ class ExperimentPanel(QWidget):
         outer.addLayout(prow)
 
         self._options = (self.device, self.seed, self.save_images, self.adaptive, self.eot_draws, self.batch_size,
-                         self.budget, self.backend, self.ray_address, self.ray_workers, self.output)
+                         self.budget, self.protocol, self.backend, self.ray_address, self.ray_workers, self.output)
         for w in self._options:
             sig = getattr(w, "currentIndexChanged", None) or getattr(w, "valueChanged", None) \
                 or getattr(w, "toggled", None) or w.editingFinished
@@ -334,7 +344,8 @@ class ExperimentPanel(QWidget):
                 "device": self.device.currentData(), "save_images": self.save_images.isChecked(),
                 "adaptive": self.adaptive.isChecked(), "eot_draws": self.eot_draws.value(),
                 "batch_size": self.batch_size.value() or "auto", "backend": self.backend.currentData(),
-                "budget": self.budget.currentData(), "ray_address": self.ray_address.text().strip(), "ray_workers": self.ray_workers.value(),
+                "budget": self.budget.currentData(), "protocol": self.protocol.currentData(),
+                "ray_address": self.ray_address.text().strip(), "ray_workers": self.ray_workers.value(),
                 "output": self.output.text()}
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -351,6 +362,7 @@ class ExperimentPanel(QWidget):
         self.batch_size.setValue(0 if batch == "auto" else int(batch or 1))
         self.backend.setCurrentIndex(max(0, self.backend.findData(state.get("backend", "local"))))
         self.budget.setCurrentIndex(max(0, self.budget.findData(state.get("budget"))))
+        self.protocol.setCurrentIndex(max(0, self.protocol.findData(state.get("protocol", "lab"))))
         self.ray_address.setText(state.get("ray_address") or "")
         self.ray_workers.setValue(int(state.get("ray_workers") or 0))
         if "output" in state:
@@ -378,7 +390,8 @@ class ExperimentPanel(QWidget):
                           defences=self.defences.specs(), seed=self.seed.value(), adaptive=self.adaptive.isChecked(),
                           save_images=self.save_images.isChecked(), device=device,
                           eot_draws=self.eot_draws.value(), batch_size=self.batch_size.value() or "auto",
-                          budget=self.budget.currentData(), study=self.study)
+                          budget=self.budget.currentData(), study=self.study,
+                          protocol=self.protocol.currentData() or "lab")
 
     def _update_summary(self) -> None:
         metrics = self.checked_metrics()

@@ -16,7 +16,7 @@ b' = b/110 (sRGB, D65 white), re-derived from the CIE formulas.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn as nn
@@ -227,10 +227,12 @@ def load_colorization(weights: str, device: torch.device | str, seed: int = 0) -
     Raises:
         engine.metrics.weights.WeightsUnavailable: MSU's file is missing and cannot be
             downloaded (the message names the file, URL and folder; exit code 6).
-        engine.metrics.base.MetricError: the file cannot be read or does not fit the network.
+        engine.metrics.base.MetricError: the file cannot be read, or
+            (:class:`engine.metrics.checkpoints.WeightsMismatch`) does not fit the network.
     """
     from engine.metrics.base import MetricError
-    from engine.metrics.weights import ensure_weights, read_checkpoint
+    from engine.metrics.checkpoints import load_file_strict
+    from engine.metrics.weights import ensure_weights
 
     if weights == "random":
         with torch.random.fork_rng(devices=[]):
@@ -240,12 +242,7 @@ def load_colorization(weights: str, device: torch.device | str, seed: int = 0) -
     path = Path(weights).expanduser() if weights else ensure_weights(WEIGHTS_FILE, WEIGHTS_URL, metric="cadv")
     if not path.is_file():
         raise MetricError(f"cadv: colourisation weights {str(path)!r} not found")
-    state: Any = read_checkpoint(path, metric="cadv")
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
     net = ColorNet()
-    try:
-        net.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
-    except (RuntimeError, AttributeError) as exc:
-        raise MetricError(f"cadv: {str(path)!r} is not a colourisation state dict ({str(exc).splitlines()[0]})") from None
+    # strict: every tensor of the file used, none missing (nested dicts and "module." accepted)
+    load_file_strict(net, path, who="cadv", what="colourisation network")
     return net.eval().to(device)

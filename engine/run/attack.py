@@ -9,6 +9,7 @@ import torch
 
 from engine.core.events import AttackStep, Event
 from engine.core.seeds import derive_seed
+from engine.evaluation.protocol import attacked_for_protocol
 from engine.metrics.counting import QueryCounter, queries_of
 from engine.run.runtime import Runtime
 from engine.run.scoring import failure_text, finite_each, metric_scores, per_image, sync
@@ -87,8 +88,8 @@ def run_attack(items: list[WorkItem], x: torch.Tensor, metric, clean: list[float
         outcome = yield from attack_steps(run, items[0], clean[0], cancel)
     sync(runtime.device)
     seconds = (time.perf_counter() - t0) / n
-    x_adv = outcome.image.detach()
-    if outcome.scores is not None and mode == "direct":  # the attack scored x_adv already
+    x_adv, requantised = attacked_for_protocol(outcome.image.detach(), exp.protocol)
+    if outcome.scores is not None and mode == "direct" and not requantised:  # the attack scored x_adv
         scores = finite_each(outcome.scores, f"{metric.name} score of the attacked image", "attack")
     else:  # adaptive: the attack scored M∘D, the row needs M(x_adv)
         scores = metric_scores(metric, x_adv, "attacked image", "attack")

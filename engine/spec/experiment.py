@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from engine.core.seeds import canonical_json, derive_seed, short_hash
+from engine.spec.protocols import check_protocol
 
 @dataclass(frozen=True)
 class ComponentSpec:
@@ -140,6 +141,9 @@ class Experiment:
         budget: the perturbation budget the attacks were calibrated to (``linf-4``,
             ``psnr=40``, …; see :mod:`engine.spec.budgets`), or None.
         study: the study this experiment runs (:mod:`engine.spec.studies`), or None.
+        protocol: the evaluation protocol (:mod:`engine.spec.protocols`): ``lab``
+            (the attack's float image) or ``msu`` (MSU's defence_evaluate.py: the attacked
+            image rounded to 8 bits before it is scored and defended).
     """
 
     images: list[str]
@@ -157,8 +161,10 @@ class Experiment:
     batch_size: int | str = 1
     budget: str | None = None
     study: str | None = None
+    protocol: str = "lab"
 
     def __post_init__(self) -> None:
+        check_protocol(self.protocol)
         self.metrics = [ComponentSpec.from_any(m) for m in self.metrics]
         self.attacks = [ComponentSpec.from_any(a) for a in self.attacks]
         self.defences = [ComponentSpec.from_any(d) for d in self.defences]
@@ -204,6 +210,8 @@ class Experiment:
         for k in ("budget", "study"):  # ids of experiments from before these fields stay the same
             if d.get(k) is None:
                 d.pop(k, None)
+        if d.get("protocol") == "lab":  # likewise: the protocol all earlier experiments used
+            d.pop("protocol")
         d["images"] = [self.image_name(p) for p in self.images]
         d.pop("root", None)
         return short_hash(d)

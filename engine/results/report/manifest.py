@@ -65,6 +65,7 @@ def setup_rows(data: ReportData) -> list[tuple[str, Any]]:
         ("images", len(s.get("images") or [])),
         ("work items", f"{data.total} expected, {data.done} done, {data.failed} failed, {data.missing} missing"),
         ("adaptive (attack M∘D)", s.get("adaptive")),
+        ("protocol", s.get("protocol", "lab")),
         ("EOT draws", s.get("eot_draws")),
         ("images saved", s.get("save_images")),
         ("MOS file", s.get("mos_file") or "–"),

@@ -56,7 +56,7 @@ def test_network_shapes_and_state_dict_round_trip(tmp_path):
     again = load_colorization(str(path), "cpu")
     assert torch.equal(again(L, ab, torch.full_like(L, -0.5))[1], out)
     torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "bad.pth")
-    with pytest.raises(MetricError, match="not a colourisation state dict"):
+    with pytest.raises(MetricError, match="does not fit the colourisation network"):
         load_colorization(str(tmp_path / "bad.pth"), "cpu")
 
 
