@@ -146,3 +146,15 @@ def test_raises_a_real_metric_on_most_photos(brisque):
                                                                      generator=torch.Generator().manual_seed(0))
         better += brisque.sign * (float(brisque.score(o.image)) - o.steps[0].score) > 0
     assert better >= 2
+
+
+def test_a_batch_gives_each_image_what_it_gets_alone():
+    """batchable: per-image generators, eval-mode BatchNorm and element-wise Adam keep the
+    images of a batch independent."""
+    x = torch.cat([photo_tensor("coffee", (24, 24)), photo_tensor("chelsea", (24, 24))])
+    metric = Redness()
+    attack = ATTACKS.get("cadv")(weights="random", iters=2, lr=0.05)
+    both = attack(x, metric, generator=[torch.Generator().manual_seed(3), torch.Generator().manual_seed(4)]).image
+    for i, seed in enumerate((3, 4)):
+        alone = attack(x[i:i + 1], metric, generator=torch.Generator().manual_seed(seed)).image
+        assert torch.allclose(both[i:i + 1], alone, atol=1e-5)
