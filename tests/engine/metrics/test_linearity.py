@@ -133,7 +133,7 @@ def test_missing_checkpoint_offline(monkeypatch, tmp_path):
 
 def test_missing_checkpoint_real_no_network(monkeypatch, tmp_path):
     if network_reachable(Linearity.checkpoint_url):
-        pytest.skip("network reachable: would download the real checkpoint")
+        pytest.skip("network reachable: this test checks the offline path and would download the real checkpoint")
     monkeypatch.setenv(WEIGHTS_ENV, str(tmp_path))
     monkeypatch.delenv(OFFLINE_ENV, raising=False)
     t = time.monotonic()
