@@ -113,14 +113,27 @@ def test_calibration_to_a_query_budget_on_real_photos(two_photos):
 
 
 def test_calibration_to_a_time_budget_measures_time(two_photos):
-    b = parse_budget("time=2s")
+    """The budget is 6× one iteration's time measured here and now (the machine is shared
+    and its speed varies), so the search must find several iterations within it."""
+    import time
+
+    from engine.attacks import ATTACKS
+    from engine.io.images import load_image
+    from engine.metrics import create_metric
+
+    metric, x = create_metric("brisque", device="cpu"), load_image(two_photos[0]).tensor
+    ATTACKS.get("ifgsm")(iters=1)(x, metric)  # warm-up, as the calibration does
+    t0 = time.perf_counter()
+    ATTACKS.get("ifgsm")(iters=1)(x, metric)
+    one = time.perf_counter() - t0
+    b = parse_budget(f"time={6 * one:.4f}")
     entry = calibrate(two_photos, ComponentSpec.parse("brisque"), ComponentSpec.parse("ifgsm"), b, n_images=1)
-    assert entry["param"] == "iters" and entry["met"] and entry["achieved"]["time"] <= 2.0
-    values = [t["value"] for t in entry["trace"]]
-    assert entry["value"] == max(v for v, t in zip(values, entry["trace"]) if b.meets(t["time"]))
+    within = [t for t in entry["trace"] if b.meets(t["time"])]
+    assert entry["param"] == "iters" and entry["met"] and entry["achieved"]["time"] <= b.target
+    assert entry["value"] == max(t["value"] for t in within) >= 2
     # more iterations took longer (the search measured time, not a constant)
     slow, fast = max(entry["trace"], key=lambda t: t["value"]), min(entry["trace"], key=lambda t: t["value"])
-    if slow["value"] >= 2 * fast["value"]:
+    if slow["value"] >= 3 * fast["value"]:
         assert slow["time"] > fast["time"]
 
 
