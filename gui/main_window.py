@@ -70,6 +70,7 @@ class MainWindow(QMainWindow):
         self.session = Session(default_output_dir)
         self.pool = BackgroundPool(self)
         self.fcn_dialog: FCNTrainDialog | None = None
+        self.robust_dialog = None  # gui.robust_training_dialog.RobustTrainDialog, made on first use
         self._needs_default_splits = False
         self._closing = False
 
@@ -401,6 +402,39 @@ class MainWindow(QMainWindow):
         self.panel.defences.select("fcn")
         self.log.log("info", f"fcn defence set to the checkpoint {path}")
 
+    def open_robust_training(self):
+        """Show the robust-metric training window (Tools → Train robust metric…)."""
+        from gui.robust_training_dialog import RobustTrainDialog
+
+        if self.robust_dialog is None:
+            self.robust_dialog = RobustTrainDialog(self)
+            self.robust_dialog.useMetric.connect(self.use_robust_metric)
+        ready = [n for n, e in self.panel.metric_info.items() if e.get("state") == "ready"]
+        self.robust_dialog.prefill(self.session.folder, ready, self.session.output_dir)
+        self.robust_dialog.show()
+        self.robust_dialog.raise_()
+        return self.robust_dialog
+
+    @Slot(str)
+    def use_robust_metric(self, spec: str) -> None:
+        """Add ``NAME:weights=FILE`` to the metric list, ticked (a row of its own in results)."""
+        from PySide6.QtWidgets import QListWidgetItem
+
+        from engine.spec.experiment import ComponentSpec
+
+        metrics = self.panel.metrics
+        item = next((metrics.item(i) for i in range(metrics.count())
+                     if metrics.item(i).data(Qt.ItemDataRole.UserRole) == spec), None)
+        if item is None:
+            item = QListWidgetItem(f"{ComponentSpec.parse(spec).label}  —  trained weights")
+            item.setData(Qt.ItemDataRole.UserRole, spec)
+            item.setToolTip(spec)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            metrics.addItem(item)
+        item.setCheckState(Qt.CheckState.Checked)
+        self.panel.tabs.setCurrentIndex(0)
+        self.log.log("info", f"metric added: {spec}")
+
     # ======================================================================== misc
     @Slot(int)
     def _on_log_errors(self, n: int) -> None:
@@ -421,6 +455,9 @@ class MainWindow(QMainWindow):
             if self.fcn_dialog is not None and self.fcn_dialog.running:
                 self.fcn_dialog.stop()  # stops after the epoch in progress; what is saved stays
                 self.fcn_dialog.wait(120_000)
+            if self.robust_dialog is not None and self.robust_dialog.running:
+                self.robust_dialog.stop()
+                self.robust_dialog.wait(120_000)
             self.save_settings()
             self.pool.wait(30_000)
             self.leaderboard.wait()
@@ -432,6 +469,9 @@ class MainWindow(QMainWindow):
         if self.fcn_dialog is not None and self.fcn_dialog.running:
             self.fcn_dialog.stop()
             self.fcn_dialog.wait(timeout_ms)
+        if self.robust_dialog is not None and self.robust_dialog.running:
+            self.robust_dialog.stop()
+            self.robust_dialog.wait(timeout_ms)
         if self.controller.running:
             self.controller.cancel()
             self.controller.wait(timeout_ms)

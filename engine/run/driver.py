@@ -20,6 +20,7 @@ from engine.run.runtime import Runtime
 from engine.run.units import Backend, CancelToken, ItemOutcome
 from engine.spec.experiment import Experiment, WorkItem
 from engine.store.db import ResultStore
+from engine.spec.recipes import weights_manifest
 
 
 def _save_images(store: ResultStore, exp_id: str, item: WorkItem, images: ItemImages) -> int:
@@ -80,7 +81,8 @@ def run_experiment(exp: Experiment, store: ResultStore, *, cancel: CancelToken |
     keeper = LeaseKeeper(store, exp.id)
     try:
         run_id = store.open_experiment(exp, {"experiment_id": exp.id, "spec": exp.to_dict(),
-                                             "seed": exp.seed, "owner": keeper.owner, **backend.manifest()})
+                                             "seed": exp.seed, "owner": keeper.owner, **backend.manifest(),
+                                             "metric_weights": weights_manifest(exp.metrics)})
         yield RunStarted(exp.id, len(items), len(pending), backend.device_label)
         units = UnitFeed(keeper.units(plan_units(pending, exp), cancel), len(pending))
         finished, failed = yield from _drive(backend, units, exp, store, run_id, keeper, cancel, mos, pending)

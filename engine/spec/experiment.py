@@ -41,7 +41,14 @@ class ComponentSpec:
 
     @property
     def label(self) -> str:
-        """Human label: ``name`` or ``name[preset]`` or ``name(k=v,…)``."""
+        """Human label: ``name`` or ``name[preset]`` or ``name(k=v,…)``; a metric whose
+        ``weights`` file came from ``train-robust`` is ``name+RECIPE#hash`` (its own row)."""
+        if self.params.get("weights") and not self.preset:
+            from engine.spec.recipes import robust_metric_label
+
+            robust = robust_metric_label(self.name, self.params)
+            if robust:
+                return robust
         if self.preset:
             extra = "" if not self.params else "," + ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
             return f"{self.name}[{self.preset}{extra}]"

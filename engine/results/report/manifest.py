@@ -78,6 +78,11 @@ def setup_rows(data: ReportData) -> list[tuple[str, Any]]:
         ("torch threads", m.get("torch_threads", "–")),
         ("runs (sessions)", len(m.get("runs") or []) or "–"),
     ]
+    for w in m.get("metric_weights") or []:  # robust variants: training-based defences
+        recipe = f"trained with {w['recipe_label']}; " if w.get("recipe_label") else ""
+        rows.append((f"weights of {w.get('metric')}",
+                     f"{recipe}SHA-256 {str(w.get('sha256'))[:16]}…; attacks are white-box against "
+                     "these weights (adaptive evaluation)"))
     return rows
 
 
