@@ -43,10 +43,12 @@ DEFAULT_EXPERIMENT: dict[str, Any] = {
 }
 
 
-#: the run options' budget choices: the benchmark's L∞ categories and two quality floors
+#: the run options' budget choices: the benchmark's L∞ categories, two quality floors and
+#: two cost budgets (equal time or queries per image, IOI's speed/gain comparison)
 BUDGET_CHOICES = [("none (each attack's own strength)", None), ("L∞ 2/255", "linf-2"), ("L∞ 4/255", "linf-4"),
                   ("L∞ 8/255", "linf-8"), ("L∞ 16/255", "linf-16"), ("PSNR ≥ 40 dB", "psnr=40"),
-                  ("SSIM ≥ 0.98", "ssim=0.98")]
+                  ("SSIM ≥ 0.98", "ssim=0.98"), ("1 s per image (equal time)", "time=1s"),
+                  ("1000 queries per image (equal queries)", "queries=1000")]
 #: the run options' evaluation protocols (engine.evaluation.protocol)
 PROTOCOL_CHOICES = [("lab (the attack's float image)", "lab"),
                     ("MSU (attacked image rounded to 8 bits, as defence_evaluate.py)", "msu")]

@@ -87,6 +87,9 @@ class Attack:
     #: the parameter budget calibration searches (larger = stronger perturbation);
     #: ε for most attacks, a learning rate, radius or query budget for others
     strength_param: ClassVar[str | None] = "eps"
+    #: the integer count a time or query budget searches (IOI's equal-speed comparison);
+    #: None: ``iters`` or ``queries``, whichever the attack has; "": a fixed cost
+    cost_param: ClassVar[str | None] = None
     #: whether images attacked together in a batch get what each gets alone (per-image
     #: random draws, no coupling through the optimiser); when False, batch 1 is used
     batchable: ClassVar[bool] = True

@@ -15,6 +15,7 @@ from engine.attacks.sign_gradient import SignGradientAttack, linf_presets
 @ATTACKS.register("fgsm")
 class FGSM(SignGradientAttack):
     """Single-step fast gradient sign method (``alpha`` and ``iters`` are ignored)."""
+    cost_param = ""  # one step whatever iters says: no count to trade for time or queries
 
     presets = {"msu-default": {}, **linf_presets()}
     literal_presets = {"msu-default": "MSU_Metrics_Robustness_Benchmark/robustness_benchmark/methods/std-fgsm/run.py"}

@@ -62,7 +62,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--metric", action="append", required=True)
     p.add_argument("--attack", action="append", required=True)
     p.add_argument("--budget", required=True,
-                   help=f"{', '.join(NAMED)} or linf=4/255, psnr=40, ssim=0.98 (a bound on the mean over images)")
+                   help=f"{', '.join(NAMED)} or linf=4/255, psnr=40, ssim=0.98 (visibility), time=1s, queries=1000 "
+                        "(cost per image: searches the iteration or query count); a bound on the mean over images")
     p.add_argument("--out", default=PRESETS_NAME, help=f"preset file (JSON; default {PRESETS_NAME})")
     p.add_argument("--images", dest="n_images", type=int, default=3, help="how many images to calibrate on")
     p.add_argument("--seed", type=int, default=0)

@@ -55,7 +55,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     r.add_argument("-q", "--quiet", action="store_true")
     r.add_argument("--budget", default=None,
                             help="calibrate every attack to this budget first (linf-2/4/8/16, linf=4/255, "
-                                 "psnr=40, ssim=0.98); rows record it and what each image reached")
+                                 "psnr=40, ssim=0.98; or equal cost per image: time=1s, queries=1000); rows record "
+                                 "it and what each image reached")
     r.add_argument("--budget-presets", default=None,
                             help=f"calibrated presets to use and extend (default OUT/{PRESETS_NAME})")
     r.add_argument("--study", default=None, choices=list_studies(),

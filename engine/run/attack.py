@@ -10,6 +10,7 @@ import torch
 from engine.core.events import AttackStep, Event
 from engine.core.seeds import derive_seed
 from engine.evaluation.protocol import attacked_for_protocol
+from engine.metrics.counting import QueryCounter, queries_of
 from engine.run.runtime import Runtime
 from engine.run.scoring import failure_text, finite_each, metric_scores, per_image, sync
 from engine.run.units import Cancelled, CancelToken, ItemError
@@ -25,6 +26,7 @@ class Attacked:
     seconds: float            # attack time per image
     outcome: Any              # the attack's AttackOutcome (steps, selection, mode)
     used: list[int]           # per image, which iterate was returned (-1: unknown)
+    queries: float | None = None  # metric evaluations per image (recorded by a score-only attack, else counted)
 
 
 def attack_target(items: list[WorkItem], metric, exp: Experiment, runtime: Runtime) -> tuple[Any, Any, str]:
@@ -90,8 +92,9 @@ def run_attack(items: list[WorkItem], x: torch.Tensor, metric, clean: list[float
     gens = [torch.Generator().manual_seed(it.seed) for it in items]
     sync(runtime.device)
     t0 = time.perf_counter()
-    run = attack.run(x, target, generator=gens[0] if n == 1 else gens)
-    outcome = yield from attack_steps(run, items[0], clean[0], cancel)
+    with QueryCounter(metric) as counter:  # the bare metric: an adaptive target's calls reach it too
+        run = attack.run(x, target, generator=gens[0] if n == 1 else gens)
+        outcome = yield from attack_steps(run, items[0], clean[0], cancel)
     if attack.plugin is not None:
         _check_plugin(attack, x, outcome)
     sync(runtime.device)
@@ -104,4 +107,4 @@ def run_attack(items: list[WorkItem], x: torch.Tensor, metric, clean: list[float
     if mode != "direct":
         outcome.mode = mode
     used = [int(u) for u in outcome.iteration_used] if outcome.iteration_used else [-1] * n
-    return Attacked(x_adv, scores, seconds, outcome, used)
+    return Attacked(x_adv, scores, seconds, outcome, used, queries_of(outcome, counter.images / n))

@@ -8,14 +8,22 @@ parameter's declared bounds, until the mean lands within
 :data:`engine.spec.budgets.TOLERANCE` of the target on the allowed side, or ``max_steps``
 evaluations are spent.
 
+A *cost* budget (``time=1s``, ``queries=1000``: IOI's equal-speed comparison) searches
+the attack's iteration or query count instead (:func:`cost_spec`): the largest count whose
+mean time or metric evaluations per image stay within the budget (:func:`search_cost`:
+secant steps on the about-affine cost, inside the bracket, bisection where a step would
+leave it).
+
 Results are presets: JSON entries keyed by metric, attack and budget, with the value
-found, the mean L∞/PSNR/SSIM it reached and every evaluation of the search.
+found, the mean L∞/PSNR/SSIM, time and queries per image it reached and every
+evaluation of the search.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +32,7 @@ import torch
 
 from engine.core.errors import ExpectedError
 from engine.evaluation.pairs import PAIR_MEASURES
+from engine.metrics.counting import QueryCounter, queries_of
 from engine.spec.budgets import Budget
 from engine.core.seeds import derive_seed
 from engine.spec.experiment import ComponentSpec
@@ -52,6 +61,35 @@ def strength_spec(attack_cls: type):
         raise CalibrationError(f"attack {attack_cls.name!r} declares no strength parameter to calibrate "
                                f"(strength_param={name!r})")
     return specs[name]
+
+
+#: the iteration-count parameters a cost budget searches, in order, when an attack names none
+COST_PARAMS = ("iters", "queries")
+
+
+def cost_spec(attack_cls: type):
+    """The :class:`engine.spec.params.ParamSpec` a time/query budget searches: the attack's
+    ``cost_param``, else its ``iters`` or ``queries`` (an integer count); ``cost_param = ""``
+    declares a fixed cost (FGSM's one step).
+
+    Raises:
+        CalibrationError: the attack has no such count.
+    """
+    from engine.spec.params import param_specs
+
+    specs = {p.name: p for p in param_specs(attack_cls.Params)} if attack_cls.Params else {}
+    name = getattr(attack_cls, "cost_param", None)
+    if name is None:
+        name = next((n for n in COST_PARAMS if n in specs), None)
+    if not name or name not in specs or specs[name].type is not int:
+        raise CalibrationError(f"attack {attack_cls.name!r} has no iteration or query count to calibrate to a "
+                               "time or query budget (cost_param, iters or queries)")
+    return specs[name]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _key(metric: ComponentSpec, attack: ComponentSpec, budget: Budget) -> str:
@@ -93,7 +131,8 @@ def calibrated_spec(attack: ComponentSpec, entry: dict[str, Any]) -> ComponentSp
 
 
 class _Evaluator:
-    """Mean perturbation measures of the attack at a strength (memoised)."""
+    """Mean perturbation measures, attack time and queries per image of the attack at a
+    parameter value (memoised)."""
 
     def __init__(self, images: list[torch.Tensor], names: list[str], metric, attack_cls: type,
                  base_params: dict[str, Any], pname: str, seed: int) -> None:
@@ -101,14 +140,31 @@ class _Evaluator:
         self.cls, self.base, self.pname, self.seed = attack_cls, base_params, pname, seed
         self.seen: dict[Any, dict[str, float]] = {}
 
+    def warm_up(self) -> None:
+        """One untimed gradient pass per image, so the first timed evaluation does not pay
+        for lazy initialisation (kernels, caches, the metric's first call)."""
+        for x in self.images:
+            xi = x.detach().clone().requires_grad_(True)
+            try:
+                self.metric.score(xi, grad=True).sum().backward()
+            except RuntimeError:  # a metric without gradient: a plain forward
+                self.metric.score(x)
+
     def __call__(self, value: Any) -> dict[str, float]:
         if value not in self.seen:
             attack = self.cls({**self.base, self.pname: value})
-            sums = {"linf": 0.0, "psnr": 0.0, "ssim": 0.0}
+            sums = {"linf": 0.0, "psnr": 0.0, "ssim": 0.0, "time": 0.0, "queries": 0.0}
             for x, name in zip(self.images, self.names):
                 gen = torch.Generator().manual_seed(derive_seed(self.seed, "calibrate", name))
-                xa = attack(x, self.metric, generator=gen).image.detach()
-                for k in sums:
+                _sync(x.device)
+                t0 = time.perf_counter()
+                with QueryCounter(self.metric) as counter:
+                    outcome = attack(x, self.metric, generator=gen)
+                _sync(x.device)
+                sums["time"] += time.perf_counter() - t0
+                sums["queries"] += queries_of(outcome, counter.images / x.shape[0])
+                xa = outcome.image.detach()
+                for k in ("linf", "psnr", "ssim"):
                     sums[k] += min(measure(k, x, xa), 80.0) if k == "psnr" else measure(k, x, xa)
             self.seen[value] = {k: v / len(self.images) for k, v in sums.items()}
         return self.seen[value]
@@ -181,6 +237,54 @@ def search(evaluate: Callable[[Any], dict[str, float]], budget: Budget, start: A
     return (good[0] if good is not None else lo_lim), trace
 
 
+def search_cost(evaluate: Callable[[Any], dict[str, float]], budget: Budget, start: int, lo_bound: float | None,
+                hi_bound: float | None, max_steps: int = MAX_STEPS) -> tuple[int, list[dict]]:
+    """The largest count whose mean time or queries per image meets the cost ``budget``.
+
+    The cost is about affine in the count (a fixed part plus a part per iteration): from
+    ``start``, a proportional step (one point known) or a secant through the last two
+    points aims at the target, floored, kept strictly inside the bracket of the largest
+    count within the budget and the smallest over it (their midpoint where the step
+    would leave it); it stops when a count lands within the tolerance, or the bracket
+    closes.
+
+    Returns:
+        (the count found, the evaluations made). When even ``lo_bound`` costs more than
+        the budget, ``lo_bound``.
+    """
+    trace: list[dict] = []
+    lo_lim = int(lo_bound) if lo_bound is not None and lo_bound >= 1 else 1
+    hi_lim = int(hi_bound) if hi_bound is not None else 10 ** 9
+    v = min(max(int(start or lo_lim), lo_lim), hi_lim)
+    good: int | None = None   # the largest count within the budget
+    bad: int | None = None    # the smallest count over it
+    points: list[tuple[int, float]] = []
+    while len(trace) < max_steps:
+        m = evaluate(v)
+        trace.append({"value": v, **m})
+        cost = m[budget.kind]
+        if budget.close(cost):
+            return v, trace
+        if budget.meets(cost):
+            good = v if good is None else max(good, v)
+        else:
+            bad = v if bad is None else min(bad, v)
+        points = [p for p in points if p[0] != v][-1:] + [(v, cost)]
+        if len(points) == 2 and points[1][1] != points[0][1]:
+            (v1, c1), (v2, c2) = points
+            guess = v2 + (budget.target - c2) * (v2 - v1) / (c2 - c1)
+        else:
+            guess = v * budget.target / max(cost, 1e-12)
+        nxt = int(math.floor(min(max(guess, v / 8), v * 8)))
+        lo_b, hi_b = (good if good is not None else lo_lim - 1), (bad if bad is not None else hi_lim + 1)
+        if hi_b - lo_b <= 1:
+            break
+        if not lo_b < nxt < hi_b:
+            nxt = (lo_b + hi_b) // 2 if good is not None and bad is not None else min(max(nxt, lo_b + 1), hi_b - 1)
+        v = nxt
+    return (good if good is not None else lo_lim), trace
+
+
 def calibrate(images: list[str], metric: ComponentSpec, attack: ComponentSpec, budget: Budget, *,
               runtime: Any = None, seed: int = 0, n_images: int = CALIBRATION_IMAGES,
               max_steps: int = MAX_STEPS) -> dict[str, Any]:
@@ -189,13 +293,14 @@ def calibrate(images: list[str], metric: ComponentSpec, attack: ComponentSpec, b
     Args:
         images: image files; the first ``n_images`` are used.
         metric, attack: the components (the attack's own parameters are kept; only its
-            strength parameter is searched).
+            strength parameter, or for a time/query budget its iteration or query count,
+            is searched).
         budget: from :func:`engine.spec.budgets.parse_budget`.
         runtime: an ``engine.run.runtime.Runtime`` (device, cached metric); CPU when None.
 
     Returns:
         The preset entry (``key``, ``metric``, ``attack``, ``budget``, ``param``, ``value``,
-        ``achieved`` {linf, psnr, ssim}, ``met``, ``close``, ``images``, ``trace``).
+        ``achieved`` {linf, psnr, ssim, time, queries}, ``met``, ``close``, ``images``, ``trace``).
     """
     from engine.attacks import ATTACKS
     from engine.io.images import load_image
@@ -203,7 +308,7 @@ def calibrate(images: list[str], metric: ComponentSpec, attack: ComponentSpec, b
 
     runtime = runtime or Runtime("cpu")
     cls = ATTACKS.get(attack.name)
-    spec = strength_spec(cls)
+    spec = cost_spec(cls) if budget.cost else strength_spec(cls)
     base = merged_params(cls, attack)
     if not images:
         raise CalibrationError("no images to calibrate on")
@@ -213,7 +318,12 @@ def calibrate(images: list[str], metric: ComponentSpec, attack: ComponentSpec, b
     ev = _Evaluator(tensors, names, runtime.metric(metric), cls, base, spec.name, seed)
     integer = spec.type is int
     start = base.get(spec.name, spec.default)
-    value, trace = search(ev, budget, start, spec.min, spec.max, integer, max_steps)
+    if budget.cost:
+        if budget.kind == "time":
+            ev.warm_up()
+        value, trace = search_cost(ev, budget, start, spec.min, spec.max, max_steps)
+    else:
+        value, trace = search(ev, budget, start, spec.min, spec.max, integer, max_steps)
     achieved = ev(value)
     return {"key": _key(metric, attack, budget), "metric": metric.to_dict(), "attack": attack.to_dict(),
             "budget": budget.label, "kind": budget.kind, "target": budget.target, "tolerance": budget.tolerance,

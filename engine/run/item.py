@@ -175,7 +175,7 @@ def common_columns(item: WorkItem, mos: dict[str, float] | None, note: str, clea
         "attack": item.attack.name, "attack_preset": item.attack.preset_label,
         "mos": (mos or {}).get(item.image_name), "attack_time": att.seconds,
         "attack_iterations": max(0, len(outcome.steps) - 1), "iteration_used": att.used[i],
-        "attack_queries": outcome.steps[-1].queries if outcome.steps else None,
+        "attack_queries": att.queries,
         "attack_selection": outcome.selection, "attack_mode": outcome.mode,
         "attack_gained": attack_gained(clean, att.scores[i], lower_better),
         "seed": item.seed, "item_id": item.id, "note": note,

@@ -245,12 +245,17 @@ def without_problems(exp: Experiment, problems: list[Problem]) -> Experiment | N
 def describe_preset(entry: dict[str, Any]) -> str:
     """One line about a calibrated preset: the value found, what it reached, whether it meets the budget."""
     a = entry["achieved"]
+    cost = entry.get("kind") in ("time", "queries")
     state = "meets it" if entry["close"] else (
-        f"within it but not close: {entry['param']} alone cannot reach it (raise the attack's other "
-        "parameters, e.g. iterations or step)" if entry["met"] else "NOT met: even the weakest setting exceeds it")
+        (f"within it but not close: one more step of {entry['param']} exceeds it" if cost else
+         f"within it but not close: {entry['param']} alone cannot reach it (raise the attack's other "
+         "parameters, e.g. iterations or step)") if entry["met"] else "NOT met: even the weakest setting exceeds it")
+    spent = (f", {a['time']:.3g} s and {a['queries']:g} queries per image"
+             if "time" in a and "queries" in a else "")
     return (f"{entry['attack']['name']} on {entry['metric']['name']}, budget {entry['budget']}: "
             f"{entry['param']}={entry['value']:.6g} → L∞ {a['linf'] * 255:.3g}/255, PSNR {a['psnr']:.2f} dB, "
-            f"SSIM {a['ssim']:.4f} ({state}; {len(entry['trace'])} evaluations on {len(entry['images'])} images)")
+            f"SSIM {a['ssim']:.4f}{spent} ({state}; {len(entry['trace'])} evaluations on "
+            f"{len(entry['images'])} images)")
 
 
 def calibrated_attacks(exp: Experiment, budget_text: str, presets: Path, runtime: Any,

@@ -179,7 +179,11 @@ def glance(data: ReportData) -> list[tuple[str, str]]:
            ("images", (f"{len(data.spec.get('images') or [])}; seed {data.spec.get('seed')}; "
                       f"{'adaptive' if data.spec.get('adaptive') else 'non-adaptive'} attacks"))]
     if data.spec.get("budget"):
-        out.append(("budget", str(data.spec["budget"])))
+        from engine.spec.budgets import budget_text_title
+
+        label = str(data.spec["budget"])
+        title = budget_text_title(label)
+        out.append(("budget", f"{label} ({title})" if title and title != label else label))
     out.append(("run on", (f"{where}; tool {v.get('tool', '–')}, torch {v.get('torch', '–')}, "
                           f"pyiqa {v.get('pyiqa', '–')}")))
     return out

@@ -83,7 +83,7 @@ def test_help_lists_contributed_commands(capsys):
         _cli("--help")
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for command in ("run", "list", "export", "report", "train-fcn", "train-uap"):
+    for command in ("run", "list", "export", "report", "train-fcn", "train-uap", "sma"):
         assert command in out
 
 

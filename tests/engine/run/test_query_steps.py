@@ -28,11 +28,34 @@ def test_rows_record_queries_used_and_steps_keep_them(tmp_path, photo_folder):
     list(run_experiment(exp, store))
     rows = {r["attack"]: r for r in store.rows(exp.id)}
     assert rows["square"]["attack_queries"] == 12
-    assert rows["ifgsm"]["attack_queries"] is None
+    # a gradient attack records none: the row counts the images the metric scored, re-counted
+    # here by wrapping the metric's forward, on the same image alone
+    assert rows["ifgsm"]["attack_queries"] == _forwarded_images(exp.images[0], "ifgsm:iters=2", rows["ifgsm"]["seed"])
     items = {it["item_id"]: it for it in store.items(exp.id)}
     steps = items[rows["square"]["item_id"]]["steps"]
     assert steps[0]["queries"] == 1 and steps[-1]["queries"] == 12
     assert "queries" not in items[rows["ifgsm"]["item_id"]]["steps"][0]
+
+
+def _forwarded_images(path: str, attack: str, seed: int) -> int:
+    import torch
+
+    from engine.attacks import ATTACKS
+    from engine.io.images import load_image
+    from engine.metrics import create_metric
+    from engine.spec.experiment import ComponentSpec
+
+    spec = ComponentSpec.parse(attack)
+    metric = create_metric("brisque", device="cpu")
+    seen, forward = [0], metric.forward
+
+    def counting(x):
+        seen[0] += x.shape[0]
+        return forward(x)
+
+    metric.forward = counting
+    ATTACKS.get(spec.name)(spec.params)(load_image(path).tensor, metric, generator=torch.Generator().manual_seed(seed))
+    return seen[0]
 
 
 def test_report_curve_runs_against_queries_for_score_only_attacks():
