@@ -187,8 +187,10 @@ def _run_into(args: argparse.Namespace, exp, backend, out: Path, store) -> int:
     try:
         for ev in run_experiment(exp, store, cancel=cancel, backend=backend):
             if isinstance(ev, RunStarted):
-                print(f"experiment {ev.experiment_id}: {ev.total} items, {ev.total - ev.pending} already done, "
-                      f"device {ev.device}; store {store.path}", file=sys.stderr)
+                print(f"experiment {ev.experiment_id}: {ev.total} items, {ev.reused} reused from the store, "
+                      f"{ev.pending} to compute, device {ev.device}; store {store.path}", file=sys.stderr)
+                for note in ev.notes:
+                    print(f"note: {note}", file=sys.stderr)
                 bar = tqdm(total=ev.pending, unit="item", disable=args.quiet, dynamic_ncols=True)
             elif isinstance(ev, ItemStarted) and bar is not None:
                 bar.set_description(f"{ev.item.image_name[:24]} {ev.item.attack.name}")

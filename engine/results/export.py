@@ -26,7 +26,7 @@ RAW_COLUMNS = [
     "metric", "defence", *SCORE_COLUMNS,
     "attack_time", "defence_time", "attack_iterations", "attack_queries", "iteration_used", "attack_selection",
     "attack_gained", "attack_mode", "eot_draws", "defended-clear_std", "defended-attacked_std",
-    "both_defended_abs_gain_std", *CERTIFIED_COLUMNS, "seed", "item_id", *BUDGET_COLUMNS, "note", "error",
+    "both_defended_abs_gain_std", *CERTIFIED_COLUMNS, "seed", "item_id", "image_hash", *BUDGET_COLUMNS, "note", "error",
 ]
 
 def _fmt(v: Any) -> Any:

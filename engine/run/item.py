@@ -178,5 +178,5 @@ def common_columns(item: WorkItem, mos: dict[str, float] | None, note: str, clea
         "attack_queries": outcome.steps[-1].queries if outcome.steps else None,
         "attack_selection": outcome.selection, "attack_mode": outcome.mode,
         "attack_gained": attack_gained(clean, att.scores[i], lower_better),
-        "seed": item.seed, "item_id": item.id, "note": note,
+        "seed": item.seed, "item_id": item.id, "image_hash": item.content, "note": note,
     }

@@ -85,6 +85,8 @@ class Prepared:
     pending: int
     units: int
     warnings: list[str] = field(default_factory=list)
+    reused: int = 0
+    notes: list[str] = field(default_factory=list)
 
 
 def _availability(cls: type, spec: ComponentSpec) -> Any:
@@ -288,6 +290,7 @@ def prepare(exp: Experiment, store: Any, *, backend: Any = None, presets: str | 
             weights, else 2).
     """
     from engine.run.batching import plan_units
+    from engine.run.identity import reuse_plan
 
     problems = check(exp)
     if problems:
@@ -298,9 +301,8 @@ def prepare(exp: Experiment, store: Any, *, backend: Any = None, presets: str | 
         runtime = getattr(backend, "runtime", None) or Runtime(exp.device)
         path = Path(presets) if presets else Path(store.path).parent / PRESETS_NAME
         exp = apply_budget(exp, exp.budget, path, runtime, log)
-    items = exp.items()
-    done = store.done_item_ids(exp.id)
-    pending = [it for it in items if it.id not in done]
+    reuse = reuse_plan(exp, store)
+    items, pending = reuse.items, reuse.pending
     warnings = []
     if exp.save_images:
         from engine.store.diskspace import space_warning
@@ -308,4 +310,26 @@ def prepare(exp: Experiment, store: Any, *, backend: Any = None, presets: str | 
         warning = space_warning(exp, store)
         if warning:
             warnings.append(warning)
-    return Prepared(exp, len(items), len(pending), len(plan_units(pending, exp)), warnings)
+    return Prepared(exp, len(items), len(pending), len(plan_units(pending, exp)), warnings, reuse.reused,
+                    reuse.lines())
+
+
+def plan_counts(exp: Experiment, store_path: str | Path | None) -> dict[str, Any]:
+    """What a run of ``exp`` into the store at ``store_path`` would compute and reuse,
+    read without writing (the GUI's plan preview): :meth:`ReusePlan.summary` plus
+    ``pending`` (the items to compute) and ``notes``."""
+    from engine.run.identity import reuse_plan
+    from engine.store.db import ResultStore
+
+    store = None
+    if store_path is not None and Path(store_path).exists():
+        try:
+            store = ResultStore(store_path, readonly=True)
+        except ExpectedError:
+            store = None
+    try:
+        reuse = reuse_plan(exp, store)
+    finally:
+        if store is not None:
+            store.close()
+    return {**reuse.summary(), "pending": reuse.pending, "notes": reuse.lines()}

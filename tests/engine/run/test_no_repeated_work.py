@@ -15,6 +15,7 @@ from engine.metrics.base import METRICS
 from engine.run.driver import run_experiment
 from engine.store.db import ResultStore
 from tests.engine.run.test_batching import DarkNanMetric, _exp, same_size_folder  # noqa: F401
+from engine.run.identity import content_items
 
 TIMING = {"attack_time", "defence_time"}
 
@@ -48,7 +49,7 @@ def test_rows_equal_the_straightforward_formulas(tmp_path, same_size_folder, niq
     list(run_experiment(exp, store))
     rows = store.rows(exp.id)
     assert len(rows) == 2 * 4
-    for item in exp.items():
+    for item in content_items(exp):
         ref = _reference_rows(item, niqe, load_image(item.image).tensor)
         for r in (r for r in rows if r["item_id"] == item.id):
             want = {k: None if v != v else v for k, v in ref[r["defence_label"]].items()}  # NaN is stored as NULL
