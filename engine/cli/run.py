@@ -41,11 +41,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="join a Ray cluster (auto, HOST:6379, or ray://HOST:10001 through Ray Client); "
                         "default: start one here")
     r.add_argument("--workers", type=int, default=None,
-                   help="Ray workers (default: one per GPU, else one per node sharing its cores)")
-    r.add_argument("--seed", type=int, default=None)
+                   help="Ray workers, ≥ 1 (default: one per GPU, else one per node sharing its cores)")
+    r.add_argument("--seed", type=int, default=None, help="master seed, 0 … 2^63−1 (default 0)")
     r.add_argument("--save-images", action="store_true", help="save attacked/defended images as PNG")
     r.add_argument("--adaptive", action="store_true", help="attack the metric behind each defence (BPDA/EOT)")
-    r.add_argument("--eot-draws", dest="eot_draws", type=int, default=None)
+    r.add_argument("--eot-draws", dest="eot_draws", type=int, default=None,
+                   help="draws of each random defence, 1 … 10000 (default 1)")
     r.add_argument("--max-pixels", dest="max_pixels", type=pixels, default=None,
                    help="refuse larger images (default 40000000; 40M, 1e8 also work)")
     r.add_argument("--batch", dest="batch_size", type=batch_size, default=None, metavar="N|auto",
@@ -62,7 +63,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     r.add_argument("--study", default=None, choices=list_studies(),
                             help="run a study's grid (its attacks × defences × presets) on the chosen metric")
     r.add_argument("--survives-compression", type=int, default=None, metavar="Q",
-                            help="also score the attacked image JPEG-compressed at quality Q (adds jpeg:q=Q; "
+                            help="also score the attacked image JPEG-compressed at quality Q, 1 … 100 (adds jpeg:q=Q; "
                                  "the leaderboard's survives-compression column)")
     r.add_argument("--ci", dest="ci_method", choices=["bootstrap", "t"], default="bootstrap",
                             help="95 %% intervals in the CSVs: image bootstrap (default) or the t-interval")
@@ -81,6 +82,9 @@ def build_experiment(args: argparse.Namespace):
             cfg = json.loads(Path(args.config).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise UsageError(f"cannot read config {args.config}: {exc}") from None
+        from engine.spec.schema import check_config
+
+        check_config(cfg, f"config {args.config}")  # one line naming the key, exit 2
     src = Path(args.images)
     if src.is_dir():
         images, skipped = scan_images(src)
@@ -146,6 +150,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from engine.run.prepare import NotRunnable, check, prepare
     from engine.store.db import ResultStore
 
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers {args.workers}: expected an integer ≥ 1")
     exp = build_experiment(args)
     problems = check(exp)  # refuse before an output folder or a back end exists
     if problems:

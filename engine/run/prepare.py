@@ -128,22 +128,31 @@ def _usage_problems(exp: Experiment) -> list[Problem]:
     """Unknown names, presets and bad parameter values; a batch size that does not read."""
     from engine.attacks import ATTACKS
     from engine.defences import DEFENCES
-    from engine.metrics import list_metrics
+    from engine.metrics import _params_class, list_metrics
     from engine.run.batching import parse_batch_size
     from engine.run.runtime import merged_params
     from engine.spec.params import ParamError, make_params
     from engine.spec.registry import UnknownComponent, did_you_mean
 
-    out: list[Problem] = []
+    from engine.spec.schema import experiment_problems
+
+    out: list[Problem] = [Problem(OPTION, line.split(" ", 1)[0], line, usage=True)
+                          for line in experiment_problems(exp.to_dict())]
     try:
         parse_batch_size(exp.batch_size)
     except ValueError as exc:
-        out.append(Problem(OPTION, "batch size", str(exc), usage=True))
+        if not out:
+            out.append(Problem(OPTION, "batch size", str(exc), usage=True))
     known = list_metrics()
     for m in exp.metrics:
         if m.name not in known:
             out.append(Problem("metric", m.label, f"unknown metric {m.name!r}{did_you_mean(m.name, known)}; "
                                                   f"known: {', '.join(known)} (see `main.py list`)", usage=True))
+            continue
+        try:
+            make_params(_params_class(m.name), m.params)
+        except (ParamError, KeyError) as exc:
+            out.append(Problem("metric", m.label, f"metric {m.label}: {exc}", usage=True))
     for kind, registry, specs in (("attack", ATTACKS, exp.attacks), ("defence", DEFENCES, exp.all_defences)):
         for spec in specs:
             try:
@@ -152,6 +161,8 @@ def _usage_problems(exp: Experiment) -> list[Problem]:
             except (UnknownComponent, KeyError, ParamError) as exc:
                 # KeyError's str() quotes the message; its first argument is the text
                 text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+                if isinstance(exc, ParamError):
+                    text = f"{kind} {spec.label}: {text}"
                 out.append(Problem(kind, spec.label, str(text), usage=True))
     return out
 

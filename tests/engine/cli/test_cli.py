@@ -116,7 +116,7 @@ def test_killed_run_resumes_without_duplicates_or_gaps(tmp_path, photo_folder):
     assert 2 <= killed_at < 6, "the run should have been killed part-way"
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert f"{killed_at} already done" in done.stderr
+    assert f"{killed_at} reused from the store" in done.stderr
     with sqlite3.connect(db) as c:
         n_rows, n_distinct = c.execute("SELECT COUNT(*), COUNT(DISTINCT item_id || defence) FROM rows").fetchone()
         statuses = c.execute("SELECT status, COUNT(*) FROM items GROUP BY status").fetchall()
