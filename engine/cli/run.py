@@ -222,6 +222,8 @@ def _run_into(args: argparse.Namespace, exp, backend, out: Path, store) -> int:
         return EXIT_DISK_FULL
     if not args.no_export:
         _export(store, out, exp.id, getattr(args, "ci_method", "bootstrap"))
+    for line in _eight_bit_lines(store.rows(exp.id)):
+        print(line, file=sys.stderr)
     assert summary is not None
     print(f"finished {summary.finished}, failed {summary.failed}"
           f"{', cancelled — run the same command again to resume' if summary.cancelled else ''}",
@@ -231,6 +233,20 @@ def _run_into(args: argparse.Namespace, exp, backend, out: Path, store) -> int:
     if summary.failed and not summary.finished and not store.done_item_ids(exp.id):
         return EXIT_ALL_FAILED
     return EXIT_PARTIAL if summary.failed else EXIT_OK
+
+
+def _eight_bit_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Per metric and attack: how often the attack's gain disappears when x_a is saved as 8-bit."""
+    counts: dict[tuple[str, str], list[int]] = {}
+    for r in rows:
+        if r.get("defence") == "none" and r.get("gain_lost_8bit") is not None:
+            preset = r.get("attack_preset")
+            attack = r.get("attack", "") + ("" if preset in (None, "", "default") else f"[{preset}]")
+            c = counts.setdefault((r.get("metric", ""), attack), [0, 0])
+            c[0] += bool(r["gain_lost_8bit"])
+            c[1] += 1
+    return [f"8-bit: {attack} on {metric}: the gain of {lost} of {n} attacked image(s) disappears when "
+            f"saved as 8-bit ({100 * lost / n:.0f} %)" for (metric, attack), (lost, n) in counts.items()]
 
 
 def _export(store, out: Path, exp_id: str, ci_method: str = "bootstrap") -> None:

@@ -9,6 +9,7 @@ import torch
 
 from engine.core.events import AttackStep, Event
 from engine.core.seeds import derive_seed
+from engine.evaluation.eight_bit import to_8bit_grid
 from engine.run.runtime import Runtime
 from engine.run.scoring import failure_text, finite_each, metric_scores, per_image, sync
 from engine.run.units import Cancelled, CancelToken, ItemError
@@ -24,6 +25,7 @@ class Attacked:
     seconds: float            # attack time per image
     outcome: Any              # the attack's AttackOutcome (steps, selection, mode)
     used: list[int]           # per image, which iterate was returned (-1: unknown)
+    scores_8bit: list[float] | None = None  # M(x_a rounded to the 8-bit grid) per image
 
 
 def attack_target(items: list[WorkItem], metric, exp: Experiment, runtime: Runtime) -> tuple[Any, Any, str]:
@@ -92,4 +94,5 @@ def run_attack(items: list[WorkItem], x: torch.Tensor, metric, clean: list[float
     if mode != "direct":
         outcome.mode = mode
     used = [int(u) for u in outcome.iteration_used] if outcome.iteration_used else [-1] * n
-    return Attacked(x_adv, scores, seconds, outcome, used)
+    scores_8bit = metric_scores(metric, to_8bit_grid(x_adv), "attacked image on the 8-bit grid", "attack")
+    return Attacked(x_adv, scores, seconds, outcome, used, scores_8bit)
