@@ -318,7 +318,7 @@ def prepare(exp: Experiment, store: Any, *, backend: Any = None, presets: str | 
     if exp.save_images:
         from engine.store.diskspace import space_warning
 
-        warning = space_warning(exp, store)
+        warning = space_warning(exp, store, pending)
         if warning:
             warnings.append(warning)
     return Prepared(exp, len(items), len(pending), len(plan_units(pending, exp)), warnings, reuse.reused,

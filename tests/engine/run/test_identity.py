@@ -239,3 +239,20 @@ def test_the_cli_says_how_many_items_were_reused(tmp_path, capsys):
     assert "0 reused from the store, 1 to compute" in err and "computed again for new defences" in err
     assert main([*args, "--defence", "median-blur"]) == 0
     assert "1 reused from the store, 0 to compute" in capsys.readouterr().err
+
+
+def test_rows_of_a_deterministic_attack_do_not_depend_on_the_seed_derivation(tmp_path):
+    """The per-item seed is now derived from content instead of the file name and the
+    defence list; a deterministic attack and defence give the same numbers under any
+    seed, so their rows are those the previous derivation gave."""
+    folder = _folder(tmp_path, ("astronaut",))
+    rows = []
+    for seed in (0, 7):
+        with ResultStore(tmp_path / f"r{seed}.sqlite") as store:
+            exp = _exp(folder, seed=seed)
+            _run(exp, store)
+            rows.append({r["defence_label"]: r for r in store.rows(exp.id)})
+    assert rows[0]["none"]["seed"] != rows[1]["none"]["seed"]
+    for label in ("none", "jpeg(q=50)"):
+        for key in ("clear", "attacked", "defended-clear", "defended-attacked", "attacked_8bit"):
+            assert rows[0][label][key] == rows[1][label][key], (label, key)
