@@ -23,9 +23,24 @@ from engine.spec.experiment import Experiment, WorkItem
 from engine.spec.identity import Contents
 
 
+#: (absolute path, size, mtime_ns, max_pixels) → hash, for this process (the GUI re-plans often)
+_MEMO: dict[tuple[str, int, int, int], str | None] = {}
+
+
 def image_hash(path: str, max_pixels: int) -> str | None:
     """SHA-256 of the decoded image (shape, float pixels and conversion note); None when
     it cannot be read (its item then fails with the reason, under its own name)."""
+    stamp = _stamp(path)
+    key = (os.path.abspath(path), *stamp, max_pixels) if stamp is not None else None
+    if key is not None and key in _MEMO:
+        return _MEMO[key]
+    digest = _decode_hash(path, max_pixels)
+    if key is not None:
+        _MEMO[key] = digest
+    return digest
+
+
+def _decode_hash(path: str, max_pixels: int) -> str | None:
     from engine.io.images import ImageLoadError, load_image
 
     try:
@@ -59,15 +74,17 @@ def _stamp(path: str) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
-def contents(exp: Experiment, store: Any = None) -> Contents:
+def contents(exp: Experiment, store: Any = None, cache: dict[str, tuple[int, int, str]] | None = None) -> Contents:
     """The content hashes of ``exp``'s images and metric weights files.
 
     Args:
         exp: the experiment.
         store: an open :class:`~engine.store.db.ResultStore` whose ``contents`` table
-            caches image hashes by (path, size, mtime); None: every image is decoded.
+            caches image hashes by (path, size, mtime); None: every image is decoded
+            (once per process).
+        cache: hashes read from a store before (``ResultStore.cached_hashes()``).
     """
-    cache = store.cached_hashes() if store is not None and hasattr(store, "cached_hashes") else {}
+    cache = store.cached_hashes() if store is not None else (cache or {})
     images: dict[str, str] = {}
     fresh: dict[str, tuple[int, int, str]] = {}
     for path in dict.fromkeys(exp.images):
@@ -169,6 +186,7 @@ def _had_legacy_rows(store: Any, exp_id: str) -> bool:
         return False
 
 
-def content_items(exp: Experiment, store: Any = None) -> list[WorkItem]:
+def content_items(exp: Experiment, store: Any = None,
+                  cache: dict[str, tuple[int, int, str]] | None = None) -> list[WorkItem]:
     """``exp``'s items identified by content (what a run computes and stores)."""
-    return exp.items(contents(exp, store))
+    return exp.items(contents(exp, store, cache))

@@ -447,9 +447,9 @@ class ResultStore:
 
     @_guarded
     def items(self, exp_id: str | None = None) -> list[dict[str, Any]]:
-        """The experiment's items in order, under its own names. An item of a view is
-        ``done`` when its unit is done with a row for each of the experiment's defences,
-        ``pending`` when not computed (or not for every defence) yet."""
+        """The experiment's computed items in order (done or failed), under its own names.
+        An item of a view is done when its unit is done with a row for each of the
+        experiment's defences; one not computed (or not for every defence) is left out."""
         exp_id = self.resolve(exp_id)
         if not self._is_view(exp_id):
             out = []
@@ -461,14 +461,16 @@ class ResultStore:
         out = []
         for v in self._view(exp_id):
             r = self._db.execute("SELECT * FROM items WHERE item_id = ?", (v["item_id"],)).fetchone()
-            d = dict(r) if r is not None else {"item_id": v["item_id"], "status": "pending", "steps": None}
+            if r is None:
+                continue  # not computed yet
+            d = dict(r)
             d.update(experiment_id=exp_id, idx=v["idx"], image=v["image"], image_name=v["image_name"])
             d["steps"] = json.loads(d["steps"]) if d.get("steps") else []
             if d["status"] == "done":
                 have = {x[0] for x in self._db.execute("SELECT defence FROM rows WHERE item_id = ?",
                                                        (v["item_id"],))}
                 if not set(json.loads(v["defences"])) <= have:
-                    d["status"] = "pending"
+                    continue  # computed for other defences only: pending here
             out.append(d)
         return out
 
