@@ -1,7 +1,12 @@
-"""Screenshots for the README (offscreen, 1280×800): the main window after a run, the plan
-preview, the leaderboard tab, the column chooser and the help page.
+"""Screenshots for the README: the main window after a run at 1600×1000 and 1024×700, the
+inspector in each compare mode (side by side, blink, swipe), the leaderboard tab, the plan
+preview, the column chooser and the help page.
 
-    QT_QPA_PLATFORM=offscreen python docs/gui_screenshots.py [--out docs]
+    QT_QPA_PLATFORM=offscreen python docs/gui_screenshots.py [--out docs] [--review DIR]
+
+``--review DIR`` also writes every view at both sizes to DIR (to look at, not for the docs).
+Under a real X server: ``xvfb-run -s "-screen 0 1600x1000x24" python docs/gui_screenshots.py``
+with ``QT_QPA_PLATFORM=xcb``.
 """
 from __future__ import annotations
 
@@ -15,7 +20,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ.setdefault("TORCH_HOME", str(ROOT.parent / "shared" / "iqa-weights"))
+for _weights in (ROOT.parent / "shared" / "iqa-weights", Path("/work/shared/iqa-weights")):
+    if _weights.is_dir():   # a worktree's parent has no shared/ folder
+        os.environ.setdefault("TORCH_HOME", str(_weights))
+        break
+
+SIZES = [(1600, 1000), (1024, 700)]
 
 
 def _settle(app, n: int = 30) -> None:
@@ -26,7 +36,11 @@ def _settle(app, n: int = 30) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "docs"))
+    ap.add_argument("--review", help="also write every view at both sizes here")
     args = ap.parse_args()
+    review = Path(args.review) if args.review else None
+    if review:
+        review.mkdir(parents=True, exist_ok=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -43,7 +57,7 @@ def main() -> int:
     w = MainWindow(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat), scan=False)
     w.session.default_output = lambda folder: str(tmp / "runs" / Path(folder or "x").name)
     w.panel.set_metrics(scan_metrics())
-    w.resize(1280, 800)
+    w.resize(*SIZES[0])
     w.show()
     w.images.show_banner(False)
     w.open_folder(str(SAMPLES_DIR))
@@ -53,8 +67,8 @@ def main() -> int:
                        "defences": {"jpeg": {"checked": True}, "median-blur": {"checked": True}},
                        "seed": 0, "device": "cpu", "save_images": True})
 
-    def save(widget, name: str) -> Path:
-        path = out / name
+    def save(widget, name: str, folder: Path | None = None) -> Path:
+        path = (folder or out) / name
         widget.grab().save(str(path))
         _shrink_png(str(path))
         print(f"screenshot: {path}")
@@ -79,14 +93,45 @@ def main() -> int:
         w.display.show_item(pick["item_id"], "jpeg")
     w.pool.wait()
     _settle(app, 60)
-    save(w, "gui-main-after-run.png")
 
-    # 2b. the leaderboard tab of that run (the run options show the budget choice)
-    w.tabs.setCurrentWidget(w.leaderboard)
-    w.leaderboard.wait()
+    def views(width: int, height: int, folder: Path | None, main_name: str) -> None:
+        """The main window, the leaderboard and the inspector's compare modes at one size."""
+        w.resize(width, height)
+        w.reset_layout()
+        _settle(app, 60)
+        w.inspector.fit()
+        _settle(app, 20)
+        tag = "" if folder is None else f"-{width}x{height}"
+        save(w, main_name, folder)
+        w.tabs.setCurrentWidget(w.leaderboard)
+        w.leaderboard.wait()
+        _settle(app, 60)
+        save(w, f"gui-leaderboard{tag}.png", folder)
+        w.tabs.setCurrentWidget(w.results)
+        ins = w.inspector
+        for mode in ("side", "blink", "swipe"):
+            ins.compare.setCurrentIndex(ins.compare.findData(mode))
+            if mode == "blink":
+                ins.blink_timer.stop()
+                ins.blink_step()            # the clean image, titled so
+            if mode == "swipe":
+                ins.set_swipe(0.5)
+            _settle(app, 30)
+            save(ins, f"gui-inspector-{mode}{tag}.png", folder)
+        ins.compare.setCurrentIndex(ins.compare.findData("side"))
+
+    # 2b. at 1600×1000 (the docs' set) and 1024×700 (main window only in the docs)
+    views(*SIZES[0], None, "gui-main-after-run.png")
+    w.resize(*SIZES[1])
+    w.reset_layout()
     _settle(app, 60)
-    save(w, "gui-leaderboard.png")
-    w.tabs.setCurrentWidget(w.results)
+    save(w, "gui-main-1024x700.png")
+    if review is not None:
+        for width, height in SIZES:
+            views(width, height, review, f"gui-main-{width}x{height}.png")
+    w.resize(*SIZES[0])
+    w.reset_layout()
+    _settle(app, 30)
 
     # 3. the column chooser, open on the table's header
     w.results.set_preset("gains")

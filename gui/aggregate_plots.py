@@ -17,6 +17,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from gui.elided_label import ElidedLabel
+
 ALL = "all"
 
 
@@ -73,6 +75,15 @@ def interval(group: dict[str, list], key: str) -> tuple[float, float] | None:
     return None if iv.low is None else (iv.low, iv.high)
 
 
+def _combo() -> QComboBox:
+    """A filter drop-down as wide as six characters, whatever its entries (wider on demand)."""
+    box = QComboBox()
+    box.addItem(ALL)
+    box.setMinimumContentsLength(6)
+    box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    return box
+
+
 class _FilteredPlot(QWidget):
     """A plot with metric/attack filters, redrawn at most twice a second."""
 
@@ -83,18 +94,15 @@ class _FilteredPlot(QWidget):
         lay.setContentsMargins(4, 4, 4, 4)
         bar = QHBoxLayout()
         bar.addWidget(QLabel("metric"))
-        self.metric = QComboBox()
-        self.metric.addItem(ALL)
+        self.metric = _combo()
         bar.addWidget(self.metric)
         bar.addWidget(QLabel("attack"))
-        self.attack = QComboBox()
-        self.attack.addItem(ALL)
+        self.attack = _combo()
         bar.addWidget(self.attack)
         bar.addWidget(QLabel("budget"))
-        self.budget = QComboBox()
-        self.budget.addItem(ALL)
+        self.budget = _combo()
         bar.addWidget(self.budget)
-        self.note = QLabel()
+        self.note = ElidedLabel(min_width=40)   # a long note never widens the window
         self.note.setObjectName("plot_note")
         bar.addWidget(self.note, 1)
         lay.addLayout(bar)
@@ -109,7 +117,23 @@ class _FilteredPlot(QWidget):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(500)
-        self._timer.timeout.connect(self.redraw)
+        self._timer.timeout.connect(self._redraw_if_shown)
+        self._stale = False
+
+    def _redraw_if_shown(self) -> None:
+        """Rows arrive all run long: a hidden tab is redrawn when it is shown, not per item
+        (the bootstrap intervals are GUI-thread work)."""
+        if self.isVisible():
+            self._stale = False
+            self.redraw()
+        else:
+            self._stale = True
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        if self._stale:
+            self._stale = False
+            self.redraw()
 
     def set_rows(self, rows: list[dict[str, Any]]) -> None:
         self.rows = rows

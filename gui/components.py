@@ -7,6 +7,9 @@ Presets an attack lists in ``literal_presets`` are tagged "(MSU code)".
 """
 from __future__ import annotations
 
+import html
+import inspect
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,9 +59,37 @@ class ComponentChoice:
         return {"checked": self.checked, "preset": self.preset, "params": self.params}
 
 
+_ROLE = re.compile(r":[a-z]+:`~?([^`<]*?)(?:\s*<[^>]*>)?`")
+
+
+def plain_text(rst: str) -> str:
+    """reStructuredText inline markup as plain text: ````h_p(x)```` → h_p(x),
+    ``:func:`train_uap``` → train_uap, ``:class:`~a.b.C``` → C, ``**x**`` → x."""
+    text = _ROLE.sub(lambda m: m.group(1).rsplit(".", 1)[-1] if "(" not in m.group(1) else m.group(1), rst)
+    text = re.sub(r"``(.+?)``", r"\1", text)
+    text = re.sub(r"(?<![\w`])`([^`]+)`(?!\w)", r"\1", text)
+    text = re.sub(r"\*\*(.+?)\*\*", r"\1", text)
+    return " ".join(text.split())
+
+
+def description(cls: type, limit: int = 240) -> str:
+    """A component's description for the GUI: its docstring's first paragraph in plain
+    text, whole sentences only (as many as fit in ``limit`` characters, at least one)."""
+    doc = inspect.getdoc(cls) or ""
+    text = plain_text(doc.split("\n\n")[0])
+    if not text:
+        return ""
+    sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z(])", text)
+    out = sentences[0]
+    for sentence in sentences[1:]:
+        if len(out) + 1 + len(sentence) > limit:
+            break
+        out += " " + sentence
+    return out if out.endswith((".", "!", "?", ")")) else out + "."
+
+
 def _first_doc_line(cls: type) -> str:
-    doc = (cls.__doc__ or "").strip()
-    return doc.splitlines()[0] if doc else ""
+    return description(cls)
 
 
 class ComponentPicker(QWidget):
@@ -169,7 +200,7 @@ class ComponentPicker(QWidget):
         try:
             choice = self.choices[name]
             cls = self.classes[name]
-            self.editor_title.setText(f"<b>{name}</b> — {_first_doc_line(cls)}")
+            self.editor_title.setText(f"<b>{html.escape(name)}</b> — {html.escape(_first_doc_line(cls))}")
             self.preset.clear()
             self.preset.addItem("defaults", DEFAULTS)
             literal = getattr(cls, "literal_presets", {})

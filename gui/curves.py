@@ -83,7 +83,8 @@ class LiveCurves(QWidget):
         self._key = key
         self.clear()
         hint = "" if lower_better is None else ("  (lower is better)" if lower_better else "  (higher is better)")
-        self.caption.setText(f"<b>{metric}</b> score per iteration on <b>{image_name}</b>{hint}")
+        self.caption.setText(f"<span style='color:#1a73e8'>running:</span> <b>{metric}</b> score per iteration "
+                             f"on <b>{image_name}</b>{hint}")
 
     def clear(self) -> None:
         self._data.clear()
@@ -94,6 +95,8 @@ class LiveCurves(QWidget):
         self.clean_line.setVisible(False)
         self._dirty = False
         self.plot.setXRange(0, 1, padding=0.05)
+        self.plot.setYRange(0, 1, padding=0.05)   # no y-range left over from another item
+        self.plot.enableAutoRange(y=True)
 
     def set_clean(self, score: float) -> None:
         self.clean_line.setValue(score)
@@ -102,13 +105,17 @@ class LiveCurves(QWidget):
         self._update_legend()
 
     def add_point(self, attack: str, iteration: int, score: float) -> None:
+        """A live attack step (counted in :attr:`points_received`)."""
+        self._append(attack, iteration, score)
+        self.points_received += 1
+
+    def _append(self, attack: str, iteration: float, score: float) -> None:
         xs, ys = self._data[attack]
         if xs and iteration <= xs[-1]:  # an attack restarted (e.g. another preset): new run
             xs.clear()
             ys.clear()
         xs.append(float(iteration))
         ys.append(float(score))
-        self.points_received += 1
         self._dirty = True
 
     def show_steps(self, image_name: str, metric: str, clean: float | None,
@@ -121,7 +128,7 @@ class LiveCurves(QWidget):
             self.set_clean(clean)
         for attack, pts in series.items():
             for it, s in pts:
-                self.add_point(attack, it, s)
+                self._append(attack, it, s)   # recorded, not live: not counted
         self._flush()
 
     # ---- drawing ---------------------------------------------------------------------------

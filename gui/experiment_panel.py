@@ -47,6 +47,9 @@ DEFAULT_EXPERIMENT: dict[str, Any] = {
 BUDGET_CHOICES = [("none (each attack's own strength)", None), ("L∞ 2/255", "linf-2"), ("L∞ 4/255", "linf-4"),
                   ("L∞ 8/255", "linf-8"), ("L∞ 16/255", "linf-16"), ("PSNR ≥ 40 dB", "psnr=40"),
                   ("SSIM ≥ 0.98", "ssim=0.98")]
+#: the run options' evaluation protocols (engine.evaluation.protocol)
+PROTOCOL_CHOICES = [("lab (the attack's float image)", "lab"),
+                    ("MSU (attacked image rounded to 8 bits, as defence_evaluate.py)", "msu")]
 
 class ExperimentPanel(QWidget):
     """Everything that defines an experiment, plus Run/Cancel and the progress bar."""
@@ -77,6 +80,12 @@ class ExperimentPanel(QWidget):
         mpage = QWidget()
         ml = QVBoxLayout(mpage)
         ml.setContentsMargins(6, 6, 6, 6)
+        self.ready_only = QCheckBox("ready only (no download needed)")
+        self.ready_only.setObjectName("metrics_ready_only")
+        self.ready_only.setChecked(True)
+        self.ready_only.setToolTip("Hide the metrics that need a download or cannot run here (ticked ones stay)")
+        self.ready_only.toggled.connect(self._filter_metrics)
+        ml.addWidget(self.ready_only)
         self.metrics = QListWidget()
         self.metrics.setObjectName("metrics_list")
         self.metrics.setAlternatingRowColors(True)
@@ -120,14 +129,11 @@ class ExperimentPanel(QWidget):
         self.seed.setObjectName("seed")
         self.seed.setRange(0, 2_147_483_647)
         self.seed.setToolTip("Master seed: per-item seeds derive from it (same seed → same numbers)")
-        dev_row = QHBoxLayout()
-        dev_row.addWidget(self.device, 1)
-        dev_row.addWidget(QLabel("seed"))
-        dev_row.addWidget(self.seed, 1)
-        form.addRow("device", dev_row)
-        self.save_images = QCheckBox("save images (PNG)")
+        form.addRow("device", self.device)
+        form.addRow("seed", self.seed)
+        self.save_images = QCheckBox("save images")
         self.save_images.setObjectName("save_images")
-        self.save_images.setToolTip("Write attacked/defended images as lossless PNG next to the store")
+        self.save_images.setToolTip("Write clean, attacked and defended images as lossless PNG next to the store (the inspector shows them for stored items)")
         self.adaptive = QCheckBox("adaptive")
         self.adaptive.setObjectName("adaptive")
         self.adaptive.setToolTip("Attack the metric behind each defence (M∘D, BPDA/EOT) instead of the bare metric")
@@ -156,9 +162,18 @@ class ExperimentPanel(QWidget):
         self.budget.setObjectName("budget")
         for text, value in BUDGET_CHOICES:
             self.budget.addItem(text, value)
+        self.budget.setMinimumContentsLength(12)
+        self.budget.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.budget.setToolTip("Attack at an equal perturbation budget: each attack's strength is calibrated "
                                "(in the worker, kept in budgets.json next to the store) before the run")
         form.addRow("budget", self.budget)
+        self.protocol = QComboBox()
+        self.protocol.setObjectName("protocol")
+        for text, value in PROTOCOL_CHOICES:
+            self.protocol.addItem(text, value)
+        self.protocol.setToolTip("How attacked images are evaluated: lab scores and defends the attack's float "
+                                 "output; MSU rounds it to 8 bits first, as MSU's benchmark reads PNG files")
+        form.addRow("protocol", self.protocol)
         self.backend = QComboBox()
         self.backend.setObjectName("backend")
         self.backend.addItem("local", "local")
@@ -218,7 +233,7 @@ class ExperimentPanel(QWidget):
         outer.addLayout(prow)
 
         self._options = (self.device, self.seed, self.save_images, self.adaptive, self.eot_draws, self.batch_size,
-                         self.budget, self.backend, self.ray_address, self.ray_workers, self.output)
+                         self.budget, self.protocol, self.backend, self.ray_address, self.ray_workers, self.output)
         for w in self._options:
             sig = getattr(w, "currentIndexChanged", None) or getattr(w, "valueChanged", None) \
                 or getattr(w, "toggled", None) or w.editingFinished
@@ -277,7 +292,8 @@ class ExperimentPanel(QWidget):
         self.metric_info = {e["name"]: e for e in entries}
         self.metrics.blockSignals(True)
         self.metrics.clear()
-        for e in entries:
+        order = {"ready": 0, "needs-download": 1}   # grouped: what runs here first
+        for e in sorted(entries, key=lambda e: order.get(e["state"], 2)):
             state = e["state"]
             item = QListWidgetItem(f"{e['name']}  —  {STATE_TEXT.get(state, state)}")
             item.setData(Qt.ItemDataRole.UserRole, e["name"])
@@ -296,10 +312,25 @@ class ExperimentPanel(QWidget):
                 item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
             self.metrics.addItem(item)
         self.metrics.blockSignals(False)
+        self._filter_metrics()
         ready = sum(e["state"] == "ready" for e in entries)
         self.metrics_note.setText(f"{ready} ready · {len(entries) - ready} need a download or are unavailable "
                                   "(hover for the reason)")
         self.changed.emit()
+
+    def _filter_metrics(self, *_: object) -> None:
+        """With "ready only", only the metrics that run here (and any ticked one) are listed."""
+        only = self.ready_only.isChecked()
+        for i in range(self.metrics.count()):
+            item = self.metrics.item(i)
+            state = (self.metric_info.get(item.data(Qt.ItemDataRole.UserRole)) or {}).get("state")
+            ticked = item.checkState() == Qt.CheckState.Checked
+            item.setHidden(only and state != "ready" and not ticked)
+
+    def shown_metrics(self) -> list[str]:
+        """The names the metric list shows now."""
+        return [self.metrics.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.metrics.count())
+                if not self.metrics.item(i).isHidden()]
 
     @Slot(str)
     def metrics_failed(self, message: str) -> None:
@@ -319,6 +350,7 @@ class ExperimentPanel(QWidget):
             item = self.metrics.item(i)
             on = item.data(Qt.ItemDataRole.UserRole) in names and bool(item.flags() & Qt.ItemFlag.ItemIsEnabled)
             item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+        self._filter_metrics()
 
     def lower_better(self, metric_label: str) -> bool | None:
         name = metric_label.split("[")[0].split("(")[0]
@@ -332,7 +364,8 @@ class ExperimentPanel(QWidget):
                 "device": self.device.currentData(), "save_images": self.save_images.isChecked(),
                 "adaptive": self.adaptive.isChecked(), "eot_draws": self.eot_draws.value(),
                 "batch_size": self.batch_size.value() or "auto", "backend": self.backend.currentData(),
-                "budget": self.budget.currentData(), "ray_address": self.ray_address.text().strip(), "ray_workers": self.ray_workers.value(),
+                "budget": self.budget.currentData(), "protocol": self.protocol.currentData(),
+                "ray_address": self.ray_address.text().strip(), "ray_workers": self.ray_workers.value(),
                 "output": self.output.text()}
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -349,6 +382,7 @@ class ExperimentPanel(QWidget):
         self.batch_size.setValue(0 if batch == "auto" else int(batch or 1))
         self.backend.setCurrentIndex(max(0, self.backend.findData(state.get("backend", "local"))))
         self.budget.setCurrentIndex(max(0, self.budget.findData(state.get("budget"))))
+        self.protocol.setCurrentIndex(max(0, self.protocol.findData(state.get("protocol", "lab"))))
         self.ray_address.setText(state.get("ray_address") or "")
         self.ray_workers.setValue(int(state.get("ray_workers") or 0))
         if "output" in state:
@@ -376,7 +410,8 @@ class ExperimentPanel(QWidget):
                           defences=self.defences.specs(), seed=self.seed.value(), adaptive=self.adaptive.isChecked(),
                           save_images=self.save_images.isChecked(), device=device,
                           eot_draws=self.eot_draws.value(), batch_size=self.batch_size.value() or "auto",
-                          budget=self.budget.currentData(), study=self.study)
+                          budget=self.budget.currentData(), study=self.study,
+                          protocol=self.protocol.currentData() or "lab")
 
     def _update_summary(self) -> None:
         metrics = self.checked_metrics()
@@ -443,6 +478,16 @@ class ExperimentPanel(QWidget):
         self.progress.setValue(int(round(1000 * t.progress)))
         self.progress.setFormat(f"{t.finished} / {t.pending} items  ·  {100 * t.progress:.0f}%")
         self.eta.setText(format_eta(t.eta()))
+
+    def reset_progress(self) -> None:
+        """Idle: nothing of an earlier run or another experiment is left on the bar."""
+        self._progress_timer.stop()
+        self.tracker.start(0)
+        self.progress.setValue(0)
+        self.progress.setFormat("idle")
+        self.progress.setToolTip("")
+        self.eta.setText("")
+        self.eta.setVisible(False)
 
     def finish_progress(self, text: str) -> None:
         self._progress_timer.stop()

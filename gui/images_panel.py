@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.spec.folders import find_images
+from gui.elided_label import ElidedLabel
 from gui.worker import BackgroundCall
 
 THUMB = 56
@@ -69,6 +70,19 @@ def _with_dot(base: QPixmap, status: str) -> QPixmap:
     return pm
 
 
+def _reason(message: str, path: str) -> str:
+    """The reason of an item's first error line, without the stage and the file's name
+    (the thumbnail names the file already)."""
+    line = message.splitlines()[0]
+    line = line.split(": failed ", 1)[-1]          # "niqe · ifgsm: failed [load] …"
+    if line.startswith("[") and "] " in line:
+        line = line.split("] ", 1)[1]
+    for prefix in (path, Path(path).name):
+        if line.startswith(prefix + ": "):
+            return line[len(prefix) + 2:]
+    return line
+
+
 class ImagesPanel(QWidget):
     """Open a folder (dialog, drag and drop, recent), list its images with a status."""
 
@@ -110,7 +124,9 @@ class ImagesPanel(QWidget):
         self.sample_button = QPushButton("Load samples")
         self.sample_button.setObjectName("load_samples")
         self.sample_button.clicked.connect(self.sampleRequested)
-        dismiss = QPushButton("Dismiss")
+        dismiss = QToolButton()
+        dismiss.setText("✕")
+        dismiss.setToolTip("Dismiss")
         dismiss.clicked.connect(self._dismiss_banner)
         row.addWidget(self.sample_button)
         row.addWidget(dismiss)
@@ -125,7 +141,8 @@ class ImagesPanel(QWidget):
         self.open_button.clicked.connect(self.choose_folder)
         top.addWidget(self.open_button, 1)
         self.recent_button = QToolButton()
-        self.recent_button.setText("Recent")
+        self.recent_button.setText("Recent ▾")
+        self.recent_button.setStyleSheet("QToolButton::menu-indicator { image: none; width: 0px; }")
         self.recent_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.recent_menu = QMenu(self)
         self.recent_button.setMenu(self.recent_menu)
@@ -137,6 +154,11 @@ class ImagesPanel(QWidget):
         self.folder_label.setWordWrap(True)
         self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(self.folder_label)
+        self.folder_path = ElidedLabel("", min_width=40, max_hint=200, elide=Qt.TextElideMode.ElideMiddle)
+        self.folder_path.setObjectName("folder_path")
+        self.folder_path.setStyleSheet("color:#5f6368")
+        self.folder_path.setVisible(False)
+        lay.addWidget(self.folder_path)
 
         self.list = QListWidget()
         self.list.setObjectName("thumbnails")
@@ -174,9 +196,10 @@ class ImagesPanel(QWidget):
     def show_folder(self, folder: str, paths: list[str]) -> None:
         """Show the images of ``folder`` as pending; thumbnails load lazily as they scroll in."""
         self.folder = folder
-        self.folder_label.setText(f"<b>{Path(folder).name}</b> — {len(paths)} image(s)<br>"
-                                  f"<span style='color:#5f6368'>{folder}</span>")
+        self.folder_label.setText(f"<b>{Path(folder).name}</b> — {len(paths)} image(s)")
         self.folder_label.setToolTip(folder)
+        self.folder_path.setText(folder)   # elided in the middle: a long path never widens the dock
+        self.folder_path.setVisible(True)
         self._errors.clear()
         self._summaries.clear()
         self._items.clear()
@@ -339,13 +362,13 @@ class ImagesPanel(QWidget):
         summary = self._summaries.get(path, "")
         name = Path(path).name
         if summary:
-            text = f"{name}\n{status}: {summary}"
-        elif err and status in ("error", "partial"):
-            text = f"{name}\n{status}: {err.splitlines()[0][:60]}"
+            text = f"{name}\n{summary}"   # e.g. "1/2 done · 1 failed": short enough not to be elided
+        elif err and status in ("error", "partial", "unreadable"):
+            text = f"{name}\n{status}: {_reason(err, path)[:60]}"
         else:
             text = f"{name}\n{status}"
         item.setText(text)
-        item.setForeground(QColor("#b3261e") if status in ("error", "partial") else QColor("#202124"))
+        item.setForeground(QColor("#b3261e") if status in ("error", "partial", "unreadable") else QColor("#202124"))
         item.setToolTip(f"{path}\nstatus: {status}" + (f"\n{err}" if err else ""))
 
     def _update_summary(self) -> None:

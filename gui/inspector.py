@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QSizePolicy,
-    QSlider,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
@@ -41,12 +40,43 @@ DIFF_MODES = [("abs", "|xₐ − x| amplified"), ("signed", "xₐ − x signed")
               ("abs-defended", "|D(xₐ) − x| amplified"), ("signed-defended", "D(xₐ) − x signed")]
 
 
+class SwipeViewBox(pg.ViewBox):
+    """The attacked view's box: in swipe mode a left-button drag (or click) on the image
+    moves the divider instead of panning; otherwise it pans and zooms like the others."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_swipe = None   # callable(x in image pixels) while swiping, else None
+
+    def _swipe(self, ev: object) -> bool:
+        if self.on_swipe is None or ev.button() != Qt.MouseButton.LeftButton:
+            return False
+        ev.accept()
+        self.on_swipe(self.mapSceneToView(ev.scenePos()).x())
+        return True
+
+    def mouseDragEvent(self, ev: object, axis: object = None) -> None:
+        if not self._swipe(ev):
+            super().mouseDragEvent(ev, axis)
+
+    def mouseClickEvent(self, ev: object) -> None:
+        if not self._swipe(ev):
+            super().mouseClickEvent(ev)
+
+
 class Inspector(QWidget):
-    """Linked image views with a difference map and a pixel read-out."""
+    """Linked image views with a difference map and a pixel read-out.
+
+    The inspector owns its view state: every new item is fitted to the views unless the
+    user has zoomed or panned (then their view is kept while the image size stays the
+    same); "fit" brings the whole image back.
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.images: InspectorImages | None = None
+        self.user_view = False     # the user zoomed or panned: new items keep their view
+        self._fit_pending = False
         self._diff_pending = False
         self.rows: dict[str, dict] = {}
         self._diff_signed: np.ndarray | None = None
@@ -60,6 +90,7 @@ class Inspector(QWidget):
         self.title.setObjectName("inspector_title")
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.title.setWordWrap(True)   # a long item name wraps instead of widening the window
         bar.addWidget(self.title, 1)
         self.follow = QCheckBox("follow run")
         self.follow.setChecked(True)
@@ -83,7 +114,7 @@ class Inspector(QWidget):
         controls.addWidget(QLabel("defence"))
         self.defence = QComboBox()
         self.defence.setObjectName("inspector_defence")
-        self.defence.setMinimumContentsLength(8)
+        self.defence.setMinimumContentsLength(9)
         self.defence.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.defence.setToolTip("Which defence's output the 'defended' view shows")
         controls.addWidget(self.defence, 1)
@@ -92,9 +123,13 @@ class Inspector(QWidget):
         self.mode.setObjectName("inspector_mode")
         for key, text in DIFF_MODES:
             self.mode.addItem(text, key)
+        self.mode.setMinimumContentsLength(9)
+        self.mode.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.mode.setToolTip("x clean, xₐ attacked, D(xₐ) the defended attacked image")
         controls.addWidget(self.mode, 1)
-        controls.addWidget(QLabel("gain"))
+        lay.addLayout(controls)
+        compare = QHBoxLayout()
+        compare.addWidget(QLabel("gain"))
         self.gain = QSpinBox()
         self.gain.setRange(0, 255)
         self.gain.setValue(0)
@@ -102,23 +137,24 @@ class Inspector(QWidget):
         self.gain.setSpecialValueText("auto")
         self.gain.setToolTip("Amplification of |difference|; auto maps the largest difference to white "
                              "(signed views scale the colour bar instead)")
-        controls.addWidget(self.gain)
-        lay.addLayout(controls)
-        compare = QHBoxLayout()
+        compare.addWidget(self.gain)
         compare.addWidget(QLabel("compare"))
         self.compare = QComboBox()
         self.compare.setObjectName("inspector_compare")
         for key, text in COMPARE_MODES:
             self.compare.addItem(text, key)
         self.compare.setToolTip("The attacked view: as is, blinking between clean and attacked in place, "
-                                "or a swipe (clean left of the divider, attacked right)")
+                                "or a swipe: drag on the attacked image to move the divider "
+                                "(clean left of it, attacked right)")
+        self.compare.setMinimumContentsLength(9)
+        self.compare.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         compare.addWidget(self.compare, 1)
-        self.swipe_slider = QSlider(Qt.Orientation.Horizontal)
-        self.swipe_slider.setObjectName("inspector_swipe")
-        self.swipe_slider.setRange(0, 100)
-        self.swipe_slider.setValue(50)
-        self.swipe_slider.setEnabled(False)
-        compare.addWidget(self.swipe_slider, 2)
+        self.swipe_fraction = 0.5
+        self.fit_button = QToolButton()
+        self.fit_button.setObjectName("inspector_fit")
+        self.fit_button.setText("fit")
+        self.fit_button.setToolTip("Show the whole image again (after zooming or panning: wheel, drag)")
+        compare.addWidget(self.fit_button)
         self.region_button = QToolButton()
         self.region_button.setObjectName("inspector_region")
         self.region_button.setText("region")
@@ -141,17 +177,27 @@ class Inspector(QWidget):
         titles = {"clean": "clean x", "attacked": "attacked xₐ", "defended": "defended D(xₐ)",
                   "diff": "difference"}
         for i, (key, text) in enumerate(titles.items()):
-            plot = self.view.addPlot(row=i // 2, col=i % 2)
+            extra = {"viewBox": SwipeViewBox()} if key == "attacked" else {}
+            plot = self.view.addPlot(row=i // 2, col=i % 2, **extra)
             plot.setTitle(text, color="#e8eaed", size="9pt")
             for ax in ("left", "bottom"):
                 plot.hideAxis(ax)
             plot.setAspectLocked(True)
             plot.invertY(True)
             plot.setMenuEnabled(False)
+            plot.hideButtons()                      # the unlabeled "A": our "fit" button instead
+            plot.vb.disableAutoRange()              # new images never re-range the views
+            plot.vb.sigRangeChangedManually.connect(self._on_user_view)
+            # a title change or a splitter drag resizes a view: aspect-locked, it would zoom
+            # out a little each time; refitted instead (unless the user zoomed)
+            plot.vb.sigResized.connect(self._fit_soon)
             img = pg.ImageItem(axisOrder="row-major")
             plot.addItem(img)
             self.plots[key] = plot
             self.items[key] = img
+        self.swipe_line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#fbbc04", width=1))
+        self.swipe_line.setVisible(False)
+        self.plots["attacked"].addItem(self.swipe_line, ignoreBounds=True)
         base = self.plots["clean"]
         for key in ("attacked", "defended", "diff"):
             self.plots[key].setXLink(base)
@@ -180,12 +226,14 @@ class Inspector(QWidget):
         self.roi.setVisible(False)
         self.region = QLabel("")
         self.region.setObjectName("inspector_region_stats")
+        self.region.setWordWrap(True)
         self.region.setVisible(False)
 
         self.readout = QLabel("move the cursor over an image for pixel values")
         self.readout.setObjectName("inspector_readout")
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.readout.setWordWrap(True)
         font = self.readout.font()
         font.setFamily("monospace")
         font.setStyleHint(font.StyleHint.Monospace)
@@ -197,7 +245,7 @@ class Inspector(QWidget):
         self.mode.currentIndexChanged.connect(self._refresh)
         self.gain.valueChanged.connect(self._refresh)
         self.compare.currentIndexChanged.connect(self._on_compare)
-        self.swipe_slider.valueChanged.connect(self._refresh)
+        self.fit_button.clicked.connect(self.fit)
         self.region_button.toggled.connect(self._on_region_toggled)
         self.roi.sigRegionChanged.connect(self._update_region)
         self.view.scene().sigMouseMoved.connect(self._on_mouse)
@@ -208,8 +256,7 @@ class Inspector(QWidget):
         """Show one item; ``defence`` picks the defended view (first non-``none`` otherwise);
         ``rows`` (defence label → result row) feed the score line."""
         self.rows = dict(rows or {})
-        first = self.images is None or self.images.clean is None or images.clean is None \
-            or self.images.clean.shape != images.clean.shape
+        old = self._shape()
         self.images = images
         labels = list(images.defended_attacked)
         self.defence.blockSignals(True)
@@ -223,13 +270,47 @@ class Inspector(QWidget):
         self.defence.blockSignals(False)
         self.title.setText(images.title + (f"   <i>{images.note}</i>" if images.note else ""))
         self._refresh()
-        if first:
-            self.plots["clean"].autoRange(padding=0.01)
+        if not self.user_view or self._shape() != old:
+            self.fit()
+
+    # ---- view state ------------------------------------------------------------------------
+    def _shape(self) -> tuple[int, int] | None:
+        im = self.images
+        arr = None if im is None else (im.clean if im.clean is not None else im.attacked)
+        return None if arr is None else (int(arr.shape[0]), int(arr.shape[1]))
+
+    def fit(self) -> None:
+        """Show the whole image in every view (they are linked) and forget the user's zoom."""
+        self.user_view = False
+        shape = self._shape()
+        if shape is None:
+            return
+        h, w = shape
+        self.plots["clean"].vb.setRange(xRange=(0, w), yRange=(0, h), padding=0.01)
+
+    def _on_user_view(self, *_: object) -> None:
+        self.user_view = True
+
+    def _fit_soon(self, *_: object) -> None:
+        """Fit on the next event-loop turn (once however many views were resized)."""
+        if not self.user_view and not self._fit_pending:
+            self._fit_pending = True
+            QTimer.singleShot(0, self._fit_now)
+
+    def _fit_now(self) -> None:
+        self._fit_pending = False
+        if not self.user_view:
+            self.fit()
+
+    def resizeEvent(self, event: object) -> None:
+        super().resizeEvent(event)
+        self._fit_soon()   # after the views have their new size
 
     def clear(self, title: str, detail: str = "") -> None:
         """Show nothing but ``title`` (and ``detail``, e.g. an item's full error text)."""
         self.images, self.rows, self._diff_pending = None, {}, False
         self._diff_signed = self._diff_rgb = None
+        self.user_view = False
         for item in (*self.items.values(), self.signed_item):
             item.clear()
         self.colorbar.setVisible(False)
@@ -258,6 +339,7 @@ class Inspector(QWidget):
             return
         self._set("clean", im.clean)
         self._set("attacked", self.attacked_view())
+        self._attacked_title()
         dfd = self._defended()
         self._set("defended", dfd)
         self.plots["defended"].setTitle(f"defended D(xₐ) · {self.current_defence() or '—'}",
@@ -321,12 +403,37 @@ class Inspector(QWidget):
             return im.clean
         if mode == "swipe" and im.clean is not None and im.attacked is not None \
                 and im.clean.shape == im.attacked.shape:
-            return swipe(im.clean, im.attacked, self.swipe_slider.value() / 100)
+            return swipe(im.clean, im.attacked, self.swipe_fraction)
         return im.attacked
+
+    def _attacked_title(self) -> None:
+        """The attacked view's title says what it shows in the current compare mode."""
+        mode = self.compare.currentData()
+        text = {"blink": "clean x (blink)" if self.blink_shows_clean else "attacked xₐ (blink)",
+                "swipe": "clean x | attacked xₐ (drag to swipe)"}.get(mode, "attacked xₐ")
+        self.plots["attacked"].setTitle(text, color="#e8eaed", size="9pt")
+
+    def set_swipe(self, fraction: float) -> None:
+        """Put the swipe divider at ``fraction`` of the image width (0 … 1)."""
+        self.swipe_fraction = max(0.0, min(1.0, float(fraction)))
+        shape = self._shape()
+        if shape is not None:
+            self.swipe_line.setValue(self.swipe_fraction * shape[1])
+        if self.compare.currentData() == "swipe":
+            self._set("attacked", self.attacked_view())
+
+    def _on_swipe_drag(self, x: float) -> None:
+        shape = self._shape()
+        if shape is not None:
+            self.set_swipe(x / max(1, shape[1]))
 
     def _on_compare(self, *_: object) -> None:
         mode = self.compare.currentData()
-        self.swipe_slider.setEnabled(mode == "swipe")
+        swiping = mode == "swipe"
+        self.plots["attacked"].vb.on_swipe = self._on_swipe_drag if swiping else None
+        self.swipe_line.setVisible(swiping)
+        if swiping:
+            self.set_swipe(self.swipe_fraction)
         self.blink_shows_clean = False
         if mode == "blink":
             self.blink_timer.start()
@@ -339,8 +446,7 @@ class Inspector(QWidget):
         """Toggle the attacked view between the clean and the attacked image."""
         self.blink_shows_clean = not self.blink_shows_clean
         self._set("attacked", self.attacked_view())
-        self.plots["attacked"].setTitle("clean x (blink)" if self.blink_shows_clean else "attacked xₐ (blink)",
-                                        color="#e8eaed", size="9pt")
+        self._attacked_title()
 
     def _on_region_toggled(self, on: bool) -> None:
         im = self.images
@@ -391,7 +497,12 @@ class Inspector(QWidget):
         for plot in self.plots.values():
             if plot.sceneBoundingRect().contains(pos):
                 p = plot.vb.mapSceneToView(pos)
-                self.readout.setText(self.pixel_text(int(np.floor(p.x())), int(np.floor(p.y()))))
+                x, y = int(np.floor(p.x())), int(np.floor(p.y()))
+                shape = self._shape()
+                if shape is None or not (0 <= x < shape[1] and 0 <= y < shape[0]):
+                    self.readout.setText("outside the image")
+                else:
+                    self.readout.setText(self.pixel_text(x, y))
                 return
 
     def pixel_text(self, x: int, y: int) -> str:

@@ -40,6 +40,10 @@ class ItemDisplay(QObject):
         session.experiment_changed.connect(self._on_experiment)
         session.run_started.connect(self._on_run_started)
         session.item_done.connect(self._on_item_done)
+        session.running_changed.connect(self._on_running)
+        session.item_started.connect(lambda _ev: self._retitle(self.shown_item) if self.shown_item else None)
+        inspector.defence.currentTextChanged.connect(self._on_defence_chosen)
+        self._select = True
 
     # ---- session changes ----------------------------------------------------------------
     def _on_reset(self, *_: Any) -> None:
@@ -53,6 +57,18 @@ class ItemDisplay(QObject):
     def _on_run_started(self, _ev: Any) -> None:
         if self.inspector.follow.isChecked():
             self.clear("Run started — each item shows here as it finishes")
+
+    def _on_running(self, running: bool) -> None:
+        """At the end of a run the curve goes back to the item the inspector shows."""
+        if not running and self.shown_item is not None:
+            self._show_curve(self.shown_item)
+            self._retitle(self.shown_item)
+
+    @Slot(str)
+    def _on_defence_chosen(self, label: str) -> None:
+        """The user picked another defence in the inspector: the table follows."""
+        if self.shown_item is not None and label:
+            self.w.results.select_item(self.shown_item, label)
 
     def clear(self, text: str) -> None:
         self.shown_item = None
@@ -87,9 +103,13 @@ class ItemDisplay(QObject):
         if info is None:
             return False
         self.shown_item = item_id
+        self._select = select
         if select:
             self.w.images.select_path(info.image)
-            self.w.results.select_item(item_id, defence)
+            # the row now (the images may come later); the same defence as the inspector picks
+            labels = list(self.session.rows_of(item_id))
+            pick = defence if defence in labels else next((lb for lb in labels if lb != "none"), None)
+            self.w.results.select_item(item_id, pick)
         images = self.cache.get(item_id)
         if images is not None:
             self._request = None
@@ -97,6 +117,8 @@ class ItemDisplay(QObject):
             return True
         if info.status == "failed":
             self._request = None
+            if select:
+                self.w.results.select_item(item_id, None)
             self.inspector.clear(f"{item_title(info.image_name, info.metric, info.attack)} failed",
                                  f"[{info.stage}] {info.error}")
             return True
@@ -159,8 +181,26 @@ class ItemDisplay(QObject):
         s = self.session
         rows = s.rows_of(item_id)
         self.inspector.show_images(images, defence, rows)
+        if self._select:   # the table's row is the inspector's item and defence
+            self.w.results.select_item(item_id, self.inspector.current_defence())
         flagged = next((flag_text(r) for r in rows.values() if flag_text(r)), "")
         self.inspector.set_flag(flagged)
+        self._retitle(item_id)
+        if s.current_item is None:
+            self._show_curve(item_id)
+
+    def _retitle(self, item_id: str) -> None:
+        """During a run, the inspector says it shows the last finished item (the curve
+        shows the one in flight)."""
+        im = self.inspector.images
+        if im is None or item_id != self.shown_item:
+            return
+        running = self.session.running and self.session.current_item not in (None, item_id)
+        prefix = "<span style='color:#188038'>last finished:</span> " if running else ""
+        self.inspector.title.setText(prefix + im.title + (f"   <i>{im.note}</i>" if im.note else ""))
+
+    def _show_curve(self, item_id: str) -> None:
+        s = self.session
         info = s.items.get(item_id)
-        if info is not None and item_id in s.steps and s.current_item is None:
+        if info is not None and item_id in s.steps:
             self.w.curves.show_steps(info.image_name, info.metric, s.clean_scores.get(item_id), s.steps[item_id])

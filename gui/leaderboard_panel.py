@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from engine.evaluation.leaderboard import QUALITY_FLOOR
 from engine.core.labels import component_label, fmt
+from gui.elided_label import ElidedLabel
 from gui.worker import BackgroundCall
 
 def _store_leaderboard(store: str, experiment: str | None, floor: float) -> list[dict]:
@@ -68,15 +69,17 @@ class LeaderboardPanel(QWidget):
         bar.addWidget(self.table_kind)
         bar.addWidget(QLabel("attack"))
         self.attack = QComboBox()
+        self.attack.setMinimumContentsLength(6)
+        self.attack.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         bar.addWidget(self.attack)
-        bar.addWidget(QLabel("quality floor"))
+        bar.addWidget(QLabel("floor"))
         self.floor = QDoubleSpinBox()
         self.floor.setRange(0.0, 1.0)
         self.floor.setSingleStep(0.05)
         self.floor.setValue(QUALITY_FLOOR)
         self.floor.setToolTip("defences whose mean quality is below the floor are listed but not ranked")
         bar.addWidget(self.floor)
-        self.note = QLabel("no experiment shown")
+        self.note = ElidedLabel("no experiment shown", min_width=40)
         self.note.setObjectName("leaderboard_note")
         bar.addWidget(self.note, 1)
         lay.addLayout(bar)
@@ -93,15 +96,32 @@ class LeaderboardPanel(QWidget):
         self._store, self._experiment = str(store_path), experiment_id
         return self.reload()
 
+    def clear(self, text: str = "no experiment shown") -> None:
+        """Show nothing (no stored experiment); a computation in flight is ignored."""
+        self._store = self._experiment = None
+        self._call = None
+        self.rows = []
+        self.attack.blockSignals(True)
+        self.attack.clear()
+        self.attack.blockSignals(False)
+        self.note.setText(text)
+        self._refill()
+
+    def shown_experiment(self) -> str | None:
+        """The experiment whose leaderboard is shown (or being computed)."""
+        return self._experiment
+
     @Slot()
     def reload(self) -> BackgroundCall | None:
         if self._store is None:
             return None
         self.note.setText("computing the leaderboard …")
-        self._call = BackgroundCall(partial(_store_leaderboard, self._store, self._experiment, self.floor.value()), self)
-        self._call.finished.connect(self.set_leaderboard)
-        self._call.failed.connect(self._on_failed)
-        return self._call.start()
+        call = BackgroundCall(partial(_store_leaderboard, self._store, self._experiment, self.floor.value()), self)
+        # an answer for another experiment (the user moved on meanwhile) is dropped
+        call.finished.connect(lambda rows, c=call: self.set_leaderboard(rows) if c is self._call else None)
+        call.failed.connect(lambda msg, c=call: self._on_failed(msg) if c is self._call else None)
+        self._call = call
+        return call.start()
 
     def wait(self, ms: int = 30_000) -> bool:
         """Block until a computation in flight has ended (shutdown, tests)."""
@@ -120,7 +140,8 @@ class LeaderboardPanel(QWidget):
         elif "all attacks" in attacks:
             self.attack.setCurrentText("all attacks")
         self.attack.blockSignals(False)
-        self.note.setText(f"{len(self.rows)} rows · values with 95 % intervals" if self.rows else "nothing finished yet")
+        if not self.rows:
+            self.note.setText("nothing finished yet")
         self._refill()
 
     @Slot(str)
@@ -147,3 +168,5 @@ class LeaderboardPanel(QWidget):
                     item.setTextAlignment(int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter))
                 self.table.setItem(i, j, item)
         self.table.resizeColumnsToContents()
+        if self.rows:   # the rows of the table shown, not of every table computed
+            self.note.setText(f"{len(rows)} row{'s' if len(rows) != 1 else ''} · values with 95 % intervals")

@@ -15,7 +15,6 @@ from PySide6.QtCore import QSettings, Qt, QTimer, Slot
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QDockWidget,
-    QLabel,
     QMainWindow,
     QSplitter,
     QTabWidget,
@@ -25,12 +24,13 @@ from PySide6.QtWidgets import (
 from gui.aggregate_plots import GainPerDefencePlot, QualityGainPlot
 from gui.catalog import scan_metrics
 from gui.curves import LiveCurves
+from gui.elided_label import ElidedLabel
 from gui.experiment_panel import DEFAULT_EXPERIMENT, ExperimentPanel
 from gui.file_actions import FileActions
 from gui.images_panel import ImagesPanel
-from gui.leaderboard_panel import LeaderboardPanel
 from gui.inspector import Inspector
 from gui.item_display import ItemDisplay
+from gui.leaderboard_panel import LeaderboardPanel
 from gui.log_panel import LogBridge, LogPanel
 from gui.menus import build_menus
 from gui.results_view import ResultsView
@@ -70,6 +70,7 @@ class MainWindow(QMainWindow):
         self.session = Session(default_output_dir)
         self.pool = BackgroundPool(self)
         self.fcn_dialog: FCNTrainDialog | None = None
+        self.robust_dialog = None  # gui.robust_training_dialog.RobustTrainDialog, made on first use
         self._needs_default_splits = False
         self._closing = False
 
@@ -86,6 +87,16 @@ class MainWindow(QMainWindow):
         self.log_bridge.install()
         if scan:
             self.rescan_metrics()
+        QTimer.singleShot(0, self.freeze_startup_objects)
+
+    def freeze_startup_objects(self, stage: str = "window") -> None:
+        """The objects of start-up (imports, widgets) are never garbage: keep them out of
+        the GUI thread's full collections (see :mod:`gui.gc_guard`)."""
+        from PySide6.QtWidgets import QApplication
+
+        guard = getattr(QApplication.instance(), "_main_thread_gc", None)
+        if guard is not None:
+            guard.freeze(stage)
 
     # ======================================================================== construction
     def _build_widgets(self) -> None:
@@ -127,9 +138,8 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.top_splitter, self.central_splitter = top, central
 
-        self.status_run = QLabel("ready")
-        self.status_store = QLabel("no store")
-        self.status_store.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status_run = ElidedLabel("ready", min_width=80, max_hint=2000)
+        self.status_store = ElidedLabel("no store", min_width=80, max_hint=420)   # a long path never widens
         self.statusBar().addWidget(self.status_run, 1)
         self.statusBar().addPermanentWidget(self.status_store)
 
@@ -172,29 +182,50 @@ class MainWindow(QMainWindow):
         self.images.show_folder(folder, images)
         self.curves.clear()
         self.curves.caption.setText("Score per attack iteration — press Run")
+        self.panel.reset_progress()
+        self._check_headers(folder, images)
+        self.status_run.setText(f"ready: {len(images)} image(s) in {Path(folder).name}" if images
+                                else f"no images in {folder}")
         self.settings.setValue("lastFolder", folder)
         self.settings.setValue("recentFolders", json.dumps(self.images.recent))
+
+    def _check_headers(self, folder: str, images: list[str]) -> None:
+        """Find unreadable files now, in the background, not when a run reaches them."""
+        from gui.header_check import unreadable_images
+
+        self.pool.call(lambda: (folder, unreadable_images(images)),
+                       lambda result: self.session.set_unreadable(*result),
+                       lambda message: self.log.log("error", f"could not check the images: {message}"))
 
     def _on_experiment(self) -> None:
         s = self.session
         self.results.set_experiments(s.experiments(), s.exp_id)
         self.status_store.setText(str(s.store_path) if s.store_path else "no store")
+        if not s.running:
+            self.panel.reset_progress()
+            self._show_leaderboard()
+        elif self.leaderboard.shown_experiment() != s.exp_id:
+            self.leaderboard.clear("the leaderboard of this run shows when it has finished")
 
     def _on_rows_reset(self, rows: list[dict[str, Any]]) -> None:
         self.results.set_rows(rows)
         self._plots()
-        self._show_leaderboard()
         if rows and not self.session.running:
             first = next((r for r in rows if r.get("item_id") and not r.get("error")), None)
             if first is not None:
-                self.display.show_item(first["item_id"], first.get("defence_label"))
+                self.display.show_item(first["item_id"])
 
     def _on_run_finished(self, *_: Any) -> None:
-        self._show_leaderboard()
+        if self.isVisible():   # not while closing after a run
+            self._show_leaderboard(force=True)
 
-    def _show_leaderboard(self) -> None:
+    def _show_leaderboard(self, *, force: bool = False) -> None:
+        """The leaderboard of the experiment shown, or nothing when it is not stored yet."""
         s = self.session
-        if s.store_path is not None and s.exp_id and Path(s.store_path).exists():
+        stored = s.store_path is not None and s.exp_id and any(e["id"] == s.exp_id for e in s.stored_experiments)
+        if not stored:
+            self.leaderboard.clear("no stored experiment shown")
+        elif force or self.leaderboard.shown_experiment() != s.exp_id:
             self.leaderboard.show_store(str(s.store_path), s.exp_id)
 
     def _on_rows_added(self, rows: list[dict[str, Any]]) -> None:
@@ -234,10 +265,13 @@ class MainWindow(QMainWindow):
         restore_window(self)
 
     def _default_splits(self) -> None:
-        self.resizeDocks([self.images_dock, self.experiment_dock], [230, 340], Qt.Orientation.Horizontal)
+        narrow = self.width() < 1200   # e.g. 1024×768 laptops: the centre keeps its room
+        self.resizeDocks([self.images_dock, self.experiment_dock], [180, 290] if narrow else [230, 340],
+                         Qt.Orientation.Horizontal)
         w = max(400, self.centralWidget().width())
         h = max(400, self.centralWidget().height())
-        self.top_splitter.setSizes([int(w * 0.56), w - int(w * 0.56)])
+        share = 0.66 if narrow else 0.56   # the inspector first when room is short
+        self.top_splitter.setSizes([int(w * share), w - int(w * share)])
         self.central_splitter.setSizes([int(h * 0.58), h - int(h * 0.58)])
 
     def showEvent(self, event: Any) -> None:
@@ -259,7 +293,14 @@ class MainWindow(QMainWindow):
 
     # ======================================================================== folders, stores
     def rescan_metrics(self) -> BackgroundCall:
-        return self.pool.call(scan_metrics, self.panel.set_metrics, self._on_metrics_failed)
+        return self.pool.call(scan_metrics, self.show_metrics, self._on_metrics_failed)
+
+    @Slot(object)
+    def show_metrics(self, entries: list[dict[str, Any]]) -> None:
+        """The metric scan's answer (it imported the metric libraries: their objects are
+        start-up objects too)."""
+        self.panel.set_metrics(entries)
+        self.freeze_startup_objects("metric scan")
 
     @Slot(str)
     def _on_metrics_failed(self, message: str) -> None:
@@ -361,6 +402,39 @@ class MainWindow(QMainWindow):
         self.panel.defences.select("fcn")
         self.log.log("info", f"fcn defence set to the checkpoint {path}")
 
+    def open_robust_training(self):
+        """Show the robust-metric training window (Tools → Train robust metric…)."""
+        from gui.robust_training_dialog import RobustTrainDialog
+
+        if self.robust_dialog is None:
+            self.robust_dialog = RobustTrainDialog(self)
+            self.robust_dialog.useMetric.connect(self.use_robust_metric)
+        ready = [n for n, e in self.panel.metric_info.items() if e.get("state") == "ready"]
+        self.robust_dialog.prefill(self.session.folder, ready, self.session.output_dir)
+        self.robust_dialog.show()
+        self.robust_dialog.raise_()
+        return self.robust_dialog
+
+    @Slot(str)
+    def use_robust_metric(self, spec: str) -> None:
+        """Add ``NAME:weights=FILE`` to the metric list, ticked (a row of its own in results)."""
+        from PySide6.QtWidgets import QListWidgetItem
+
+        from engine.spec.experiment import ComponentSpec
+
+        metrics = self.panel.metrics
+        item = next((metrics.item(i) for i in range(metrics.count())
+                     if metrics.item(i).data(Qt.ItemDataRole.UserRole) == spec), None)
+        if item is None:
+            item = QListWidgetItem(f"{ComponentSpec.parse(spec).label}  —  trained weights")
+            item.setData(Qt.ItemDataRole.UserRole, spec)
+            item.setToolTip(spec)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            metrics.addItem(item)
+        item.setCheckState(Qt.CheckState.Checked)
+        self.panel.tabs.setCurrentIndex(0)
+        self.log.log("info", f"metric added: {spec}")
+
     # ======================================================================== misc
     @Slot(int)
     def _on_log_errors(self, n: int) -> None:
@@ -368,8 +442,12 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.controller.running:
-            # Cancel, then close when the worker has stopped (finished items are in the store).
+            # Cancel (the worker stops after the attack step in flight) and hide at once; the
+            # window closes for good when the worker has stopped, after the store's last
+            # commit (finished items are kept).
+            self.save_settings()
             self.runs.close_after_run()
+            self.hide()
             event.ignore()
             return
         if not self._closing:
@@ -377,6 +455,9 @@ class MainWindow(QMainWindow):
             if self.fcn_dialog is not None and self.fcn_dialog.running:
                 self.fcn_dialog.stop()  # stops after the epoch in progress; what is saved stays
                 self.fcn_dialog.wait(120_000)
+            if self.robust_dialog is not None and self.robust_dialog.running:
+                self.robust_dialog.stop()
+                self.robust_dialog.wait(120_000)
             self.save_settings()
             self.pool.wait(30_000)
             self.leaderboard.wait()
@@ -388,6 +469,9 @@ class MainWindow(QMainWindow):
         if self.fcn_dialog is not None and self.fcn_dialog.running:
             self.fcn_dialog.stop()
             self.fcn_dialog.wait(timeout_ms)
+        if self.robust_dialog is not None and self.robust_dialog.running:
+            self.robust_dialog.stop()
+            self.robust_dialog.wait(timeout_ms)
         if self.controller.running:
             self.controller.cancel()
             self.controller.wait(timeout_ms)

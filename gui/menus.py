@@ -45,6 +45,7 @@ def build_menus(w: Any) -> None:
     add_study_menu(w, r)
     t = w.menuBar().addMenu("&Tools")
     w.train_fcn_action = t.addAction("Train FCN filter…", w.open_fcn_training)
+    w.train_robust_action = t.addAction("Train robust metric…", w.open_robust_training)
     v = w.menuBar().addMenu("&View")
     v.addAction(w.images_dock.toggleViewAction())
     v.addAction(w.experiment_dock.toggleViewAction())

@@ -22,7 +22,7 @@ class PlanDialog(QDialog):
     unavailable parts are skipped.
     """
 
-    def __init__(self, plan: Plan, title: str, parent: QWidget | None = None) -> None:
+    def __init__(self, plan: Plan, title: str, parent: QWidget | None = None, notes: list[str] | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("plan_dialog")
         self.setWindowTitle("Plan of the run")
@@ -31,7 +31,7 @@ class PlanDialog(QDialog):
         head = QLabel(f"<b>{escape(title)}</b>")
         head.setWordWrap(True)
         lay.addWidget(head)
-        lines = plan.lines()
+        lines = plan.lines() + list(notes or [])
         body = "<br>".join(
             (f"<span style='color:#b3261e'>✗ {escape(t)}</span>" if t.startswith(("cannot", "nothing")) else escape(t))
             for t in lines)

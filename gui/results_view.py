@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.columns import PRESETS, certified_summary, column_title, preset_columns
+from gui.elided_label import ElidedLabel
 from gui.results_model import ResultsModel, ResultsProxy
 
 
@@ -58,6 +59,8 @@ class ResultsView(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setDefaultSectionSize(92)
+        # a long title is cut at its end, its start stays readable ("defended attacked M(D(xₐ))")
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         header.customContextMenuRequested.connect(self._on_header_menu)
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
@@ -69,7 +72,7 @@ class ResultsView(QWidget):
         bar.addWidget(QLabel("experiment"))
         self.combo = QComboBox()
         self.combo.setObjectName("experiment_combo")
-        self.combo.setMinimumContentsLength(28)
+        self.combo.setMinimumContentsLength(8)
         self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.combo.activated.connect(self._on_combo)
         bar.addWidget(self.combo, 2)
@@ -79,11 +82,13 @@ class ResultsView(QWidget):
         self.filter.setPlaceholderText("text in the text columns, e.g. jpeg or astronaut")
         self.filter.setClearButtonEnabled(True)
         self.filter.textChanged.connect(self._on_filter)
+        self.filter.setMinimumWidth(self.filter.fontMetrics().horizontalAdvance("astronaut") + 40)
         bar.addWidget(self.filter, 3)
         self._certified: tuple[Any, str] = (None, "")
-        self.rows_label = QLabel("0 rows")
+        # the certificate summary can be long: elided, never widening the window
+        self.rows_label = ElidedLabel("0 rows", min_width=self.fontMetrics().horizontalAdvance("99 of 99 rows"))
         self.rows_label.setObjectName("rows_label")
-        bar.addWidget(self.rows_label)
+        bar.addWidget(self.rows_label, 2)
         self.columns_button = QToolButton()
         self.columns_button.setObjectName("columns_button")
         self.columns_button.setText("Columns ▾")

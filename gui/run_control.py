@@ -58,6 +58,23 @@ class RunControl(QObject):
         exp = self._experiment()
         return self._ask(exp, self._plan(exp)) if exp is not None else None
 
+    def notes(self, exp: Experiment) -> list[str]:
+        """What the plan adds: unreadable images, items stored under another experiment."""
+        from gui.stored_elsewhere import reuse_note
+
+        out = []
+        bad = len(self.session.unreadable)
+        if bad:
+            out.append(f"{bad} image(s) cannot be read: their items fail at once (see the thumbnails)")
+        from engine.run.driver import store_path_for
+
+        # the experiments listed are those of the store shown: the run's store only if the same
+        same_store = self.session.store_path == store_path_for(self.session.output_dir)
+        note = reuse_note(exp, self.session.stored_experiments) if same_store else ""
+        if note:
+            out.append(note)
+        return out
+
     def _plan(self, exp: Experiment) -> Plan:
         from engine.run.driver import store_path_for
 
@@ -76,14 +93,15 @@ class RunControl(QObject):
         if plan.problems:
             self._ask(exp, plan)
             return False
-        for line in plan.lines():
+        for line in plan.lines() + self.notes(exp):
             self.w.log.log("info", f"plan: {line}")
         return self.go(exp)
 
     def _ask(self, exp: Experiment, plan: Plan) -> PlanDialog:
         self._pending = exp
         dialog = PlanDialog(plan, f"{len(exp.images)} image(s) × {len(exp.metrics)} metric(s) × "
-                                  f"{len(exp.attacks)} attack(s) × {len(exp.all_defences)} defence(s)", self.w)
+                                  f"{len(exp.attacks)} attack(s) × {len(exp.all_defences)} defence(s)", self.w,
+                            notes=self.notes(exp))
         dialog.accepted.connect(self._on_plan_accepted)
         self.plan_dialog = dialog
         if plan.problems:

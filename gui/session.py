@@ -93,6 +93,7 @@ class Session:
         self.followed: str | None = None
         self.done_before = 0
         self.finished = 0
+        self.unreadable: dict[str, str] = {}    # image → why it cannot be read (header check)
         self._iters: dict[str, int] = {}
         self._defences_done = 0
         for name in ("folder_changed", "output_changed", "experiment_changed", "rows_reset", "rows_added",
@@ -124,6 +125,7 @@ class Session:
         folder = str(Path(folder).resolve())
         self.folder = folder
         self.images = list(images) if images is not None else find_images(folder)
+        self.unreadable = {}
         self.store_output = None
         self._forget_experiment()
         self.folder_changed.emit(folder, list(self.images))
@@ -291,14 +293,32 @@ class Session:
 
     # ------------------------------------------------------------------ images
     def image_status(self, path: str) -> ImageStatus:
-        return image_status([self.items[i] for i in self.by_image.get(path, [])])
+        st = image_status([self.items[i] for i in self.by_image.get(path, [])])
+        problem = self.unreadable.get(path)
+        if problem and st.state == "pending" and not st.done:
+            # found by the header check when the folder opened: the run's own message
+            return ImageStatus("unreadable", 0, 0, st.total, [f"[load] {problem}"])
+        return st
+
+    def set_unreadable(self, folder: str, problems: dict[str, str]) -> None:
+        """The header check of ``folder``'s images answered: image → the message a run
+        would give (:func:`engine.io.images.check_image`). Ignored if another folder is open."""
+        if folder != self.folder:
+            return
+        self.unreadable = {p: m for p, m in problems.items() if p in self.images}
+        for path in self.unreadable:
+            self._emit_image(path)
+        if self.unreadable:
+            self.message.emit("warning", f"{len(self.unreadable)} image(s) cannot be read: "
+                              + "; ".join(self.unreadable.values()))
 
     def _emit_image(self, path: str) -> None:
         self.image_changed.emit(path, self.image_status(path))
 
     def _emit_all_images(self) -> None:
         """One notification for every image (images without an item are pending)."""
-        self.images_changed.emit({p: self.image_status(p) for p in self.images if p in self.by_image})
+        self.images_changed.emit({p: self.image_status(p) for p in self.images
+                                  if p in self.by_image or p in self.unreadable})
 
     def item_for_image(self, path: str) -> str | None:
         """The item to show for an image: the last finished one, else any."""

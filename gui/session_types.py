@@ -49,12 +49,13 @@ class ImageStatus:
 
     @property
     def summary(self) -> str:
-        """Short text under the thumbnail, e.g. ``1 done · 1 failed``."""
-        if self.state in ("partial", "error") or (self.total > 1 and self.state == "pending" and self.done):
-            parts = [f"{self.done} done"] if self.done else []
+        """Short text under the thumbnail, e.g. ``1/2 done · 1 failed`` (it says the state)."""
+        if self.state == "partial" or (self.state == "error" and self.total > 1) or \
+                (self.state == "pending" and self.done):
+            parts = [f"{self.done}/{self.total} done"]
             if self.failed:
                 parts.append(f"{self.failed} failed")
-            return " · ".join(parts) + f" of {self.total}"
+            return " · ".join(parts)
         return ""
 
     @property

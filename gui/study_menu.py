@@ -1,5 +1,5 @@
 """Run → Load study: put a study's grid (a data file of ``engine/spec/studies``) into the
-experiment panel: its attacks and defences with their presets and its budget. It runs on
+experiment panel: its attacks and defences with their presets, its budget and protocol. It runs on
 the ticked metric(s), like any other experiment, and its report compares with the study's
 reported numbers. Changing the attacks or defences afterwards forgets the study."""
 from __future__ import annotations
@@ -35,6 +35,7 @@ def apply_study(panel: Any, name: str) -> list[str]:
                 picker.set_choice(cname, checked=True, preset=spec.preset or "", params=dict(spec.params))
         picker.show_first_checked()
     panel.budget.setCurrentIndex(max(0, panel.budget.findData(fields.get("budget"))))
+    panel.protocol.setCurrentIndex(max(0, panel.protocol.findData(fields.get("protocol", "lab"))))
     panel.study = name  # after the pickers' change signals, which forget a study
     return skipped
 

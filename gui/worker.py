@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
@@ -235,9 +235,19 @@ class BackgroundCall(QObject):
         self._runner.result.connect(self._on_result)
         self._runner.error.connect(self._on_error)
 
+    #: calls whose thread runs: a caller may drop its reference (a newer request replaced
+    #: it) without the running ``QThread`` being destroyed with the Python object
+    _live: ClassVar[set[BackgroundCall]] = set()
+
     def start(self) -> BackgroundCall:
+        BackgroundCall._live.add(self)
+        self._thread.finished.connect(self._on_thread_finished)
         self._thread.start()
         return self
+
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        BackgroundCall._live.discard(self)
 
     def wait(self, ms: int = 30_000) -> bool:
         """Block until ``fn`` has returned, then deliver its result signal (tests, shutdown)."""

@@ -69,7 +69,7 @@ def test_every_expected_error_carries_its_exit_code():
     import engine.run.runtime  # noqa: F401
     import engine.spec.studies  # noqa: F401
     import engine.store.db  # noqa: F401
-    import engine.training  # noqa: F401
+    import engine.training.pairs  # noqa: F401
     from engine.core.errors import EXIT_CODES, EXIT_STORE, EXIT_USAGE, EXIT_WEIGHTS, ExpectedError, describe
 
     kinds = {c.__name__: c for c in _subclasses(ExpectedError)}

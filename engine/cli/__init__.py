@@ -22,7 +22,7 @@ from engine.core.errors import EXIT_USAGE, describe, epilog
 
 def make_parser() -> argparse.ArgumentParser:
     """The parser of every command (light: nothing heavy is imported)."""
-    from engine.cli import calibrate, check, export, listing, report, run, schema, train_fcn, train_uap
+    from engine.cli import calibrate, check, export, listing, report, run, schema, train_fcn, train_robust, train_uap
 
     p = argparse.ArgumentParser(prog="main.py", description=(
         "Adversarial robustness lab for no-reference image-quality metrics. "
@@ -30,7 +30,8 @@ def make_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command")
     for add in (run.add_parser, listing.add_parser, export.add_parser, check.add_parser,
-                report.add_report_parser, train_fcn.add_train_fcn_parser, train_uap.add_train_uap_parser,
+                report.add_report_parser, train_fcn.add_train_fcn_parser, train_robust.add_train_robust_parser,
+                train_uap.add_train_uap_parser,
                 calibrate.add_parser, schema.add_parser):
         add(sub)
     return p

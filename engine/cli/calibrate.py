@@ -13,8 +13,7 @@ from pathlib import Path
 
 from engine.cli.common import split_names
 from engine.core.errors import EXIT_OK, EXIT_USAGE, UsageError
-
-PRESETS_NAME = "budgets.json"  # engine.run.prepare.PRESETS_NAME (not imported: the parser stays light)
+from engine.run.prepare import PRESETS_NAME  # light: the spec and the errors, no torch
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:

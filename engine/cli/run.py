@@ -17,8 +17,7 @@ from typing import Any
 from engine.cli.common import batch_size, device_arg, out_folder, pixels, split_names
 from engine.core.errors import (EXIT_ALL_FAILED, EXIT_DISK_FULL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL,
                                 DiskFullError, UsageError, epilog, is_disk_full)
-
-PRESETS_NAME = "budgets.json"  # engine.run.prepare.PRESETS_NAME (not imported: the parser stays light)
+from engine.run.prepare import PRESETS_NAME  # light: the spec and the errors, no torch
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -62,6 +61,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                             help=f"calibrated presets to use and extend (default OUT/{PRESETS_NAME})")
     r.add_argument("--study", default=None, choices=list_studies(),
                             help="run a study's grid (its attacks × defences × presets) on the chosen metric")
+    r.add_argument("--protocol", choices=["lab", "msu"], default=None,
+                   help="evaluation protocol: lab (default; the attack's float image) or msu (MSU's "
+                        "defence_evaluate.py: the attacked image rounded to 8 bits before scoring and "
+                        "defending); a study names its own")
     r.add_argument("--survives-compression", type=int, default=None, metavar="Q",
                             help="also score the attacked image JPEG-compressed at quality Q, 1 … 100 (adds jpeg:q=Q; "
                                  "the leaderboard's survives-compression column)")
@@ -118,9 +121,12 @@ def build_experiment(args: argparse.Namespace):
     if not attacks:
         raise UsageError("no attack given (--attack NAME, see `main.py list`)")
     fields = {k: v for k, v in cfg.items() if k not in ("metrics", "attacks", "defences", "images", "root")}
-    exp = Experiment(images=images, root=root, metrics=metrics, attacks=attacks, defences=defences,
-                     **fields)
-    for name in ("seed", "device", "mos_file", "eot_draws", "max_pixels", "budget", "batch_size"):
+    try:
+        exp = Experiment(images=images, root=root, metrics=metrics, attacks=attacks, defences=defences,
+                         **fields)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"config: {exc}") from None
+    for name in ("seed", "device", "mos_file", "eot_draws", "max_pixels", "budget", "batch_size", "protocol"):
         v = getattr(args, name, None)
         if v is not None:
             setattr(exp, name, v)

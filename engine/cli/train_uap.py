@@ -18,7 +18,7 @@ from pathlib import Path
 
 from engine.core.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 #: --method → the attack that applies the file
-METHODS = {"sign": "uap", "cumulative": "cumulative-uap", "generative": "generative-uap"}
+METHODS = {"sign": "uap", "cumulative": "cumulative-uap", "generative": "generative-uap", "cnn": "cnn-attack"}
 
 
 def _fraction(text: str) -> float:
@@ -42,11 +42,11 @@ def add_train_uap_parser(subparsers: argparse._SubParsersAction) -> argparse.Arg
     p.add_argument("--metric", default="linearity", help="metric to raise (default: linearity)")
     p.add_argument("--eps", type=_fraction, default=10 / 255, help="L∞ budget, e.g. 10/255 (default)")
     p.add_argument("--method", choices=tuple(METHODS), default="sign",
-                   help="sign steps (uap, default), cumulative raw gradients (cumulative-uap) or a "
-                        "generator network (generative-uap)")
+                   help="sign steps (uap, default), cumulative raw gradients (cumulative-uap), a "
+                        "generator network (generative-uap) or a per-image generator (cnn-attack)")
     p.add_argument("--step", type=_fraction, default=1 / 255, help="sign-step size (default: 1/255)")
     p.add_argument("--lr", type=_fraction, default=None,
-                   help="cumulative: gradient factor (default 1); generative: Adam rate (default 1e-3)")
+                   help="cumulative: gradient factor (default 1); generative, cnn: Adam rate (default 1e-3)")
     p.add_argument("--epochs", type=int, default=5, help="passes over the folder (default: 5)")
     p.add_argument("--batch-size", type=int, default=4, help="images per update (default: 4)")
     p.add_argument("--size", type=int, default=256, help="side of δ and of the training images (default: 256)")
@@ -97,7 +97,8 @@ def train_uap_cli(args: argparse.Namespace) -> int:
                 "batch_size": args.batch_size, "size": args.size, "seed": args.seed,
                 "folder": str(Path(args.folder).resolve()), "final_mean_score": last_score,
                 "device": str(device), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    path = save_uap(args.out, delta, manifest)
+    # a trainer returns δ, or (cnn) a trained network that saves itself
+    path = delta.save(args.out, manifest) if hasattr(delta, "save") else save_uap(args.out, delta, manifest)
     print(f"saved {path} (apply with --attack '{METHODS[method]}:perturbation={path}')", flush=True)
     return EXIT_OK
 
@@ -111,6 +112,10 @@ def _trainer(args: argparse.Namespace, metric, device):
         from engine.attacks.cumulative_uap import train_cumulative_uap
 
         return train_cumulative_uap(args.folder, metric, lr=getattr(args, "lr", None) or 1.0, **common)
+    if method == "cnn":
+        from engine.attacks.cnn_attack import train_cnn_attack
+
+        return train_cnn_attack(args.folder, metric, lr=getattr(args, "lr", None) or 1e-3, **common)
     if method == "generative":
         from engine.attacks.generative_uap import train_generative_uap
 

@@ -95,9 +95,11 @@ def median_filter(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
     return F.pad(med, (r, r, r, r))  # the padded rim is cut off by local_filter
 
 
-def to_uint8_hwc(x: torch.Tensor) -> list[np.ndarray]:
-    """A batch in [0, 1] as a list of H×W×3 uint8 RGB arrays (rounded, on the CPU)."""
-    arr = (x.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
+def to_uint8_hwc(x: torch.Tensor, truncate: bool = False) -> list[np.ndarray]:
+    """A batch in [0, 1] as a list of H×W×3 uint8 RGB arrays (rounded, on the CPU;
+    ``truncate``: ``x·255`` cut towards zero, as a ``.to(uint8)`` cast does)."""
+    v = x.detach().float().clamp(0, 1) * 255
+    arr = (v.floor() if truncate else v.round()).to(torch.uint8)
     return [np.ascontiguousarray(a) for a in arr.permute(0, 2, 3, 1).cpu().numpy()]
 
 

@@ -151,12 +151,23 @@ def load_spandrel(path: str, expected: tuple[str, ...], what: str) -> Any:
         from spandrel import ModelLoader
     except ImportError:
         raise DefenceError(f"{what} needs the 'spandrel' package (pip install spandrel)") from None
+    from spandrel import canonicalize_state_dict
+
+    from engine.metrics.checkpoints import check_fits
+
     try:
-        desc = ModelLoader().load_from_file(path)
+        loader = ModelLoader()
+        state = canonicalize_state_dict(loader.load_state_dict_from_file(path))
+        desc = loader.load_from_state_dict(state)
     except Exception as exc:  # noqa: BLE001 - unsupported/corrupt files get one message
-        raise DefenceError(f"{what}: cannot load {path}: {type(exc).__name__}: {exc}") from None
+        text = " ".join(str(exc).split())  # torch's strict-load error spans lines
+        raise DefenceError(f"{what}: cannot load {path}: {type(exc).__name__}: {text[:400]}") from None
     arch = desc.architecture.id
     if arch not in expected:
         raise DefenceError(f"{what}: {path} holds a {desc.architecture.name} model; "
                            f"expected {' or '.join(expected)}")
+    # spandrel loads strictly what its architecture passes on; this also refuses a file
+    # whose tensors an architecture would drop before loading (the one shared check).
+    check_fits(desc.model, state, source=path, who=what, what=f"{desc.architecture.name} model",
+               error=DefenceError)
     return desc

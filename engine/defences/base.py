@@ -45,6 +45,10 @@ class Defence:
     #: applied image by image inside a batch, because its batched kernels round
     #: differently from one image (so a batched run's rows equal batch 1's bit for bit)
     split_batch: ClassVar[bool] = False
+    #: presets that reproduce MSU's published defence code numerically (checked against an
+    #: independent re-derivation in the tests): label → the reference file, under
+    #: github.com/msu-video-group; the GUI tags them "(MSU code)"
+    literal_presets: ClassVar[dict[str, str]] = {}
 
     def __init__(self, params: Any = None, **overrides: Any) -> None:
         from engine.spec.params import NoParams
@@ -106,7 +110,14 @@ class Defence:
         gen = None
         if self.random:
             gen = torch.Generator().manual_seed(int(seed if seed is not None else 0))
-        return self.forward(x, gen).clamp(0.0, 1.0)
+        out = self.forward(x, gen)
+        return out.clamp(0.0, 1.0) if self.clamps_output else out
+
+    @property
+    def clamps_output(self) -> bool:
+        """Whether the output is clamped to [0, 1] (all defences, unless a parameter asks
+        for the raw output, as MSU's Real-ESRGAN returns it)."""
+        return True
 
 
 DEFENCES: Registry[Defence] = Registry("defence")
@@ -115,3 +126,20 @@ DEFENCES: Registry[Defence] = Registry("defence")
 def sweep(name: str, values: list[Any], fmt: str = "{}", **fixed: Any) -> dict[str, dict[str, Any]]:
     """Presets that sweep one parameter: label ``name=value`` → overrides."""
     return {f"{name}={fmt.format(v)}": {name: v, **fixed} for v in values}
+
+
+#: the repository MSU's defence code lives in (reference files are named under it)
+MSU_DEFENCES = "adversarial-defenses-for-iqa/metrics/defences"
+#: label prefix of the presets that reproduce MSU's defence code
+MSU_LITERAL = "msu-literal"
+
+
+def msu_sweep(name: str, values: list[Any], fmt: str = "{}", **fixed: Any) -> dict[str, dict[str, Any]]:
+    """MSU's five presets of one parameter, each with the overrides that reproduce MSU's
+    code: label ``msu-literal name=value``."""
+    return {f"{MSU_LITERAL} {name}={fmt.format(v)}": {name: v, **fixed} for v in values}
+
+
+def msu_reference(defence_dir: str, presets: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """``literal_presets`` for ``presets``: every label → MSU's ``<defence_dir>/run.py``."""
+    return {label: f"{MSU_DEFENCES}/{defence_dir}/run.py" for label in presets}

@@ -16,6 +16,10 @@ DISCO's 3/5/7 variants) and its state dict loaded strictly. A bare state dict (o
 ``{'model': state_dict}``) is accepted too; its sizes are read off the tensors. MSU's
 benchmarks apply the authors' PGD-trained model under the file name ``disco_pgd.pth``,
 the default here.
+
+MSU's code (``metrics/defences/disco/run.py``) queries a **fixed 299×299 grid** whatever
+the input size (the authors' ImageNet set-up), so the metric scores a 299×299 image; the
+preset ``msu-literal`` (``out_height=out_width=299``) does that.
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ import torch
 
 from engine.defences._liif import LIIF, SpecError, liif_from_spec, liif_from_state_dict
 from engine.defences._neural import NeuralDefence, find_weights, missing_message
-from engine.defences.base import DEFENCES, DefenceError
+from engine.defences.base import DEFENCES, MSU_LITERAL, DefenceError, msu_reference
 from engine.spec.params import param
 
 WEIGHTS = "disco_pgd.pth"
@@ -41,6 +45,8 @@ class DISCOParams:
     weights: str = param(WEIGHTS, help="DISCO checkpoint (name in the weights folder, or a path)")
     query_batch: int = param(90000, min=1024, max=4_000_000, step=1024,
                              help="pixels decoded per MLP call (memory only; the output does not depend on it)")
+    out_height: int = param(0, min=0, max=16384, help="rows of the query grid (0 = the input's)", unit="px")
+    out_width: int = param(0, min=0, max=16384, help="columns of the query grid (0 = the input's)", unit="px")
 
 
 def build_from_checkpoint(ckpt: Any, where: str = "checkpoint") -> LIIF:
@@ -77,7 +83,8 @@ def build_from_checkpoint(ckpt: Any, where: str = "checkpoint") -> LIIF:
 
 @DEFENCES.register("disco")
 class DISCODefence(NeuralDefence):
-    """DISCO local-implicit-function purifier. Differentiable, deterministic, same size.
+    """DISCO local-implicit-function purifier. Differentiable, deterministic; same size
+    unless ``out_height``/``out_width`` fix the query grid (MSU: 299×299).
 
     Example:
         >>> d = DISCODefence()                 # disco_pgd.pth in the weights folder
@@ -85,6 +92,8 @@ class DISCODefence(NeuralDefence):
     """
 
     Params = DISCOParams
+    presets = {MSU_LITERAL: {"out_height": 299, "out_width": 299}}
+    literal_presets = msu_reference("disco", presets)
     differentiable = True
     random = False
 
@@ -112,5 +121,7 @@ class DISCODefence(NeuralDefence):
     def forward(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         net = self.model
         # one image at a time, as the authors do: memory stays one feature map + one query batch
-        out = [net.render(img[None].to(self.device), query_batch=self.params.query_batch) for img in x]
+        p = self.params
+        size = (p.out_height or x.shape[-2], p.out_width or x.shape[-1])
+        out = [net.render(img[None].to(self.device), size, query_batch=p.query_batch) for img in x]
         return torch.cat(out).to(x.device)

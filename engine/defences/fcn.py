@@ -21,6 +21,7 @@ from torch import nn
 
 from engine.defences.base import DEFENCES, Defence, DefenceError
 from engine.metrics.base import Availability, check_image_batch
+from engine.metrics.checkpoints import load_strict
 from engine.spec.params import param
 
 #: identifies our checkpoint files (the trainer writes them)
@@ -86,9 +87,38 @@ def resolve_checkpoint(checkpoint: str) -> Path:
     return p
 
 
+#: MSU's FCN module names (``metrics/defences/fcn/run.py``: ``conv1/2/3``) → ours
+MSU_KEYS = {"conv1": "body.0", "conv2": "body.2", "conv3": "body.5"}
+
+
+def from_msu_state_dict(sd: dict[str, Any]) -> dict[str, Any]:
+    """Map the state dict of MSU's published ``fcn_mse.pth`` (``{'model': {conv1.weight,
+    conv1.bias, conv2.*, conv3.*}}``; its instance norm has no parameters) to
+    :class:`FCNFilter`'s keys. The architecture is the same: conv 3→64, LeakyReLU(0.2),
+    conv 64→16, instance norm, LeakyReLU(0.2), conv 16→3, tanh (MSU clamps to [0, 1]).
+
+    Raises:
+        DefenceError: a key outside conv1/2/3 (the caller then loads strictly).
+    """
+    out = {}
+    for key, value in sd.items():
+        layer, _, rest = str(key).partition(".")
+        if layer not in MSU_KEYS:
+            raise DefenceError(f"fcn: unexpected key {key!r} in an MSU-layout checkpoint "
+                               f"(expected {', '.join(MSU_KEYS)})")
+        out[f"{MSU_KEYS[layer]}.{rest}"] = value
+    return out
+
+
+def _is_msu_layout(ckpt: Any) -> bool:
+    sd = ckpt.get("model") if isinstance(ckpt, dict) else None
+    return isinstance(sd, dict) and any(str(k).startswith("conv1.") for k in sd)
+
+
 def load_fcn_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
                         ) -> tuple[FCNFilter, dict[str, Any]]:
-    """Build the filter from one of our checkpoint files.
+    """Build the filter from one of our checkpoint files, or from MSU's ``fcn_mse.pth``
+    (``{'model': {conv1/2/3 …}}``, loaded strictly into the same architecture).
 
     Returns:
         (model in eval mode, the training manifest stored with it).
@@ -104,13 +134,14 @@ def load_fcn_checkpoint(path: str | Path, map_location: str | torch.device = "cp
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - corrupt/foreign files get one clear message
         raise DefenceError(f"fcn: cannot read checkpoint {str(path)!r}: {type(exc).__name__}: {exc}") from None
+    if _is_msu_layout(ckpt):
+        ckpt = {"format": CHECKPOINT_FORMAT, "state_dict": from_msu_state_dict(ckpt["model"]),
+                "manifest": {"source": "MSU fcn checkpoint (conv1/2/3 layout)"}}
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or "state_dict" not in ckpt:
-        raise DefenceError(f"fcn: {str(path)!r} is not an FCN checkpoint written by train-fcn")
+        raise DefenceError(f"fcn: {str(path)!r} is not an FCN checkpoint written by train-fcn "
+                           "nor MSU's fcn_mse.pth layout")
     model = FCNFilter(**dict(ckpt.get("arch") or {}))
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as exc:
-        raise DefenceError(f"fcn: checkpoint {str(path)!r} does not fit the FCN filter: {exc}") from None
+    load_strict(model, ckpt["state_dict"], source=path, who="fcn", what="FCN filter", error=DefenceError)
     model.eval().requires_grad_(False)
     return model, dict(ckpt.get("manifest") or {})
 

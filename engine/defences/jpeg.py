@@ -1,5 +1,10 @@
 """JPEG compression with a real codec (libjpeg through OpenCV), a classic purifier.
 
+MSU's code (``metrics/defences/jpeg/run.py``, torchvision's libjpeg) casts ``x·255`` to
+uint8, which *truncates*; this project rounds. Both agree on 8-bit images (the attacked
+PNGs MSU reads, or the ``msu`` protocol); on off-grid floats the presets
+``msu-literal q=…`` (``quantise="truncate"``) reproduce MSU.
+
 Reference: Dziugaite et al., "A study of the effect of JPG compression on adversarial
 images", 2016; Das et al., "Keeping the bad guys out", 2017.
 """
@@ -12,13 +17,19 @@ import numpy as np
 import torch
 
 from engine.defences._common import from_uint8_hwc, to_uint8_hwc
-from engine.defences.base import DEFENCES, Defence, DefenceError, sweep
+from engine.defences.base import DEFENCES, Defence, DefenceError, msu_reference, msu_sweep, sweep
 from engine.spec.params import param
+
+
+#: MSU's five presets of the quality
+QUALITIES = [10, 30, 50, 70, 90]
 
 
 @dataclass
 class JPEGParams:
     q: int = param(50, min=1, max=100, help="JPEG quality (libjpeg scale; lower = stronger)", step=5)
+    quantise: str = param("round", choices=("round", "truncate"),
+                          help="how x·255 becomes 8 bits before encoding (truncate: MSU's uint8 cast)")
 
 
 def jpeg_roundtrip(image: np.ndarray, q: int) -> np.ndarray:
@@ -30,7 +41,7 @@ def jpeg_roundtrip(image: np.ndarray, q: int) -> np.ndarray:
     return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
-def jpeg(x: torch.Tensor, q: int) -> torch.Tensor:
+def jpeg(x: torch.Tensor, q: int, truncate: bool = False) -> torch.Tensor:
     """Compress every image of the batch as JPEG (quality ``q``, 4:2:0) and decode it.
 
     The image is quantised to 8 bits first, as a saved file would be. Not differentiable:
@@ -39,11 +50,12 @@ def jpeg(x: torch.Tensor, q: int) -> torch.Tensor:
     Args:
         x: :math:`(B, 3, H, W)` RGB in [0, 1], any device.
         q: quality 1–100.
+        truncate: quantise by truncating ``x·255`` (MSU) instead of rounding.
 
     Returns:
         :math:`(B, 3, H, W)`, same dtype and device.
     """
-    return from_uint8_hwc([jpeg_roundtrip(a, q) for a in to_uint8_hwc(x)], x)
+    return from_uint8_hwc([jpeg_roundtrip(a, q) for a in to_uint8_hwc(x, truncate)], x)
 
 
 @DEFENCES.register("jpeg")
@@ -62,8 +74,9 @@ class JPEG(Defence):
     """
 
     Params = JPEGParams
-    presets = sweep("q", [10, 30, 50, 70, 90])
+    presets = {**sweep("q", QUALITIES), **msu_sweep("q", QUALITIES, quantise="truncate")}
+    literal_presets = msu_reference("jpeg", msu_sweep("q", QUALITIES))
     differentiable = False
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        return jpeg(x, self.params.q)
+        return jpeg(x, self.params.q, self.params.quantise == "truncate")

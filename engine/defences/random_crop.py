@@ -1,6 +1,12 @@
 """Random crop: keep a size×size window at a random position. The metric then sees a
 region the attacker could not know in advance (its output is smaller than the input).
 
+The presets ``size=32 … 288`` are MSU's code (``metrics/defences/random-crop/run.py``,
+torchvision's ``RandomCrop``: top then left drawn with ``randint`` from the seeded
+generator, as here) wherever MSU runs. For a crop larger than a side MSU's code raises
+(256 and 288 on images smaller than that); this project keeps the short side whole
+instead (see :func:`random_crop`), so such rows exist here and not in MSU's tables.
+
 Reference: Guo et al., "Countering adversarial images using input transformations",
 ICLR 2018 (cropping); MSU's defence benchmark (size 32–288).
 """

@@ -8,6 +8,10 @@ How a ×4 super-resolution model purifies (``mode``):
   way an SR model is used as a purifier, and it runs the network on 1/16 of the pixels.
 - ``up-down``: super-resolve at full size, then shrink back (antialiased): the network
   then acts as a denoiser only; keeps more detail, removes less, 16× the work.
+- ``up``: the network's ×4 output itself (4H×4W), which the metric then scores: MSU's
+  code (``metrics/defences/realesrgan/run.py``: ``RealESRGANer`` with ``outscale`` unused,
+  no pre-pad, fp32) returns exactly that, and does not clamp it to [0, 1]. The preset
+  ``msu-literal`` (``mode="up"``, ``clamp=False``, strength 0.2) reproduces it.
 
 Denoise strength is the authors' trick (their ``--denoise_strength``): the weights of
 realesr-general-x4v3 (strong denoising) and realesr-general-wdn-x4v3 (weak denoising)
@@ -29,7 +33,7 @@ from engine.defences._neural import (
     missing_message,
     resize,
 )
-from engine.defences.base import DEFENCES, DefenceError, sweep
+from engine.defences.base import DEFENCES, MSU_LITERAL, DefenceError, msu_reference, sweep
 from engine.spec.params import param
 
 _RELEASE = "https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.5.0/"
@@ -42,8 +46,10 @@ URLS = {STRONG: _RELEASE + STRONG, WEAK: _RELEASE + WEAK}
 class RealESRGANParams:
     denoise_strength: float = param(0.2, min=0.0, max=1.0, step=0.1,
                                     help="0 = weak denoising (wdn model), 1 = strong (x4v3 model)")
-    mode: str = param("down-up", choices=("down-up", "up-down"),
-                      help="down-up: shrink ×1/scale then super-resolve back; up-down: super-resolve then shrink")
+    mode: str = param("down-up", choices=("down-up", "up-down", "up"),
+                      help="down-up: shrink ×1/scale then super-resolve back; up-down: super-resolve then shrink; "
+                           "up: the network's ×scale output (MSU)")
+    clamp: bool = param(True, help="clamp the output to [0, 1] (MSU returns the network's raw output)")
     allow_download: bool = param(False, help="fetch missing weights from the authors' release (needs network)")
 
 
@@ -70,7 +76,9 @@ class RealESRGANDefence(NeuralDefence):
     """
 
     Params = RealESRGANParams
-    presets = sweep("denoise_strength", [0.0, 0.2, 0.5, 0.8, 1.0])
+    presets = {**sweep("denoise_strength", [0.0, 0.2, 0.5, 0.8, 1.0]),
+               MSU_LITERAL: {"denoise_strength": 0.2, "mode": "up", "clamp": False}}
+    literal_presets = msu_reference("realesrgan", {MSU_LITERAL: {}})
     differentiable = True
     random = False
 
@@ -107,10 +115,17 @@ class RealESRGANDefence(NeuralDefence):
         self.scale = int(desc.scale)
         return desc.model.eval().requires_grad_(False)
 
+    @property
+    def clamps_output(self) -> bool:
+        return bool(self.params.clamp)
+
     def forward(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         net = self.model
         h, w = x.shape[-2:]
         s = self.scale
+        if self.params.mode == "up":
+            out = net(x.float())
+            return out.clamp(0.0, 1.0) if self.params.clamp else out
         if self.params.mode == "down-up":
             small = resize(x, (max(1, round(h / s)), max(1, round(w / s))))
             return resize(net(small).clamp(0.0, 1.0), (h, w))

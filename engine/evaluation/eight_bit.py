@@ -6,6 +6,8 @@ the attack's gain survives the rounding:
 
 =====================  ==================================================================
 attacked_8bit          M(q(x_a)), q(x) = round(255·clamp(x, 0, 1)) / 255
+                       (:func:`engine.evaluation.protocol.to_8bit_grid`; under the ``msu``
+                       protocol x_a is on the grid already and this is M(x_a))
 gain_kept_8bit         (M(q(x_a)) − M(x)) / (M(x_a) − M(x)): 1 all of the gain survives,
                        ≤ 0 none (NaN when the attack gained nothing)
 gain_lost_8bit         the attack gained on the float image and not on the 8-bit one
@@ -19,24 +21,10 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from engine.evaluation.scores import attack_gained
 
-if TYPE_CHECKING:
-    import torch
-
 EIGHT_BIT_COLUMNS = ["attacked_8bit", "gain_kept_8bit", "gain_lost_8bit"]
-
-
-def to_8bit_grid(x: "torch.Tensor") -> "torch.Tensor":
-    """``x`` rounded to the 8-bit grid (what saving it as an 8-bit PNG keeps), as float.
-
-    Shape:
-        - Input: any, values in [0, 1] (clamped first).
-        - Output: the same shape and dtype.
-    """
-    return x.detach().clamp(0, 1).mul(255).round().div(255)
 
 
 def eight_bit_columns(clean: float, attacked: float, attacked_8bit: float, lower_better: bool) -> dict:

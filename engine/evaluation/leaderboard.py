@@ -12,7 +12,9 @@ score with its 95 % interval, then the secondary scores):
   robustness score (higher is more robust), with MRB's normalised gains, the signed
   Wasserstein/energy distances and "survives compression": the normalised gain left
   after the attacked image is JPEG-compressed (the ``jpeg`` defence's row: its M(D(x_a))
-  is the compressed attacked image, compared with the uncompressed clean image).
+  is the compressed attacked image, compared with the uncompressed clean image), and the
+  Integral Robustness Score (``irs``: the robustness score integrated over the ε presets
+  of the row's attack; :mod:`engine.evaluation.integral_robustness`).
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ def _ci(prefix: str) -> list[str]:
 LEADERBOARD_COLUMNS = [
     "table", "metric", "attack", "rank", "pareto_rank", "name", "preset", *_ci("gain"), *_ci("quality"),
     "meets_floor", *[c for s in METRIC_SCORES for c in _ci(s)], "compression", *_ci("compressed_gain"),
-    "n", "note",
+    "irs", "n", "note",
 ]
 
 
@@ -119,14 +121,20 @@ def defence_table(summary: Iterable[dict[str, Any]], floor: float = QUALITY_FLOO
 
 def metric_table(summary: Iterable[dict[str, Any]], compression: str = COMPRESSION_DEFENCE) -> list[dict[str, Any]]:
     """Metrics ranked per attack by robustness (no defence), with MRB's scores."""
+    from engine.evaluation.integral_robustness import irs_table
+
+    summary = list(summary)
     blocks = _blocks(summary)
+    # Integral Robustness Score of each (metric, attack) over the attack's ε presets, no defence
+    irs = {(r["metric"], r["attack"]): r["irs"] for r in irs_table(summary) if r["defence"] == "none"}
     per_attack: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
     for (metric, attack), defences in blocks.items():
         base = next((defences[d] for d in defences if d[0] == "none"), None)
         if base is None:
             continue
         row: dict[str, Any] = {"table": "metrics", "metric": metric, "attack": attack, "name": metric,
-                               "n": (base.get(ROBUSTNESS) or {}).get("count")}
+                               "n": (base.get(ROBUSTNESS) or {}).get("count"),
+                               "irs": irs.get((metric, attack.split("[")[0]))}
         for s in METRIC_SCORES:
             row.update(_with_ci(base, s, s))
         comp = next((d for d in defences if d[0] == compression), None)

@@ -18,10 +18,13 @@ PSNR_CAP_DB = 80.0
 
 
 def align(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``b`` resized to ``a``'s spatial size when they differ."""
+    """``b`` resized to ``a``'s spatial size when they differ: bilinear, anti-aliased, not
+    clamped, i.e. torchvision's ``Resize((H, W))``, what MSU's defence_evaluate.py does
+    before comparing a defended image with an undefended one (its weights are
+    non-negative, so an image in [0, 1] stays there)."""
     if a.shape[-2:] == b.shape[-2:]:
         return b
-    return F.interpolate(b, size=a.shape[-2:], mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+    return F.interpolate(b, size=a.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
 
 
 def mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

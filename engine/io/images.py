@@ -98,13 +98,7 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
         raise ImageLoadError(f"{p.name}: empty file (0 bytes)")
     try:
         with Image.open(p if data is None else io.BytesIO(data)) as im:
-            w, h = im.size
-            if w * h > max_pixels:
-                raise ImageLoadError(
-                    f"{p.name}: too large ({w}×{h} = {w * h:,} pixels; the limit is "
-                    f"{max_pixels:,} — raise --max-pixels (max_pixels in a config) to allow it)")
-            if min(w, h) < min_side:
-                raise ImageLoadError(f"{p.name}: too small ({w}×{h} px; at least {min_side} px per side needed)")
+            _check_size(im, p.name, max_pixels, min_side)
             im.load()
             notes = []
             if getattr(im, "n_frames", 1) > 1:
@@ -119,22 +113,61 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
                 notes.append(note)
     except ImageLoadError:
         raise
-    except UnidentifiedImageError:
-        raise ImageLoadError(f"{p.name}: not an image, or a format that cannot be read") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageLoadError(f"{p.name}: too large ({exc})") from None
-    except PermissionError:
-        raise ImageLoadError(f"{p.name}: permission denied (not readable)") from None
-    except OSError as exc:
-        if exc.errno in (errno.EACCES, errno.EPERM):
-            raise ImageLoadError(f"{p.name}: permission denied (not readable)") from None
-        raise ImageLoadError(f"{p.name}: truncated or corrupt image ({exc})") from None
-    except (ValueError, SyntaxError, MemoryError) as exc:
-        raise ImageLoadError(f"{p.name}: corrupt image ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - mapped to the one message a user reads
+        raise _load_error(p.name, exc) from None
     if not np.isfinite(arr).all():
         raise ImageLoadError(f"{p.name}: contains non-finite pixel values")
     t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).unsqueeze(0).contiguous()
     return LoadedImage(t, "; ".join(notes))
+
+
+def _check_size(im: Image.Image, name: str, max_pixels: int, min_side: int) -> None:
+    w, h = im.size
+    if w * h > max_pixels:
+        raise ImageLoadError(
+            f"{name}: too large ({w}×{h} = {w * h:,} pixels; the limit is "
+            f"{max_pixels:,} — raise --max-pixels (max_pixels in a config) to allow it)")
+    if min(w, h) < min_side:
+        raise ImageLoadError(f"{name}: too small ({w}×{h} px; at least {min_side} px per side needed)")
+
+
+def _load_error(name: str, exc: BaseException) -> BaseException:
+    """The :class:`ImageLoadError` a reading error becomes (others are returned as they are)."""
+    try:
+        raise exc
+    except UnidentifiedImageError:
+        return ImageLoadError(f"{name}: not an image, or a format that cannot be read")
+    except Image.DecompressionBombError as bomb:
+        return ImageLoadError(f"{name}: too large ({bomb})")
+    except PermissionError:
+        return ImageLoadError(f"{name}: permission denied (not readable)")
+    except OSError as os_error:
+        if os_error.errno in (errno.EACCES, errno.EPERM):
+            return ImageLoadError(f"{name}: permission denied (not readable)")
+        return ImageLoadError(f"{name}: truncated or corrupt image ({os_error})")
+    except (ValueError, SyntaxError, MemoryError) as bad:
+        return ImageLoadError(f"{name}: corrupt image ({bad})")
+    except BaseException as other:  # noqa: BLE001 - not a reading error: the caller re-raises it
+        return other
+    return exc
+
+
+def check_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int = MIN_SIDE) -> None:
+    """Check a file the way :func:`load_image` does, from its header only (fast: no
+    decoding), so unreadable files are found when a folder opens.
+
+    Raises:
+        ImageLoadError: with the message :func:`load_image` gives for the same file.
+    """
+    p = Path(path)
+    _check_path(p)
+    try:
+        with Image.open(p) as im:
+            _check_size(im, p.name, max_pixels, min_side)
+    except ImageLoadError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise _load_error(p.name, exc) from None
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:

@@ -1,7 +1,10 @@
 """No-reference quality metrics: our own architectures plus every pyiqa NR metric.
 
 Names are looked up in our registry first (``linearity``, ``spaq``), then in pyiqa
-(``niqe``, ``brisque``, ``metaiqa``, ``musiq``, ...). :func:`metric_info` and
+(``niqe``, ``brisque``, ``metaiqa``, ``musiq``, ...). A pyiqa metric the paper uses may
+have its own wrapper with presets (:data:`PYIQA_VARIANTS`: ``metaiqa`` scores as MSU's
+wrapper does). Every ``weights=FILE`` is loaded strictly
+(:mod:`engine.metrics.checkpoints`). :func:`metric_info` and
 :func:`list_metrics` never build a model or touch the network.
 
 Example:
@@ -17,6 +20,7 @@ from typing import Any
 import torch
 
 from engine.metrics import linearity as _linearity  # noqa: F401 - registers "linearity"
+from engine.metrics import metaiqa as _metaiqa
 from engine.metrics import pyiqa_catalog
 from engine.metrics import spaq as _spaq  # noqa: F401 - registers "spaq"
 from engine.metrics.base import (
@@ -27,8 +31,14 @@ from engine.metrics.base import (
     attack_loss,
     check_image_batch,
 )
+from engine.metrics.checkpoints import WeightsMismatch
 from engine.metrics.options import MetricParams
-from engine.metrics.weights import WeightsUnavailable, ensure_weights, weights_dir, weights_present
+from engine.metrics.weights import (
+    WeightsUnavailable,
+    ensure_weights,
+    weights_dir,
+    weights_present,
+)
 from engine.spec.params import ParamSpec, make_params, param_specs, params_to_dict
 
 __all__ = [
@@ -36,6 +46,7 @@ __all__ = [
     "Availability",
     "Metric",
     "MetricError",
+    "WeightsMismatch",
     "WeightsUnavailable",
     "attack_loss",
     "check_image_batch",
@@ -47,6 +58,9 @@ __all__ = [
     "weights_dir",
     "weights_present",
 ]
+
+#: pyiqa metrics with their own wrapper (presets, MSU's scoring); others use PyiqaMetric
+PYIQA_VARIANTS: dict[str, type] = {"metaiqa": _metaiqa.MetaIqa}
 
 #: seed of the weights of a metric built with ``pretrained=False``
 RANDOM_WEIGHTS_SEED = 0
@@ -81,7 +95,7 @@ def _params_class(name: str) -> type:
     if name in METRICS:
         return getattr(METRICS.get(name), "Params", None) or MetricParams
     if name in pyiqa_catalog.nr_names():
-        return MetricParams
+        return getattr(PYIQA_VARIANTS.get(name), "Params", None) or MetricParams
     raise _unknown(name)
 
 
@@ -119,7 +133,7 @@ def create_metric(name: str, device: str = "cpu", **params: Any) -> Metric:
             metric: Metric = METRICS.get(key)(**values)
         else:
             from engine.metrics.pyiqa_metric import PyiqaMetric
-            metric = PyiqaMetric(key, **values)
+            metric = PYIQA_VARIANTS.get(key, PyiqaMetric)(key, **values)
     return metric.to(device)
 
 

@@ -131,11 +131,14 @@ def _blocked(url: str, dst: str | os.PathLike | None = None, *_: Any, **__: Any)
 
 
 @contextlib.contextmanager
-def random_init(log: list[WeightFile]) -> Iterator[None]:
+def random_init(log: list[WeightFile], load_local: Callable | None = None) -> Iterator[None]:
     """Build with random weights: skip (and log) every pretrained load, block the network.
 
     Args:
         log: receives a :class:`WeightFile` for each load that was skipped.
+        load_local: replaces pyiqa's ``load_pretrained_network(net, path, strict,
+            weight_keys)`` for local files (a ``weights=FILE`` build loads strictly
+            through it); ``None`` keeps pyiqa's.
 
     Raises (inside the block):
         WeightsUnavailable: an architecture needs a file to even be built (e.g. OpenAI
@@ -144,13 +147,13 @@ def random_init(log: list[WeightFile]) -> Iterator[None]:
     with _BUILD_LOCK:
         p = _Patcher()
         try:
-            _patch_random(p, log)
+            _patch_random(p, log, load_local)
             yield
         finally:
             p.restore()
 
 
-def _patch_random(p: _Patcher, log: list[WeightFile]) -> None:
+def _patch_random(p: _Patcher, log: list[WeightFile], load_local: Callable | None = None) -> None:
     # torchvision builders load weights only when verify() returns an enum member.
     from torchvision.models._api import WeightsEnum
     orig_verify = WeightsEnum.__dict__["verify"].__func__
@@ -211,7 +214,8 @@ def _patch_random(p: _Patcher, log: list[WeightFile]) -> None:
             if isinstance(model_path, str) and model_path.startswith(("http://", "https://")):
                 log.append(url_weight_file(model_path, pyiqa_weights_dir()))
                 return None
-            return orig(net, model_path, *a, **k)  # a local file the caller asked for
+            # a local file the caller asked for
+            return (load_local or orig)(net, model_path, *a, **k)
         return skip
 
     def make_lffu(orig: Callable) -> Callable:

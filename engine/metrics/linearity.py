@@ -6,9 +6,27 @@ regressed; the final score is ``regression([f6, f7]) · k + b`` with ``k``, ``b`
 checkpoint (the linear map fitted on KonIQ-10k; the score may be negative).
 
 Module names follow the authors' ``IQAModel`` (``features``, ``dr6``, ``dr7``, ``regr6``,
-``regr7``, ``regression``) so their checkpoint ``p1q2.pth`` loads with ``strict=True``.
-Preprocessing as their KonIQ-10k setting (``--resize``): bilinear resize to 498×664 (H×W),
-ImageNet normalisation.
+``regr7``, ``regression``) so their checkpoint ``p1q2.pth`` loads strictly.
+
+Three recipes exist for the same checkpoint, and they disagree (read in the sources):
+
+- **MSU's wrapper** (``msu-video-group/adversarial-defenses-for-iqa``,
+  ``metrics/subjects/linearity/src/model.py``, ``MetricModel``): ImageNet-normalises the
+  image at its native size (no resize) and maps the final output with
+  ``checkpoint['k'][0]``, ``checkpoint['b'][0]``. The paper's numbers and MSU's bounds
+  (25.78 → 83.23) come from it.
+- **The authors' training code** (``lidq92/LinearityIQA``, ``IQAperformance.py``,
+  ``linear_mapping``): the stored ``k``/``b`` are three-element lists fitted by least
+  squares; index 0 belongs to the final output ``y_pred[-1]``, indices 1 and 2 to the
+  layer3/layer4 heads ``y_pred[0]``/``y_pred[1]``. ``main.py --resize`` (off by default;
+  the KonIQ-10k set-up of the README) resizes to 498×664 (PIL bilinear).
+- **The authors' demo** (``test_demo.py``): native size unless ``--resize`` (498×664),
+  then prints ``y[-1] · k[-1] + b[-1]`` — the layer4 head's mapping applied to the final
+  output, which the training code never fitted.
+
+:data:`PRESETS` names each: ``msu`` (default, MSU's wrapper), ``authors-train-resize``
+(training code's mapping at 498×664), ``authors-demo`` (demo, native size) and
+``authors-demo-resize`` (demo with ``--resize``; this lab's default before issue 26).
 
 Example:
     >>> m = Linearity(pretrained=False)        # doctest: +SKIP
@@ -27,12 +45,21 @@ from torch import nn
 from engine.core.bounds import MSU_BOUNDS
 from engine.metrics.base import METRICS, Metric, MetricError
 from engine.metrics.options import MetricParams
+from engine.metrics.checkpoints import WeightsMismatch, load_strict, state_dict_of
 from engine.metrics.weights import ensure_weights, read_checkpoint
 from engine.spec.params import param
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RESIZE_HW = (498, 664)
+
+#: preset → (resize to :data:`RESIZE_HW`, index into the checkpoint's ``k``/``b`` lists)
+PRESETS: dict[str, tuple[bool, int]] = {
+    "msu": (False, 0),                   # MSU's MetricModel: native size, k[0], b[0]
+    "authors-train-resize": (True, 0),   # authors' main.py --resize + IQAperformance's k[0]
+    "authors-demo": (False, -1),         # authors' test_demo.py: native size, k[-1], b[-1]
+    "authors-demo-resize": (True, -1),   # test_demo.py --resize: 498×664, k[-1], b[-1]
+}
 
 CHECKPOINT = "p1q2.pth"
 # The authors publish p1q2.pth only on Baidu Pan (https://pan.baidu.com/s/1MRamimHWX8F-SOQ_QsIrvg,
@@ -97,8 +124,11 @@ def linearity_preprocess(x: torch.Tensor, resize: bool = True) -> torch.Tensor:
 
 @dataclass
 class LinearityParams(MetricParams):
-    resize: bool = param(True, help="resize to 498×664 as in the authors' KonIQ-10k setting; "
-                                    "off = score at the native resolution (MSU benchmark)")
+    preset: str = param("msu", choices=tuple(PRESETS),
+                        help="whose recipe: msu = MSU's wrapper (native size, k[0]/b[0]; the "
+                             "paper's numbers); authors-train-resize = 498×664, k[0]/b[0]; "
+                             "authors-demo = test_demo.py (native, k[-1]/b[-1]); "
+                             "authors-demo-resize = test_demo.py --resize (498×664, k[-1]/b[-1])")
 
 
 @METRICS.register("linearity")
@@ -108,8 +138,9 @@ class Linearity(Metric):
     Args:
         pretrained: load ``p1q2.pth`` (from ``weights_dir()``, downloaded if missing).
         weights: path of a checkpoint in the authors' layout
-            (``{'model': state_dict, 'k': [...], 'b': [...]}``).
-        resize: see :class:`LinearityParams`.
+            (``{'model': state_dict, 'k': [k0, k1, k2], 'b': [b0, b1, b2]}``), loaded
+            strictly (``module.`` prefixes are stripped).
+        preset: see :data:`PRESETS` and the module docstring (default ``msu``).
         download: allow downloading a missing checkpoint.
 
     Shape:
@@ -125,14 +156,17 @@ class Linearity(Metric):
     checkpoint_url: ClassVar[str] = CHECKPOINT_URL
 
     def __init__(self, pretrained: bool = True, weights: str | None = None,
-                 resize: bool = True, download: bool = True) -> None:
+                 preset: str = "msu", download: bool = True) -> None:
         super().__init__()
+        if preset not in PRESETS:
+            raise MetricError(f"linearity: unknown preset {preset!r}; one of {', '.join(PRESETS)}")
         path = None
         if weights is not None or pretrained:  # before building: fail fast, no big alloc
             path = weights or ensure_weights(CHECKPOINT, CHECKPOINT_URL, download=download,
                                              metric=self.name)
         self.net = LinearityIQANet()
-        self.resize = resize
+        self.preset = preset
+        self.resize, self.mapping_index = PRESETS[preset]
         self.register_buffer("k", torch.tensor(1.0))
         self.register_buffer("b", torch.tensor(0.0))
         if path is not None:
@@ -141,29 +175,33 @@ class Linearity(Metric):
         self.requires_grad_(False)
 
     def load_checkpoint(self, path: Any) -> None:
-        """Load the authors' checkpoint layout (strict)."""
+        """Load the authors' checkpoint layout strictly; ``k``/``b`` per :attr:`preset`."""
         ckpt = read_checkpoint(path, metric=self.name)
         if not isinstance(ckpt, dict) or "model" not in ckpt:
-            raise MetricError(f"linearity: {str(path)!r} is not a LinearityIQA checkpoint "
-                              "(expected a dict with 'model', 'k' and 'b')")
-        state = {k.removeprefix("module."): v for k, v in ckpt["model"].items()}
-        try:
-            self.net.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise MetricError(f"linearity: checkpoint {str(path)!r} does not fit the "
-                              f"architecture: {str(exc).splitlines()[0]}") from exc
-        self.k.fill_(_last(ckpt.get("k", 1.0)))
-        self.b.fill_(_last(ckpt.get("b", 0.0)))
+            raise WeightsMismatch(f"linearity: {str(path)!r} is not a LinearityIQA checkpoint "
+                                  "(expected a dict with 'model', 'k' and 'b')", str(path))
+        state = state_dict_of(ckpt["model"], path=path, who=self.name)
+        load_strict(self.net, state, source=path, who=self.name,
+                    what="LinearityIQA network (authors' IQAModel)")
+        self.k.fill_(_pick(ckpt.get("k", 1.0), self.mapping_index, "k", path))
+        self.b.fill_(_pick(ckpt.get("b", 0.0), self.mapping_index, "b", path))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pq = self.net(linearity_preprocess(x.to(self.device), self.resize))
         return (pq[-1] * self.k + self.b).reshape(x.shape[0])
 
+    def extra_repr(self) -> str:
+        i = self.mapping_index
+        return (f"preset={self.preset!r}, resize={'498x664' if self.resize else 'native'}, "
+                f"mapping=k[{i}]·y+b[{i}]")
 
-def _last(v: Any) -> float:
-    """``k``/``b`` are stored as lists (one per output); the final output's is last."""
-    if isinstance(v, (list, tuple)):
-        v = v[-1]
+
+def _pick(v: Any, index: int, name: str, path: Any) -> float:
+    """``k``/``b`` are lists (final output, layer3 head, layer4 head); a scalar is used as is."""
     if isinstance(v, torch.Tensor):
-        v = v.flatten()[-1].item()
+        v = v.flatten().tolist()
+    if isinstance(v, (list, tuple)):
+        if not v:
+            raise WeightsMismatch(f"linearity: {str(path)!r} has an empty {name!r}", str(path))
+        v = v[index]
     return float(v)

@@ -21,8 +21,18 @@ from torch import nn
 
 from engine.metrics import pyiqa_catalog as catalog
 from engine.metrics.base import Metric, MetricError
+from engine.metrics.checkpoints import load_file_strict
 from engine.metrics.intercept import random_init, record_downloads
 from engine.metrics.weights import WeightFile, WeightsUnavailable, network_reachable
+
+
+LAYOUT_RENAMES: dict[str, tuple[tuple[str, str], ...]] = {
+    # MSU's and the authors' MetaIQA files name the head ``net.*`` (their ``Net``/``MetaIQA``
+    # module: ``resnet_layer`` + ``net``); pyiqa's arch calls it ``head`` and renames only
+    # on its own download path, so a user's file would otherwise leave the head random.
+    "MetaIQA": (("net.", "head."),),
+}
+"""pyiqa arch → key-prefix renames applied to a ``weights=FILE`` before the strict load."""
 
 
 #: classical metrics whose feature statistics (means, variances, fits) are reductions in
@@ -40,7 +50,11 @@ class PyiqaMetric(Metric):
             network is up). ``False`` builds the same architecture with random weights and
             never touches the network (classical metrics such as NIQE still read their
             parameter files, which are their definition, not learned weights).
-        weights: a local checkpoint file in pyiqa's layout; no download happens.
+        weights: a local checkpoint file in pyiqa's layout (or a known other one, see
+            :data:`LAYOUT_RENAMES`); no download happens. Loaded strictly where the arch
+            loads through pyiqa's ``load_pretrained_network`` (nearly all learned ones): a
+            missing, unexpected or misshapen tensor is a
+            :class:`~engine.metrics.checkpoints.WeightsMismatch`.
         download: allow downloading missing files.
 
     Shape:
@@ -133,8 +147,9 @@ def _build_net(entry: catalog.PyiqaEntry, *, pretrained: bool, weights: str | No
             raise MetricError(f"{entry.name}: pyiqa's {entry.arch} cannot load a checkpoint "
                               "from a path; leave 'weights' empty")
         kwargs["pretrained_model_path"] = str(path)
-        # pyiqa checkpoints hold the whole network, so backbones need not be fetched.
-        return _create(entry, kwargs, random=True, log=log)
+        # pyiqa checkpoints hold the whole network, so backbones need not be fetched; the
+        # file must then fill every learned tensor (checked by the strict loader).
+        return _create(entry, kwargs, random=True, log=log, load_local=_strict_loader(entry))
 
     if not pretrained:
         # A string 'pretrained' picks the architecture variant (e.g. MUSIQ's AVA head);
@@ -154,11 +169,23 @@ def _build_net(entry: catalog.PyiqaEntry, *, pretrained: bool, weights: str | No
     return _create(entry, kwargs, random=False, log=log)
 
 
+def _strict_loader(entry: catalog.PyiqaEntry) -> Any:
+    """Stands in for pyiqa's ``load_pretrained_network`` on a user's file: strict always
+    (pyiqa passes ``strict=False`` for some archs, e.g. MetaIQA), known layouts mapped."""
+    renames = LAYOUT_RENAMES.get(entry.arch, ())
+
+    def load(net: nn.Module, model_path: str, strict: bool = True,
+             weight_keys: str | None = None) -> None:
+        load_file_strict(net, model_path, who=entry.name, what=f"pyiqa's {type(net).__name__}",
+                         renames=renames, prefer=weight_keys)
+    return load
+
+
 def _create(entry: catalog.PyiqaEntry, kwargs: dict[str, Any], *, random: bool,
-            log: list[WeightFile]) -> nn.Module:
+            log: list[WeightFile], load_local: Any = None) -> nn.Module:
     import pyiqa
 
-    guard = random_init(log) if random else record_downloads(log)
+    guard = random_init(log, load_local) if random else record_downloads(log)
     try:
         with guard:
             inner = pyiqa.create_metric(entry.name, as_loss=False, device=torch.device("cpu"),
@@ -166,6 +193,8 @@ def _create(entry: catalog.PyiqaEntry, kwargs: dict[str, Any], *, random: bool,
     except WeightsUnavailable as exc:
         raise WeightsUnavailable(exc.filename, exc.url, exc.folder, exc.reason,
                                  entry.name) from None
+    except MetricError:
+        raise  # e.g. WeightsMismatch from the strict loader: already one clear line
     except (OSError, urllib.error.URLError, RuntimeError, KeyError, TypeError,
             ValueError, AssertionError) as exc:
         wanted = [f for f in log if not f.present()]

@@ -1,15 +1,29 @@
 """SPAQ baseline (Fang et al., "Perceptual Quality Assessment of Smartphone Photography",
-CVPR 2020; h4nwei/SPAQ): ResNet-50 whose ``fc`` regresses one score.
+CVPR 2020; h4nwei/SPAQ): ResNet-50 whose ``fc`` regresses one score; the image's score is
+the mean over 224×224 patches cut with stride 112 (plus a last row and column flush with
+the bottom/right edge). No ImageNet normalisation (the loaders only convert to [0, 1]).
+All of it is torch ops, so the score is differentiable w.r.t. the input image.
 
-Preprocessing as the authors' ``Image_load(size=512, stride=224)``: resize so the shorter
-side is 512 (aspect kept, bilinear), cut 224×224 patches with stride 112 (plus a last row
-and column flush with the bottom/right edge), score = mean over the patches. No ImageNet
-normalisation (their loader only converts to [0, 1]). All of it is torch ops, so the score
-is differentiable w.r.t. the input image.
+Two recipes for the same checkpoint ``BL_release.pt`` (read in the sources):
+
+- **MSU's wrapper** (``msu-video-group/adversarial-defenses-for-iqa``,
+  ``metrics/subjects/spaq/src/model.py``, ``MetricModel.forward``): patches of the image
+  at its **native size** (``Image_load.generate_patches_custom``; no resize). The same
+  file's ``SPAQ`` class resizes (``transforms.Resize(512)``) but is not the one MSU's
+  benchmark calls. The paper's numbers and MSU's bounds (21.75 → 77.76) come from
+  ``MetricModel``. Preset ``msu`` (default).
+- **The authors' demo** (``h4nwei/SPAQ``, ``BL_demo.py`` with ``Prepare_image.Image_load(
+  size=512, stride=224)``): ``adaptive_resize`` resizes the shorter side to 512 (PIL
+  bilinear, the longer side truncated) — but only when both sides are at least 512;
+  smaller images keep their size. Preset ``authors-demo`` (``size`` sets the 512).
+
+Both fail on an image with a side under 224 (no patch fits); here such an image is first
+resized (bilinear, antialiased) so that its shorter side is 224 — a deviation from both,
+which cannot score it at all.
 
 Example:
-    >>> m = Spaq(pretrained=False, size=224)       # doctest: +SKIP
-    >>> m.score(torch.rand(2, 3, 64, 64)).shape     # doctest: +SKIP
+    >>> m = Spaq(pretrained=False)                  # doctest: +SKIP
+    >>> m.score(torch.rand(2, 3, 240, 320)).shape     # doctest: +SKIP
     torch.Size([2])
 """
 from __future__ import annotations
@@ -24,6 +38,7 @@ from torch import nn
 from engine.core.bounds import MSU_BOUNDS
 from engine.metrics.base import METRICS, Metric, MetricError
 from engine.metrics.options import MetricParams
+from engine.metrics.checkpoints import load_strict, state_dict_of
 from engine.metrics.weights import ensure_weights, read_checkpoint
 from engine.spec.params import param
 
@@ -62,22 +77,38 @@ def patch_starts(length: int, patch: int = PATCH) -> list[int]:
     return starts
 
 
-def spaq_patches(x: torch.Tensor, size: int = 512) -> torch.Tensor:
-    """Resize (shorter side → ``size``) and cut patches; differentiable.
+PRESETS = ("msu", "authors-demo")
+"""``msu``: MSU's ``MetricModel`` (native size); ``authors-demo``: ``BL_demo.py``'s resize."""
+
+
+def _resize_shorter(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Shorter side → ``size``, aspect kept, longer side truncated as torchvision's
+    ``Resize(int)`` does; bilinear, antialiased like PIL."""
+    h, w = x.shape[-2:]
+    if min(h, w) == size:
+        return x
+    long = int(size * max(h, w) / min(h, w))
+    nh, nw = (size, long) if h <= w else (long, size)
+    return F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
+
+
+def spaq_patches(x: torch.Tensor, size: int | None = None) -> torch.Tensor:
+    """Optionally resize as the authors' ``adaptive_resize``, then cut patches; differentiable.
 
     Args:
         x: :math:`(B, 3, H, W)` in [0, 1].
-        size: target shorter side (at least 224).
+        size: ``None`` = native size (MSU); otherwise the shorter side becomes ``size``
+            when both sides are at least ``size`` (the authors' ``Image_load``).
 
     Returns:
-        :math:`(B, P, 3, 224, 224)`.
+        :math:`(B, P, 3, 224, 224)`. An image with a side under 224 is first resized so
+        that its shorter side is 224 (neither recipe can score it).
     """
     h, w = x.shape[-2:]
-    if min(h, w) != size:
-        long = int(size * max(h, w) / min(h, w))  # torchvision.Resize(int) truncates too
-        nh, nw = (size, long) if h <= w else (long, size)
-        x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False,
-                          antialias=True)
+    if size is not None and min(h, w) >= size:
+        x = _resize_shorter(x, size)
+    elif min(h, w) < PATCH:
+        x = _resize_shorter(x, PATCH)
     h, w = x.shape[-2:]
     tiles = [x[:, :, r:r + PATCH, c:c + PATCH]
              for r in patch_starts(h) for c in patch_starts(w)]
@@ -86,8 +117,12 @@ def spaq_patches(x: torch.Tensor, size: int = 512) -> torch.Tensor:
 
 @dataclass
 class SpaqParams(MetricParams):
-    size: int = param(512, min=PATCH, max=4096, help="shorter side after resizing "
-                                                     "(authors: 512)", unit="px")
+    preset: str = param("msu", choices=PRESETS,
+                        help="whose recipe: msu = MSU's wrapper, patches at the native size "
+                             "(the paper's numbers); authors-demo = the authors' BL_demo.py, "
+                             "shorter side resized to 'size' when both sides reach it")
+    size: int = param(512, min=PATCH, max=4096, help="authors-demo only: shorter side after "
+                                                     "resizing (authors: 512)", unit="px")
 
 
 @METRICS.register("spaq")
@@ -97,8 +132,9 @@ class Spaq(Metric):
     Args:
         pretrained: load ``BL_release.pt`` (from ``weights_dir()``, downloaded if missing).
         weights: path of a checkpoint (``{'state_dict': ...}`` or a bare state dict;
-            ``module.`` prefixes from DataParallel are stripped).
-        size: shorter side after resizing.
+            ``module.`` prefixes from DataParallel are stripped), loaded strictly.
+        preset: ``msu`` (default) or ``authors-demo``; see the module docstring.
+        size: the authors' resize target (``authors-demo`` only).
         download: allow downloading a missing checkpoint.
 
     Shape:
@@ -113,9 +149,11 @@ class Spaq(Metric):
     checkpoint_name: ClassVar[str] = CHECKPOINT
     checkpoint_url: ClassVar[str] = CHECKPOINT_URL
 
-    def __init__(self, pretrained: bool = True, weights: str | None = None, size: int = 512,
-                 download: bool = True) -> None:
+    def __init__(self, pretrained: bool = True, weights: str | None = None, preset: str = "msu",
+                 size: int = 512, download: bool = True) -> None:
         super().__init__()
+        if preset not in PRESETS:
+            raise MetricError(f"spaq: unknown preset {preset!r}; one of {', '.join(PRESETS)}")
         if size < PATCH:
             raise MetricError(f"spaq: size must be at least {PATCH}, got {size}")
         path = None
@@ -123,6 +161,7 @@ class Spaq(Metric):
             path = weights or ensure_weights(CHECKPOINT, CHECKPOINT_URL, download=download,
                                              metric=self.name)
         self.net = SpaqBaseline()
+        self.preset = preset
         self.size = int(size)
         if path is not None:
             self.load_checkpoint(path)
@@ -130,19 +169,19 @@ class Spaq(Metric):
         self.requires_grad_(False)
 
     def load_checkpoint(self, path: Any) -> None:
-        ckpt = read_checkpoint(path, metric=self.name)
-        state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
-        if not isinstance(state, dict):
-            raise MetricError(f"spaq: {str(path)!r} is not a SPAQ checkpoint")
-        state = {k.removeprefix("module."): v for k, v in state.items()}
-        try:
-            self.net.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise MetricError(f"spaq: checkpoint {str(path)!r} does not fit the "
-                              f"architecture: {str(exc).splitlines()[0]}") from exc
+        """Load ``{'state_dict': ...}`` or a bare state dict strictly."""
+        state = state_dict_of(read_checkpoint(path, metric=self.name), path=path, who=self.name)
+        load_strict(self.net, state, source=path, who=self.name,
+                    what="SPAQ baseline (authors' Baseline: ResNet-50, fc → 1)")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        patches = spaq_patches(x.to(self.device), self.size)
+        size = self.size if self.preset == "authors-demo" else None
+        patches = spaq_patches(x.to(self.device), size)
         b, p = patches.shape[:2]
         scores = self.net(patches.reshape(b * p, *patches.shape[2:]))
         return scores.reshape(b, p).mean(dim=1)
+
+    def extra_repr(self) -> str:
+        how = f"shorter side {self.size} when both sides reach it" if self.preset == "authors-demo" \
+            else "native size"
+        return f"preset={self.preset!r}, {how}, 224×224 patches, stride 112"

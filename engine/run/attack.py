@@ -9,7 +9,7 @@ import torch
 
 from engine.core.events import AttackStep, Event
 from engine.core.seeds import derive_seed
-from engine.evaluation.eight_bit import to_8bit_grid
+from engine.evaluation.protocol import attacked_for_protocol, to_8bit_grid
 from engine.run.runtime import Runtime
 from engine.run.scoring import failure_text, finite_each, metric_scores, per_image, sync
 from engine.run.units import Cancelled, CancelToken, ItemError
@@ -86,13 +86,15 @@ def run_attack(items: list[WorkItem], x: torch.Tensor, metric, clean: list[float
     outcome = yield from attack_steps(run, items[0], clean[0], cancel)
     sync(runtime.device)
     seconds = (time.perf_counter() - t0) / n
-    x_adv = outcome.image.detach()
-    if outcome.scores is not None and mode == "direct":  # the attack scored x_adv already
+    x_adv, requantised = attacked_for_protocol(outcome.image.detach(), exp.protocol)
+    if outcome.scores is not None and mode == "direct" and not requantised:  # the attack scored x_adv
         scores = finite_each(outcome.scores, f"{metric.name} score of the attacked image", "attack")
     else:  # adaptive: the attack scored M∘D, the row needs M(x_adv)
         scores = metric_scores(metric, x_adv, "attacked image", "attack")
     if mode != "direct":
         outcome.mode = mode
     used = [int(u) for u in outcome.iteration_used] if outcome.iteration_used else [-1] * n
-    scores_8bit = metric_scores(metric, to_8bit_grid(x_adv), "attacked image on the 8-bit grid", "attack")
+    # the score as delivered (an 8-bit file): one more forward, unless x_adv is on the grid already (msu)
+    scores_8bit = scores if exp.protocol == "msu" else metric_scores(
+        metric, to_8bit_grid(x_adv), "attacked image on the 8-bit grid", "attack")
     return Attacked(x_adv, scores, seconds, outcome, used, scores_8bit)

@@ -22,6 +22,7 @@ from engine.run.units import Backend, CancelToken, ItemOutcome
 from engine.spec.experiment import Experiment, WorkItem
 from engine.spec.identity import compute_version
 from engine.store.db import ResultStore
+from engine.spec.recipes import weights_manifest
 
 
 def _save_images(store: ResultStore, exp_id: str, item: WorkItem, images: ItemImages) -> int:
@@ -83,7 +84,8 @@ def run_experiment(exp: Experiment, store: ResultStore, *, cancel: CancelToken |
         run_id = store.open_experiment(exp, {"experiment_id": exp.id, "spec": exp.to_dict(),
                                              "seed": exp.seed, "owner": keeper.owner,
                                              "identity": {"compute_version": compute_version(), **reuse.summary()},
-                                             **backend.manifest()}, items, mos)
+                                             **backend.manifest(), "metric_weights": weights_manifest(exp.metrics)},
+                                             items, mos)
         yield RunStarted(exp.id, len(items), len(pending), backend.device_label, reuse.reused, tuple(reuse.lines()))
         units = UnitFeed(keeper.units(plan_units(pending, exp), cancel), len(pending))
         finished, failed = yield from _drive(backend, units, exp, store, run_id, keeper, cancel, mos, pending)

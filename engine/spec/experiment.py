@@ -17,6 +17,7 @@ from typing import Any, Iterable
 
 from engine.core.seeds import canonical_json, derive_seed, short_hash
 from engine.spec.identity import Contents, unit_id, unit_identity
+from engine.spec.protocols import check_protocol
 
 @dataclass(frozen=True)
 class ComponentSpec:
@@ -42,7 +43,14 @@ class ComponentSpec:
 
     @property
     def label(self) -> str:
-        """Human label: ``name`` or ``name[preset]`` or ``name(k=v,…)``."""
+        """Human label: ``name`` or ``name[preset]`` or ``name(k=v,…)``; a metric whose
+        ``weights`` file came from ``train-robust`` is ``name+RECIPE#hash`` (its own row)."""
+        if self.params.get("weights") and not self.preset:
+            from engine.spec.recipes import robust_metric_label
+
+            robust = robust_metric_label(self.name, self.params)
+            if robust:
+                return robust
         if self.preset:
             extra = "" if not self.params else "," + ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
             return f"{self.name}[{self.preset}{extra}]"
@@ -142,6 +150,9 @@ class Experiment:
         budget: the perturbation budget the attacks were calibrated to (``linf-4``,
             ``psnr=40``, …; see :mod:`engine.spec.budgets`), or None.
         study: the study this experiment runs (:mod:`engine.spec.studies`), or None.
+        protocol: the evaluation protocol (:mod:`engine.spec.protocols`): ``lab``
+            (the attack's float image) or ``msu`` (MSU's defence_evaluate.py: the attacked
+            image rounded to 8 bits before it is scored and defended).
     """
 
     images: list[str]
@@ -159,8 +170,10 @@ class Experiment:
     batch_size: int | str = 1
     budget: str | None = None
     study: str | None = None
+    protocol: str = "lab"
 
     def __post_init__(self) -> None:
+        check_protocol(self.protocol)
         self.metrics = [ComponentSpec.from_any(m) for m in self.metrics]
         self.attacks = [ComponentSpec.from_any(a) for a in self.attacks]
         self.defences = [ComponentSpec.from_any(d) for d in self.defences]
@@ -206,6 +219,8 @@ class Experiment:
         for k in ("budget", "study"):  # ids of experiments from before these fields stay the same
             if d.get(k) is None:
                 d.pop(k, None)
+        if d.get("protocol") == "lab":  # likewise: the protocol all earlier experiments used
+            d.pop("protocol")
         d["images"] = [self.image_name(p) for p in self.images]
         d.pop("root", None)
         return short_hash(d)
@@ -221,9 +236,9 @@ class Experiment:
 
     def unit_fields(self) -> dict[str, Any]:
         """The experiment-wide settings that change a unit's numbers (see
-        :mod:`engine.spec.identity`); ``protocol`` is ``lab`` unless the experiment says."""
+        :mod:`engine.spec.identity`)."""
         return {"seed": self.seed, "adaptive": self.adaptive, "eot_draws": self.eot_draws,
-                "budget": self.budget, "protocol": getattr(self, "protocol", None) or "lab"}
+                "budget": self.budget, "protocol": self.protocol}
 
     def items(self, contents: Contents | None = None) -> list["WorkItem"]:
         """The work items, identified by ``contents`` (see :func:`expand`)."""

@@ -112,7 +112,7 @@ def test_an_image_with_a_failed_and_a_finished_item_shows_both_with_the_full_tex
         w.runs._on_events([ev])
     item = w.images._item(path)
     assert w.images.status(path) == "partial"
-    assert "1 done · 1 failed of 2" in item.text()
+    assert "1/2 done · 1 failed" in item.text()
     assert message in item.toolTip() and "niqe · ifgsm: done" in item.toolTip()
     w.session.end_run()
 

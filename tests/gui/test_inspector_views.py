@@ -49,7 +49,7 @@ def test_blink_and_swipe_show_clean_and_attacked_in_place(inspector):
     assert np.array_equal(ins.items["attacked"].image, attacked)
     ins.compare.setCurrentIndex(ins.compare.findData("swipe"))
     assert not ins.blink_timer.isActive()
-    ins.swipe_slider.setValue(50)
+    ins.set_swipe(0.5)
     shown = ins.items["attacked"].image
     assert np.array_equal(shown[:, :32], clean[:, :32]) and np.array_equal(shown[:, 33:], attacked[:, 33:])
     assert np.array_equal(swipe(clean, attacked, 0.0), attacked) and np.array_equal(swipe(clean, attacked, 1), clean)
@@ -66,3 +66,83 @@ def test_region_statistics(inspector):
     ins.set_region(0, 40, 10, 10)           # an unchanged box
     assert ins.region_stats()["max_abs"] == 0 and math.isinf(ins.region_stats()["psnr"])
     assert region_stats(clean, attacked, 5, 5, 5, 9)["pixels"] == 0
+
+
+def _view_box(ins) -> tuple[float, float, float, float]:
+    (x0, x1), (y0, y1) = ins.plots["clean"].vb.viewRange()
+    return x0, x1, y0, y1
+
+
+def _fits(ins, w: int, h: int) -> bool:
+    """The whole image is in view and fills it in one direction (aspect locked)."""
+    x0, x1, y0, y1 = _view_box(ins)
+    inside = x0 <= 0 and y0 <= 0 and x1 >= w and y1 >= h
+    return inside and min(w / (x1 - x0), h / (y1 - y0)) < 1.0 and max(w / (x1 - x0), h / (y1 - y0)) > 0.9
+
+
+def test_every_new_item_is_fitted_unless_the_user_zoomed(qtbot):
+    from tests.conftest import photo
+
+    ins = Inspector()
+    qtbot.addWidget(ins)
+    ins.resize(700, 500)
+    ins.show()
+    qtbot.waitExposed(ins)
+    clean = photo("astronaut", (96, 128))
+    for i in range(10):   # ten items of a run, each shown as it finishes
+        att = np.roll(clean, i, axis=1)
+        ins.show_images(InspectorImages(f"item {i}", clean, att, {"jpeg": att}, {"jpeg": att}))
+        qtbot.wait(5)
+    h, w = clean.shape[:2]
+    assert _fits(ins, w, h), _view_box(ins)
+    for key, plot in ins.plots.items():   # linked: every view shows the whole image
+        (x0, x1), (y0, y1) = plot.vb.viewRange()
+        assert x0 <= 0 and y0 <= 0 and x1 >= w and y1 >= h and (y1 - y0) < 1.2 * h, key
+    # the user zooms in: the next item keeps their view; "fit" brings the whole image back
+    ins.plots["clean"].vb.scaleBy((0.25, 0.25))
+    ins.plots["clean"].vb.sigRangeChangedManually.emit([True, True])
+    zoomed = _view_box(ins)
+    ins.show_images(InspectorImages("item 10", clean, clean, {}, {}))
+    assert _view_box(ins) == pytest.approx(zoomed)
+    ins.fit_button.click()
+    assert _fits(ins, w, h)
+    # the pixel read-out never reports coordinates outside the image
+    assert ins.pixel_text(3, 4).startswith("x=3")
+
+
+def test_blink_title_is_restored_and_swipe_follows_a_drag_on_the_image(qtbot, inspector):
+    from PySide6.QtCore import QPointF
+
+    ins, clean, attacked = inspector
+    ins.compare.setCurrentIndex(ins.compare.findData("blink"))
+    ins.blink_step()
+    assert "clean" in ins.plots["attacked"].titleLabel.text
+    ins.compare.setCurrentIndex(ins.compare.findData("side"))
+    assert ins.plots["attacked"].titleLabel.text.startswith("attacked")
+    ins.compare.setCurrentIndex(ins.compare.findData("swipe"))
+    vb = ins.plots["attacked"].vb
+
+    class Drag:   # what pyqtgraph hands a view box for a left-button drag
+        def __init__(self, x: float) -> None:
+            self.pos = vb.mapViewToScene(QPointF(x, 10))
+            self.accepted = False
+
+        def button(self):
+            from PySide6.QtCore import Qt
+            return Qt.MouseButton.LeftButton
+
+        def accept(self):
+            self.accepted = True
+
+        def scenePos(self):
+            return self.pos
+
+    before = vb.viewRange()
+    ev = Drag(16.0)
+    vb.mouseDragEvent(ev)
+    assert ev.accepted and ins.swipe_fraction == pytest.approx(0.25, abs=0.02)
+    shown = ins.items["attacked"].image
+    assert np.array_equal(shown[:, :15], clean[:, :15]) and np.array_equal(shown[:, 17:], attacked[:, 17:])
+    assert vb.viewRange() == before            # the drag swiped, it did not pan
+    ins.compare.setCurrentIndex(ins.compare.findData("side"))
+    assert vb.on_swipe is None and not ins.swipe_line.isVisible()

@@ -37,8 +37,10 @@ def test_panel_shows_the_stored_leaderboard(qtbot, tmp_path):
     assert w.table.item(1, 0).text() == "1" and w.table.item(2, 0).text() == "–"
     assert "[" in w.table.item(1, 3).text()  # remaining gain with its interval
     assert "below the floor" in w.table.item(2, 6).text()
+    assert w.note.text().startswith("3 rows")   # the rows shown, not of every table computed
     w.table_kind.setCurrentText("metrics")
     assert w.table.rowCount() == 1 and w.table.item(0, 1).text() == "niqe"
+    assert w.note.text().startswith("1 row ·")
 
 
 def test_panel_reports_an_unreadable_store(qtbot, tmp_path):

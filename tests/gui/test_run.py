@@ -5,6 +5,7 @@ import csv
 import threading
 
 import numpy as np
+import pytest
 
 from engine.store.db import ResultStore
 from tests.gui.conftest import configure, run_to_end
@@ -122,4 +123,20 @@ def test_report_action_writes_the_report(qtbot, make_window, settings, photo_fol
     assert w.build_report(tmp_path / "report") is not None
     qtbot.waitUntil(lambda: w.log.contains("report written") or w.log.contains("report failed"), timeout=120_000)
     assert w.log.contains("report written"), w.log.entries[-2:]
-    assert any((tmp_path / "report").iterdir())
+    report = tmp_path / "report" / "report.html"
+    assert w.log.contains(str(report)), w.log.entries[-2:]  # the log names the page it wrote
+    page = report.read_text(encoding="utf-8")
+    assert page.lstrip().lower().startswith("<!doctype html") and "niqe" in page and "jpeg" in page
+    assert w.session.exp_id in page  # the window's own experiment, not some other one
+    # the report's CSV holds exactly the window's rows: 3 photos × (none, jpeg), same gains
+    with open(tmp_path / "report" / "raw.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    key = lambda r: (r["image_name"], r["defence"])
+    shown = {key(r): r["robust_abs_gain"] for r in w.model.rows}
+    assert len(rows) == len(shown) == 6
+    assert {key(r) for r in rows} == set(shown)
+    for r in rows:
+        assert float(r["robust_abs_gain"]) == pytest.approx(shown[key(r)], rel=1e-6, abs=1e-9)
+    pngs = list((tmp_path / "report" / "figures").glob("*.png"))
+    assert pngs and all(p.stat().st_size > 1000 for p in pngs)
+    assert all(f"figures/{p.name}" in page for p in pngs)  # every figure is on the page

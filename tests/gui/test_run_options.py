@@ -129,3 +129,19 @@ def test_help_pages(qtbot, make_window, settings):
     assert "Preview plan" in w.help_pages.show_study().browser.toPlainText()
     about = w.help_pages.show_about().browser.toPlainText()
     assert torch.__version__ in about and "pyiqa" in about and "PySide6" in about and "CPU" in about
+
+
+def test_protocol_combo_reaches_the_experiment_and_a_study_sets_it(qtbot, make_window, settings, one_photo, tmp_path):
+    from gui.study_menu import apply_study
+
+    w = make_window(settings)
+    configure(w, one_photo, tmp_path / "out", attack=ONE_STEP, defences={})
+    assert w.panel.build_experiment(w.session.images, w.session.folder).protocol == "lab"  # the default
+    w.panel.protocol.setCurrentIndex(w.panel.protocol.findData("msu"))
+    assert w.panel.build_experiment(w.session.images, w.session.folder).protocol == "msu"
+    state = w.panel.state()
+    assert state["protocol"] == "msu"
+    w.panel.set_state({**state, "protocol": "lab"})
+    assert w.panel.protocol.currentData() == "lab"
+    apply_study(w.panel, "guardians-lite")  # MSU's benchmark: MSU's protocol
+    assert w.panel.build_experiment(w.session.images, w.session.folder).protocol == "msu"

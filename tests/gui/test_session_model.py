@@ -146,7 +146,7 @@ def test_a_run_is_tracked_from_events(tmp_path):
     s.handle(ItemFailed(bad, long_error, "metric"))
     st = s.image_status(ok.image)
     assert st.state == "partial" and (st.done, st.failed, st.total) == (1, 1, 2)
-    assert long_error in st.message and "1 done · 1 failed" in st.summary
+    assert long_error in st.message and "1/2 done · 1 failed" in st.summary
     assert s.steps[ok.id] == {"ifgsm": [(0, 10.0), (1, 12.0)]} and s.clean_scores[ok.id] == 10.0
     assert s.followed == ok.id and rec.of("item_done") == [(ok.id,)]
     assert [r["flag"] for r in s.rows] == ["no gain", ""]

@@ -65,6 +65,7 @@ def setup_rows(data: ReportData) -> list[tuple[str, Any]]:
         ("images", len(s.get("images") or [])),
         ("work items", f"{data.total} expected, {data.done} done, {data.failed} failed, {data.missing} missing"),
         ("adaptive (attack M∘D)", s.get("adaptive")),
+        ("protocol", s.get("protocol", "lab")),
         ("EOT draws", s.get("eot_draws")),
         ("images saved", s.get("save_images")),
         ("MOS file", s.get("mos_file") or "–"),
@@ -77,6 +78,11 @@ def setup_rows(data: ReportData) -> list[tuple[str, Any]]:
         ("torch threads", m.get("torch_threads", "–")),
         ("runs (sessions)", len(m.get("runs") or []) or "–"),
     ]
+    for w in m.get("metric_weights") or []:  # robust variants: training-based defences
+        recipe = f"trained with {w['recipe_label']}; " if w.get("recipe_label") else ""
+        rows.append((f"weights of {w.get('metric')}",
+                     f"{recipe}SHA-256 {str(w.get('sha256'))[:16]}…; attacks are white-box against "
+                     "these weights (adaptive evaluation)"))
     return rows
 
 

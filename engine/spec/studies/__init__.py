@@ -15,6 +15,7 @@ from typing import Any
 
 from engine.core.errors import ExpectedError
 from engine.spec.experiment import ComponentSpec
+from engine.spec.protocols import PROTOCOLS
 
 class StudyError(ExpectedError, ValueError):
     """Unknown study, or a study file that cannot be read."""
@@ -39,13 +40,18 @@ def load_study(name: str) -> dict[str, Any]:
 
 
 def study_experiment_fields(name: str) -> dict[str, Any]:
-    """``metrics`` (the study's default metric, if any), ``attacks``, ``defences``, ``budget``
-    and ``study`` for an :class:`engine.spec.experiment.Experiment`."""
+    """``metrics`` (the study's default metric, if any), ``attacks``, ``defences``, ``budget``,
+    ``study`` and ``protocol`` (the study's, default ``lab``) for an
+    :class:`engine.spec.experiment.Experiment`."""
     study = load_study(name)
     try:
         attacks = [ComponentSpec.parse(a) for a in study["attacks"]]
         defences = [ComponentSpec.parse(d) for d in study["defences"]]
     except ValueError as exc:
         raise StudyError(f"study file {name}.json: {exc}") from None
+    protocol = study.get("protocol", "lab")
+    if protocol not in PROTOCOLS:
+        raise StudyError(f"study file {name}.json: unknown protocol {protocol!r} (lab or msu)")
     return {"metrics": [ComponentSpec.parse(study["metric"])] if study.get("metric") else [],
-            "attacks": attacks, "defences": defences, "budget": study.get("budget"), "study": name}
+            "attacks": attacks, "defences": defences, "budget": study.get("budget"), "study": name,
+            "protocol": protocol}

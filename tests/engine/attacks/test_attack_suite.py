@@ -153,8 +153,19 @@ def test_stop_request_ends_within_one_step(name, brisque, batch):
 def test_keep_best_records_selection(name, brisque, batch):
     cls = ATTACKS.get(name)
     x = batch[:2]
-    out = cls(keep_best=True, **short(cls, 3))(x, brisque)
+    preset = cls.presets[BRISQUE_PRESET[name]] if name in BRISQUE_PRESET else {}
+    out = cls(keep_best=True, **{**preset, **short(cls, 3)})(x, brisque)
     assert out.selection == "best" and len(out.iteration_used) == 2
     n = len(out.steps) - 1
     assert all(0 <= k <= n for k in out.iteration_used)
-    assert bool((brisque.score(out.image) <= brisque.score(x) + 1e-4).all())
+    final = brisque.score(out.image)
+    for i, k in enumerate(out.iteration_used):
+        # the recorded score of every iterate of image i; keep-best picks the best of them
+        goodness = [brisque.sign * step.image(i).score for step in out.steps]
+        assert goodness[k] == max(goodness), (i, k, goodness)
+        # and returns that iterate: its score now is the one recorded for it, not the
+        # clean image's (an attack that returned x would fail here)
+        assert brisque.sign * float(final[i]) == pytest.approx(goodness[k], rel=1e-3, abs=1e-3)
+    # the selection is not trivially the clean image: the attack improved both images
+    assert all(k > 0 for k in out.iteration_used), out.iteration_used
+    assert bool((brisque.sign * (final - brisque.score(x)) > 1e-2).all())

@@ -19,6 +19,7 @@ QUICK = {
     "parsimonious": {"queries": 30, "eps": 4 / 255, "block": 32, "batch_blocks": 4},
     "onepixel": {"queries": 31, "popsize": 6, "pixels": 3},
     "patch-rs": {"queries": 30, "area": 64, "init_squares": 20},
+    "grad-est": {"queries": 40, "eps": 4 / 255, "draws": 4},
 }
 
 

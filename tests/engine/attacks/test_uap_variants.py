@@ -57,13 +57,49 @@ def test_the_perturbation_is_the_same_for_every_image(name, tmp_path, trained, b
     assert float(d.abs().max()) > EPS / 4
 
 
-def test_generator_output_is_bounded_for_any_weights():
-    from engine.attacks.generative_uap import PerturbationGenerator
+class _ConstantGenerator(torch.nn.Module):
+    """Stand-in for G whose raw output is a known constant c (a trainable parameter)."""
 
-    g = PerturbationGenerator(width=4)
-    z = torch.rand(1, 3, 32, 32) * 100
-    out = EPS * torch.tanh(g(z))
-    assert out.shape == (1, 3, 32, 32) and float(out.abs().max()) <= EPS
+    def __init__(self, width: int = 16, c: float = 0.5) -> None:
+        super().__init__()
+        self.c = torch.nn.Parameter(torch.tensor(c))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.c.expand_as(z)
+
+
+def test_trainer_bounds_the_generator_output_with_tanh(brisque, monkeypatch):
+    """The bound is measured on what the trainer produces: with G's raw output a known
+    c = 0.5 (far above ε) and Adam's lr 0, δ must be exactly ε·tanh(0.5) everywhere, and the
+    images the metric scored during training must be x + ε·tanh(0.5). An unbounded output
+    that is only clamped would give ±ε (and score x + ε) instead."""
+    import math
+
+    import engine.attacks.generative_uap as G
+
+    monkeypatch.setattr(G, "PerturbationGenerator", _ConstantGenerator)
+    src = [photo_tensor(n, (64, 64)) for n in ("astronaut", "coffee")]
+    steps, delta = run_all(G.train_generative_uap(src, brisque, eps=EPS, epochs=1, batch_size=2, lr=0.0,
+                                                  size=64))
+    bounded = EPS * math.tanh(0.5)
+    assert delta.shape == (1, 3, 64, 64)
+    assert torch.allclose(delta, torch.full_like(delta, bounded), atol=1e-7), float(delta.max())
+    assert bounded < 0.5 * EPS  # far from the clamp: the two readings cannot agree
+    x = torch.cat(src)
+    scored = float(brisque.score((x + bounded).clamp(0, 1)).mean())
+    assert steps[0].mean_score == pytest.approx(scored, rel=1e-4)
+    assert abs(steps[0].mean_score - float(brisque.score((x + EPS).clamp(0, 1)).mean())) > 1e-3
+
+
+def test_generator_output_is_bounded_for_any_weights(brisque, monkeypatch):
+    """However large G's raw output (c = 1000), the trained δ stays within ε: the bound
+    comes from the trainer, read off its result, not re-applied here."""
+    import engine.attacks.generative_uap as G
+
+    monkeypatch.setattr(G, "PerturbationGenerator", lambda width=16: _ConstantGenerator(width, c=-1000.0))
+    _, delta = run_all(G.train_generative_uap([photo_tensor("coffee", (32, 32))], brisque, eps=EPS, epochs=1,
+                                              batch_size=1, lr=0.0, size=32))
+    assert float(delta.abs().max()) <= EPS + 1e-7 and float(delta.min()) == pytest.approx(-EPS, abs=1e-7)
 
 
 def test_generative_size_must_suit_the_network(brisque):

@@ -46,13 +46,16 @@ def test_distance_term_keeps_the_image_closer(brisque, batch):
     x = batch[:2]
     zh = Zhang(lr=0.01)(x, brisque).image
     bare = run_to_end(adam_pixel_attack(x, brisque, lr=0.01, iters=10, keep_best=False)).image
-    assert bool((ssim_distance(zh, x) <= ssim_distance(bare, x) + 1e-6).all())
+    d_zhang, d_bare = ssim_distance(zh, x), ssim_distance(bare, x)
+    # strictly and clearly closer (measured 0.25/0.28 against 0.32/0.34): equal distances,
+    # which dropping the term gives, fail
+    assert bool((d_zhang < 0.9 * d_bare).all()), (d_zhang, d_bare)
 
 
 @pytest.mark.parametrize("name", ["lpips", "dists"])
 def test_missing_backbone_weights_give_a_clear_error_quickly(name, batch):
     if not missing_weights(name):
-        pytest.skip(f"{name} weights are present here")
+        pytest.skip(f"{name} weights are present here: the missing-weights error cannot be provoked")
     t = time.perf_counter()
     with pytest.raises(MetricError) as err:
         perceptual_distance(name)

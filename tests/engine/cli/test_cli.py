@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main
-from engine.core.errors import EXIT_ALL_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from engine.core.errors import EXIT_ALL_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_STORE, EXIT_USAGE
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -48,7 +48,10 @@ def test_usage_errors(tmp_path, photo_folder, capsys):
     assert _cli("run", str(photo_folder), "--metric", "niqe", "--attack", "ifgsm", "--defence", "jpeg[q=11]",
                 "--out", str(tmp_path / "o")) == EXIT_USAGE
     assert "preset" in capsys.readouterr().err
-    assert _cli("export", str(tmp_path / "nothing.sqlite"), "--out", str(tmp_path)) != EXIT_OK
+    # a missing store is exit code 4 (docs/failures.md), with the path in one line, not a crash (70)
+    assert _cli("export", str(tmp_path / "nothing.sqlite"), "--out", str(tmp_path)) == EXIT_STORE
+    err = capsys.readouterr().err
+    assert "nothing.sqlite" in err and "no such store" in err and "Traceback" not in err
 
 
 def test_exit_codes_for_failures(tmp_path, photo_folder):

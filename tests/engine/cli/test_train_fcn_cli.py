@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import argparse
 
-import pytest
-
 from engine.cli.train_fcn import add_train_fcn_parser, train_fcn_cli
 
 
@@ -33,9 +31,6 @@ def test_bad_folder_exits_with_usage_error(tmp_path, capsys):
 
 
 def test_trains_on_a_folder_against_niqe(photo_folder, tmp_path, capsys):
-    metrics = pytest.importorskip("engine.metrics")
-    if not hasattr(metrics, "create_metric"):
-        pytest.skip("engine.metrics.create_metric not available")
     out = tmp_path / "fcn.pt"
     args = _parser().parse_args(["train-fcn", str(photo_folder), "--attack", "ifgsm:iters=1:eps=4/255",
                                  "--metric", "niqe", "--epochs", "1", "--crop", "64", "--out", str(out),

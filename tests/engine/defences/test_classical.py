@@ -160,12 +160,19 @@ def test_presets_are_the_documented_msu_sweep(name):
     key, default, values = SWEEPS[name]
     cls = DEFENCES.get(name)
     assert getattr(cls().params, key) == pytest.approx(default)
-    assert len(cls.presets) == 5
-    assert sorted(p[key] for p in cls.presets.values()) == pytest.approx(values)
-    for label, overrides in cls.presets.items():
+    own = {label: o for label, o in cls.presets.items() if label not in cls.literal_presets}
+    literal = {label: o for label, o in cls.presets.items() if label in cls.literal_presets}
+    assert len(own) == 5 and len(literal) in (0, 5)  # MSU's five values, once more as MSU's code
+    assert sorted(p[key] for p in own.values()) == pytest.approx(values)
+    for label, overrides in own.items():
         assert set(overrides) == {key}
         assert label.startswith(f"{key}=")
         assert getattr(cls.from_preset(label).params, key) == overrides[key]
+    if literal:
+        assert sorted(p[key] for p in literal.values()) == pytest.approx(values)
+        for label, overrides in literal.items():
+            assert label.startswith(f"msu-literal {key}=")
+            assert getattr(cls.from_preset(label).params, key) == overrides[key]
 
 
 @pytest.mark.parametrize("name", sorted(OWN_SWEEPS))

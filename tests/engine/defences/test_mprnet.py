@@ -10,7 +10,7 @@ from engine.defences import DEFENCES, DefenceError
 from engine.defences._neural import pad_to_multiple
 from tests.conftest import photo_tensor
 
-pytest.importorskip("spandrel_extra_arches")
+pytest.importorskip("spandrel_extra_arches", reason="MPRNet's architecture comes from spandrel-extra-arches: pip install -e '.[neural]'")
 
 
 def _tiny_mprnet(seed: int = 0, num_cab: int = 1):

@@ -99,8 +99,38 @@ def test_noise_has_the_requested_sigma(x):
     assert (y - mid).std().item() == pytest.approx(0.05, rel=0.05)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.skipif(not torch.cuda.is_available(),
+                    reason="needs a CUDA GPU (none here): runs the draw on the GPU; "
+                           "test_draws_are_made_on_the_cpu_whatever_the_input checks the CPU side")
 @pytest.mark.parametrize("name", sorted(RANDOM))
 def test_same_draw_on_cpu_and_cuda(name, x):
     d = DEFENCES.get(name)(RANDOM[name])
     assert torch.allclose(d(x, seed=8), d.to("cuda")(x.cuda(), seed=8).cpu(), atol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(RANDOM))
+def test_draws_are_made_on_the_cpu_whatever_the_input(name, x, monkeypatch):
+    """What makes the draw device-independent, checked without a GPU: every random call
+    takes the seeded CPU generator and no device, and an input of another dtype (float64,
+    as a stand-in for another device's tensor) gets the same transform."""
+    calls = []
+
+    def spy(fn):
+        def wrapped(*args, **kwargs):
+            calls.append((fn.__name__, kwargs.get("generator"), kwargs.get("device")))
+            return fn(*args, **kwargs)
+        return wrapped
+
+    for fn in ("rand", "randn", "randint"):
+        monkeypatch.setattr(torch, fn, spy(getattr(torch, fn)))
+    d = DEFENCES.get(name)(RANDOM[name])
+    y64 = d(x.double(), seed=8)
+    assert calls, "the defence drew nothing"
+    for fn, gen, device in calls:
+        assert isinstance(gen, torch.Generator) and gen.device.type == "cpu", (fn, gen)
+        # no device=: a draw made on x.device would differ between the CPU and a GPU
+        assert device is None, (fn, device)
+    monkeypatch.undo()
+    y32 = d(x, seed=8)
+    assert y64.dtype == torch.float64 and y64.shape == y32.shape
+    assert torch.allclose(y64.float(), y32, atol=1e-4)

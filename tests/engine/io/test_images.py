@@ -54,11 +54,44 @@ def test_missing_directory_and_broken_link(tmp_path):
     assert "broken symbolic link" in _err(tmp_path / "link.png")
 
 
-@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="root can read any file")
+@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0,
+                    reason="a real chmod 000 file: root (and Windows) can still read it; "
+                           "test_unreadable_forced covers the same path as root")
 def test_unreadable(tmp_path, rgb):
     Image.fromarray(rgb).save(tmp_path / "u.png")
     os.chmod(tmp_path / "u.png", 0)
     assert "permission denied" in _err(tmp_path / "u.png")
+
+
+def test_unreadable_forced(tmp_path, rgb, monkeypatch):
+    """The unreadable file's message, forced so that it runs as root too: the access check
+    says no; an open that fails with PermissionError (the check passed, e.g. an ACL or a
+    root-squashed share); an OSError with EACCES/EPERM. A different OSError stays 'corrupt'."""
+    import errno
+
+    import engine.io.images as images
+
+    path = tmp_path / "u.png"
+    Image.fromarray(rgb).save(path)
+    real_access = os.access
+    with monkeypatch.context() as m:
+        m.setattr(images.os, "access", lambda p, mode: False if mode == os.R_OK else real_access(p, mode))
+        assert _err(path) == f"{path}: permission denied (not readable)"
+
+    def refuse(exc):
+        def open_(*args, **kwargs):
+            raise exc
+        return open_
+
+    for exc in (PermissionError(errno.EACCES, "Permission denied"), OSError(errno.EACCES, "denied"),
+                OSError(errno.EPERM, "not permitted")):
+        with monkeypatch.context() as m:
+            m.setattr(images.Image, "open", refuse(exc))
+            assert _err(path) == "u.png: permission denied (not readable)", exc
+    with monkeypatch.context() as m:
+        m.setattr(images.Image, "open", refuse(OSError(errno.EIO, "I/O error")))
+        assert _err(path).startswith("u.png: truncated or corrupt image")
+    assert load_image(path).tensor.shape == (1, 3, 64, 48)  # unpatched, the file reads
 
 
 def test_grayscale_and_palette(tmp_path, rgb):

@@ -15,7 +15,7 @@ from engine.metrics.weights import OFFLINE_ENV, WEIGHTS_ENV, WeightsUnavailable,
 @pytest.fixture(scope="module")
 def model() -> Linearity:
     torch.manual_seed(0)
-    return create_metric("linearity", pretrained=False, resize=False)
+    return create_metric("linearity", pretrained=False)
 
 
 @pytest.fixture(scope="module")
@@ -70,22 +70,45 @@ def test_scores_shape_grad_and_batch_of_one(model, x):
     assert not model.net.training  # a metric never leaves eval mode
 
 
-def test_checkpoint_in_authors_layout_reproduces_outputs(model, x, tmp_path):
-    k, b = [1.5, 2.0, 7.25], [0.0, -1.0, 30.5]
-    path = tmp_path / "p1q2_random.pth"
+K, B = [1.5, 2.0, 7.25], [0.0, -1.0, 30.5]
+"""Distinct per index: index 0 belongs to the final output (authors' IQAperformance.py)."""
+
+
+@pytest.fixture(scope="module")
+def authors_file(model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("lin") / "p1q2_random.pth"
     # DataParallel's "module." prefix, as saved from a multi-GPU run, is accepted too.
     state = {f"module.{n}": v for n, v in model.net.state_dict().items()}
-    torch.save({"model": state, "k": k, "b": b, "min": 3.0, "max": 90.0}, path)
-    loaded = create_metric("linearity", weights=str(path), resize=False)
-    raw = model.net(linearity_preprocess(x, resize=False))[-1].reshape(-1)
-    torch.testing.assert_close(loaded.score(x), raw * k[-1] + b[-1], rtol=1e-6, atol=1e-5)
+    torch.save({"model": state, "k": K, "b": B, "min": 3.0, "max": 90.0}, path)
+    return path
+
+
+@pytest.mark.parametrize("preset, resize, index", [
+    ("msu", False, 0),                    # MSU's MetricModel: native size, k[0], b[0]
+    ("authors-train-resize", True, 0),    # main.py --resize; IQAperformance fits k[0] to y[-1]
+    ("authors-demo", False, -1),          # test_demo.py: y[-1]·k[-1] + b[-1]
+    ("authors-demo-resize", True, -1),    # test_demo.py --resize (498×664)
+])
+def test_presets_map_the_final_output_as_their_source_does(model, x, authors_file, preset,
+                                                            resize, index):
+    loaded = create_metric("linearity", weights=str(authors_file), preset=preset)
+    raw = model.net(linearity_preprocess(x, resize=resize))[-1].reshape(-1)
+    torch.testing.assert_close(loaded.score(x), raw * K[index] + B[index], rtol=1e-6, atol=1e-5)
+    assert preset in repr(loaded) and f"k[{index}]" in repr(loaded)
+
+
+def test_default_is_msus_wrapper():
+    from engine.metrics import metric_params
+
+    assert {s.name: s.default for s in metric_params("linearity")}["preset"] == "msu"
 
 
 def test_wrong_checkpoint_is_a_clear_error(tmp_path):
     path = tmp_path / "other.pth"
     torch.save({"model": {"fc.weight": torch.zeros(1)}, "k": [1], "b": [0]}, path)
-    with pytest.raises(Exception, match="does not fit"):
+    with pytest.raises(Exception, match="does not fit") as info:
         Linearity(weights=str(path))
+    assert "fc.weight" in str(info.value) and str(path) in str(info.value)
 
 
 def test_resize_matches_the_koniq_setting():
@@ -110,7 +133,7 @@ def test_missing_checkpoint_offline(monkeypatch, tmp_path):
 
 def test_missing_checkpoint_real_no_network(monkeypatch, tmp_path):
     if network_reachable(Linearity.checkpoint_url):
-        pytest.skip("network reachable: would download the real checkpoint")
+        pytest.skip("network reachable: this test checks the offline path and would download the real checkpoint")
     monkeypatch.setenv(WEIGHTS_ENV, str(tmp_path))
     monkeypatch.delenv(OFFLINE_ENV, raising=False)
     t = time.monotonic()

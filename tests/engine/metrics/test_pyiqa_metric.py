@@ -85,7 +85,7 @@ def test_pretrained_real_no_network_path():
     """Not monkeypatched: with no network the real pre-check must answer at once."""
     url = catalog.entry("metaiqa").files[0].url
     if network_reachable(url):
-        pytest.skip("network reachable: would download the real weights")
+        pytest.skip("network reachable: this test checks the offline path and would download the real weights")
     t = time.monotonic()
     with pytest.raises(WeightsUnavailable) as info:
         create_metric("metaiqa")

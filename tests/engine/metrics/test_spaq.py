@@ -26,18 +26,31 @@ def test_patch_offsets_match_the_authors(length):
     assert patch_starts(length) == _authors_starts(length)
 
 
-def test_patches_cover_the_resized_image():
-    x = torch.rand(2, 3, 60, 90)
-    p = spaq_patches(x, 512)  # → 512 × 768: rows [0,112,224,288], cols 6 offsets
-    assert p.shape == (2, 4 * 6, 3, 224, 224)
-    square = torch.rand(1, 3, 224, 224)
-    torch.testing.assert_close(spaq_patches(square, 224)[:, 0], square)  # no resize needed
+def test_default_patches_are_cut_at_the_native_size():
+    """MSU's MetricModel: no resize; 300 → columns [0, 76], 260 → rows [0, 36]."""
+    x = torch.rand(2, 3, 260, 300)
+    p = spaq_patches(x)
+    assert p.shape == (2, 4, 3, 224, 224)
+    torch.testing.assert_close(p[:, 3], x[:, :, 36:260, 76:300])
+
+
+def test_authors_demo_resizes_only_images_with_both_sides_at_least_size():
+    """BL_demo.py's Image_load(size=512): adaptive_resize skips images under 512."""
+    small = torch.rand(1, 3, 300, 400)
+    torch.testing.assert_close(spaq_patches(small, 512), spaq_patches(small))
+    big = torch.rand(1, 3, 600, 900)  # → 512 × 768: rows [0,112,224,288], cols 6 offsets
+    assert spaq_patches(big, 512).shape == (1, 4 * 6, 3, 224, 224)
+
+
+def test_images_under_224_are_resized_up_to_one_patch():
+    x = torch.rand(2, 3, 60, 90)  # neither recipe can score it: shorter side → 224
+    assert spaq_patches(x).shape == (2, 2, 3, 224, 224)  # 224 × 336: columns [0, 112]
 
 
 @pytest.fixture(scope="module")
 def model() -> Spaq:
     torch.manual_seed(0)
-    return create_metric("spaq", pretrained=False, size=224)
+    return create_metric("spaq", pretrained=False)
 
 
 def test_architecture_is_resnet50_with_one_output(model):
@@ -49,8 +62,8 @@ def test_architecture_is_resnet50_with_one_output(model):
 
 
 def test_score_is_the_mean_of_patch_scores(model):
-    x = torch.rand(1, 3, 224, 300)  # columns 0 and 76 at size 224
-    patches = spaq_patches(x, 224)[0]
+    x = torch.rand(1, 3, 224, 300)  # columns 0 and 76 at the native size
+    patches = spaq_patches(x)[0]
     assert patches.shape[0] == 2
     torch.testing.assert_close(model.score(x), model.net(patches).mean().reshape(1),
                                rtol=1e-5, atol=1e-5)
@@ -77,9 +90,23 @@ def test_checkpoint_layouts_reproduce_outputs(model, reference, tmp_path, layout
         {"state_dict": {f"module.{k}": v for k, v in sd.items()}} if layout == "module_prefix" else sd
     path = tmp_path / "BL_random.pt"
     torch.save(obj, path)
-    loaded = create_metric("spaq", weights=str(path), size=224)
+    loaded = create_metric("spaq", weights=str(path))
     x, expected = reference
     torch.testing.assert_close(loaded.score(x), expected, rtol=0, atol=0)
+
+
+def test_authors_demo_preset_scores_the_resized_patches(model, tmp_path):
+    path = tmp_path / "BL_random.pt"
+    torch.save({"state_dict": model.net.state_dict()}, path)
+    demo = create_metric("spaq", weights=str(path), preset="authors-demo", size=256)
+    x = torch.rand(1, 3, 256, 320, generator=torch.Generator().manual_seed(4))  # already 256
+    expected = model.net(spaq_patches(x)[0]).mean().reshape(1)
+    torch.testing.assert_close(demo.score(x), expected, rtol=1e-5, atol=1e-5)
+    x2 = torch.rand(1, 3, 300, 400, generator=torch.Generator().manual_seed(5))
+    shrunk = torch.nn.functional.interpolate(x2, size=(256, 341), mode="bilinear",
+                                             antialias=True)  # 400·256/300 = 341.3 → 341
+    torch.testing.assert_close(demo.score(x2), model.net(spaq_patches(shrunk)[0]).mean().reshape(1),
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_too_small_size_is_rejected():

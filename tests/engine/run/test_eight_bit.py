@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.evaluation.eight_bit import eight_bit_columns, to_8bit_grid
+from engine.evaluation.eight_bit import eight_bit_columns
+from engine.evaluation.protocol import to_8bit_grid
 from engine.evaluation.tables import summarise
 from engine.io.images import load_image, save_png
 from tests.conftest import photo

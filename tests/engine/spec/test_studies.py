@@ -50,7 +50,14 @@ def test_every_study_file_is_valid_and_cli_builds_it(tmp_path, photo_folder):
     paper = build_experiment(make_parser().parse_args(["run", str(photo_folder), "--study", "paper",
                                                        "--metric", "niqe", "--out", str(tmp_path)]))
     assert [m.name for m in paper.metrics] == ["niqe"] and paper.budget is None
-    with pytest.raises(StudyError, match="known: guardians-lite, paper"):
+    assert exp.protocol == paper.protocol == "msu"  # MSU's defence_evaluate.py protocol
+    lab = build_experiment(make_parser().parse_args(["run", str(photo_folder), "--study", "paper", "--protocol",
+                                                     "lab", "--metric", "niqe", "--out", str(tmp_path)]))
+    assert lab.protocol == "lab" and lab.id != paper.id
+    training = build_experiment(make_parser().parse_args(["run", str(photo_folder), "--study", "guardians-training",
+                                                          "--metric", "niqe", "--out", str(tmp_path)]))
+    assert [a.label for a in training.attacks] == load_study("guardians-training")["attacks"]
+    with pytest.raises(StudyError, match="known: guardians-lite, guardians-training, paper"):
         load_study("nope")
     with pytest.raises(UsageError, match="no attack"):
         build_experiment(make_parser().parse_args(["run", str(photo_folder), "--metric", "niqe",
