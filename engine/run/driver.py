@@ -88,7 +88,8 @@ def run_experiment(exp: Experiment, store: ResultStore, *, cancel: CancelToken |
                                              items, mos)
         yield RunStarted(exp.id, len(items), len(pending), backend.device_label, reuse.reused, tuple(reuse.lines()))
         units = UnitFeed(keeper.units(plan_units(pending, exp), cancel), len(pending))
-        finished, failed = yield from _drive(backend, units, exp, store, run_id, keeper, cancel, mos, pending)
+        finished, failed = yield from _drive(backend, units, exp, store, run_id, keeper, cancel, mos, pending,
+                                            len(items))
     finally:
         keeper.close()
     cancelled = bool(cancel is not None and cancel.cancelled and finished + failed < len(pending))
@@ -99,7 +100,7 @@ def run_experiment(exp: Experiment, store: ResultStore, *, cancel: CancelToken |
 
 def _drive(backend: Backend, units: Any, exp: Experiment, store: ResultStore, run_id: int,
            keeper: Any, cancel: CancelToken | None, mos: dict[str, float],
-           pending: list[WorkItem]) -> Generator[Event, None, tuple[int, int]]:
+           pending: list[WorkItem], total: int = 0) -> Generator[Event, None, tuple[int, int]]:
     """Commit each outcome the back end streams; returns (finished, failed).
 
     A full disk stops the run after the last committed item (the store is consistent:
@@ -140,7 +141,7 @@ def _drive(backend: Backend, units: Any, exp: Experiment, store: ResultStore, ru
         rest = len(pending) - finished - failed
         raise DiskFullError(getattr(exc, "filename", None) or store.path,
                             needed=int(per_item * rest) if per_item else None,
-                            done=f"{len(store.done_item_ids(exp.id))} of {len(store.items(exp.id))} items") from None
+                            done=f"{len(store.done_item_ids(exp.id))} of {total} items") from None
     finally:
         close = getattr(outputs, "close", None)
         if close is not None:
