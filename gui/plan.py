@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.run.prepare import Problem, check, without_problems
+from engine.run.prepare import Problem, check, plan_counts, without_problems
 from engine.spec.experiment import Experiment
 
 
@@ -23,6 +23,8 @@ class Plan:
     timed_from: int = 0                   # stored items the estimate is based on
     problems: list[Problem] = field(default_factory=list)
     skipped_all: str = ""                 # why nothing can run, when skipping leaves nothing
+    reused: int = 0                       # items whose rows the store holds (any experiment)
+    notes: list[str] = field(default_factory=list)  # why stored work is computed again
 
     @property
     def runnable(self) -> bool:
@@ -30,7 +32,9 @@ class Plan:
 
     def lines(self) -> list[str]:
         """The plan as plain text lines (the dialog and the log show them)."""
-        out = [f"{self.pending} item(s) to compute" + (f" of {self.items}" if self.pending != self.items else "")]
+        out = [f"{self.pending} item(s) to compute" + (f" of {self.items}" if self.pending != self.items else "")
+               + (f", {self.reused} reused from the store" if self.reused else "")]
+        out += self.notes
         if self.seconds is None:
             out.append("time: unknown (no stored timings of these components yet)")
         else:
@@ -71,18 +75,10 @@ def stored_timings(store_path: Path | None) -> dict[tuple[str, str], list[float]
 def make_plan(exp: Experiment, store_path: Path | None, metric_info: dict[str, dict[str, Any]]) -> Plan:
     """What running ``exp`` into ``store_path`` would do."""
     from engine.plugins.records import recorded
-    from engine.store.db import ResultStore
 
     exp = recorded(exp)  # as the run will: plug-in code is part of the identity
-    items = exp.items()
-    done: set[str] = set()
-    if store_path is not None and Path(store_path).exists():
-        try:
-            with ResultStore(store_path, readonly=True) as store:
-                done = store.done_item_ids(exp.id)
-        except Exception:  # noqa: BLE001
-            done = set()
-    pending = [it for it in items if it.id not in done]
+    counts = plan_counts(exp, store_path)
+    pending = counts["pending"]
     timings = stored_timings(store_path)
     seconds, based = 0.0, 0
     for it in pending:
@@ -92,8 +88,8 @@ def make_plan(exp: Experiment, store_path: Path | None, metric_info: dict[str, d
             break
         seconds += sum(ts) / len(ts)
         based = max(based, len(ts))
-    plan = Plan(len(items), len(pending), seconds if seconds >= 0 and pending else (0.0 if not pending else None),
-                based, check(exp, metric_info))
+    plan = Plan(counts["items"], len(pending), seconds if seconds >= 0 and pending else (0.0 if not pending else None),
+                based, check(exp, metric_info), reused=counts["reused"], notes=counts["notes"])
     if plan.problems:
         rest = without_problems(exp, plan.problems)
         if rest is None:

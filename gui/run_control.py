@@ -165,9 +165,9 @@ class RunControl(QObject):
     def _on_run_started(self, ev: Any) -> None:
         w = self.w
         w.panel.start_progress(ev.pending, ev.total)
-        before = ev.total - ev.pending
+        before = getattr(ev, "reused", ev.total - ev.pending)
         w.status_run.setText(f"running on {ev.device}: {ev.pending} item(s) to compute"
-                             + (f", {before} already in the store" if before else ""))
+                             + (f", {before} reused from the store" if before else ""))
 
     def _on_item_started(self, ev: Any) -> None:
         w, it = self.w, ev.item

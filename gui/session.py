@@ -247,10 +247,26 @@ class Session:
         self.current_item = self.followed = None
         if exp is None:
             return
-        for it in exp.items():
+        from engine.run.identity import content_items  # ids by content, as the run's events carry
+
+        for it in content_items(exp, cache=self._hash_cache()):
             self.items[it.id] = ItemState(it.id, it.image, it.image_name, it.metric.label, it.attack.label)
             self.by_image.setdefault(it.image, []).append(it.id)
         self._iters = _attack_iterations(exp)
+
+    def _hash_cache(self) -> dict:
+        """The image hashes the shown store holds (read only), so a folder's images are
+        decoded once; empty when there is no store yet."""
+        from engine.store.db import ResultStore
+
+        path = getattr(self, "store_path", None)
+        if path is None or not Path(path).exists():
+            return {}
+        try:
+            with ResultStore(path, readonly=True) as store:
+                return store.cached_hashes()
+        except Exception:  # noqa: BLE001 - no cache: the images are decoded
+            return {}
 
     def experiments(self) -> list[tuple[str, str]]:
         """(id, description) of every experiment of the store, newest first, plus the one

@@ -1,4 +1,5 @@
-"""Headless command line: ``run``, ``list``, ``export``, ``check``, ``calibrate``, ``report``, ``train-*``, ``sma``, ``new-plugin``.
+"""Headless command line: ``run``, ``list``, ``export``, ``check``, ``calibrate``, ``report``, ``train-*``, ``sma``,
+``new-plugin``, ``schema``.
 
 One module per command (``engine/cli/<command>.py``, each with ``add_parser`` and its
 ``cmd_*``); this module builds the parser and runs the command inside the one error
@@ -27,7 +28,7 @@ from engine.core.errors import EXIT_USAGE, describe, epilog
 
 def make_parser() -> argparse.ArgumentParser:
     """The parser of every command (light: nothing heavy is imported)."""
-    from engine.cli import (calibrate, check, export, listing, new_plugin, report, run, sma, train_fcn,
+    from engine.cli import (calibrate, check, export, listing, new_plugin, report, run, schema, sma, train_fcn,
                             train_robust, train_uap)
 
     p = argparse.ArgumentParser(prog="main.py", description=(
@@ -38,7 +39,7 @@ def make_parser() -> argparse.ArgumentParser:
     for add in (run.add_parser, listing.add_parser, export.add_parser, check.add_parser,
                 report.add_report_parser, train_fcn.add_train_fcn_parser, train_robust.add_train_robust_parser,
                 train_uap.add_train_uap_parser,
-                calibrate.add_parser, sma.add_parser, new_plugin.add_parser):
+                calibrate.add_parser, sma.add_parser, new_plugin.add_parser, schema.add_parser):
         add(sub)
     for command in sub.choices.values():
         add_plugin_option(command)

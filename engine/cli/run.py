@@ -40,11 +40,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="join a Ray cluster (auto, HOST:6379, or ray://HOST:10001 through Ray Client); "
                         "default: start one here")
     r.add_argument("--workers", type=int, default=None,
-                   help="Ray workers (default: one per GPU, else one per node sharing its cores)")
-    r.add_argument("--seed", type=int, default=None)
+                   help="Ray workers, ≥ 1 (default: one per GPU, else one per node sharing its cores)")
+    r.add_argument("--seed", type=int, default=None, help="master seed, 0 … 2^63−1 (default 0)")
     r.add_argument("--save-images", action="store_true", help="save attacked/defended images as PNG")
     r.add_argument("--adaptive", action="store_true", help="attack the metric behind each defence (BPDA/EOT)")
-    r.add_argument("--eot-draws", dest="eot_draws", type=int, default=None)
+    r.add_argument("--eot-draws", dest="eot_draws", type=int, default=None,
+                   help="draws of each random defence, 1 … 10000 (default 1)")
     r.add_argument("--max-pixels", dest="max_pixels", type=pixels, default=None,
                    help="refuse larger images (default 40000000; 40M, 1e8 also work)")
     r.add_argument("--batch", dest="batch_size", type=batch_size, default=None, metavar="N|auto",
@@ -66,7 +67,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "defence_evaluate.py: the attacked image rounded to 8 bits before scoring and "
                         "defending); a study names its own")
     r.add_argument("--survives-compression", type=int, default=None, metavar="Q",
-                            help="also score the attacked image JPEG-compressed at quality Q (adds jpeg:q=Q; "
+                            help="also score the attacked image JPEG-compressed at quality Q, 1 … 100 (adds jpeg:q=Q; "
                                  "the leaderboard's survives-compression column)")
     r.add_argument("--ci", dest="ci_method", choices=["bootstrap", "t"], default="bootstrap",
                             help="95 %% intervals in the CSVs: image bootstrap (default) or the t-interval")
@@ -85,6 +86,9 @@ def build_experiment(args: argparse.Namespace):
             cfg = json.loads(Path(args.config).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise UsageError(f"cannot read config {args.config}: {exc}") from None
+        from engine.spec.schema import check_config
+
+        check_config(cfg, f"config {args.config}")  # one line naming the key, exit 2
     src = Path(args.images)
     if src.is_dir():
         images, skipped = scan_images(src)
@@ -165,6 +169,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from engine.run.prepare import NotRunnable, check, prepare
     from engine.store.db import ResultStore
 
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers {args.workers}: expected an integer ≥ 1")
     exp = build_experiment(args)
     problems = check(exp)  # refuse before an output folder or a back end exists
     if problems:
@@ -206,8 +212,10 @@ def _run_into(args: argparse.Namespace, exp, backend, out: Path, store) -> int:
     try:
         for ev in run_experiment(exp, store, cancel=cancel, backend=backend):
             if isinstance(ev, RunStarted):
-                print(f"experiment {ev.experiment_id}: {ev.total} items, {ev.total - ev.pending} already done, "
-                      f"device {ev.device}; store {store.path}", file=sys.stderr)
+                print(f"experiment {ev.experiment_id}: {ev.total} items, {ev.reused} reused from the store, "
+                      f"{ev.pending} to compute, device {ev.device}; store {store.path}", file=sys.stderr)
+                for note in ev.notes:
+                    print(f"note: {note}", file=sys.stderr)
                 bar = tqdm(total=ev.pending, unit="item", disable=args.quiet, dynamic_ncols=True)
             elif isinstance(ev, ItemStarted) and bar is not None:
                 bar.set_description(f"{ev.item.image_name[:24]} {ev.item.attack.name}")
@@ -233,6 +241,8 @@ def _run_into(args: argparse.Namespace, exp, backend, out: Path, store) -> int:
         return EXIT_DISK_FULL
     if not args.no_export:
         _export(store, out, exp.id, getattr(args, "ci_method", "bootstrap"))
+    for line in _eight_bit_lines(store.rows(exp.id)):
+        print(line, file=sys.stderr)
     assert summary is not None
     print(f"finished {summary.finished}, failed {summary.failed}"
           f"{', cancelled — run the same command again to resume' if summary.cancelled else ''}",
@@ -242,6 +252,20 @@ def _run_into(args: argparse.Namespace, exp, backend, out: Path, store) -> int:
     if summary.failed and not summary.finished and not store.done_item_ids(exp.id):
         return EXIT_ALL_FAILED
     return EXIT_PARTIAL if summary.failed else EXIT_OK
+
+
+def _eight_bit_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Per metric and attack: how often the attack's gain disappears when x_a is saved as 8-bit."""
+    counts: dict[tuple[str, str], list[int]] = {}
+    for r in rows:
+        if r.get("defence") == "none" and r.get("gain_lost_8bit") is not None:
+            preset = r.get("attack_preset")
+            attack = r.get("attack", "") + ("" if preset in (None, "", "default") else f"[{preset}]")
+            c = counts.setdefault((r.get("metric", ""), attack), [0, 0])
+            c[0] += bool(r["gain_lost_8bit"])
+            c[1] += 1
+    return [f"8-bit: {attack} on {metric}: the gain of {lost} of {n} attacked image(s) disappears when "
+            f"saved as 8-bit ({100 * lost / n:.0f} %)" for (metric, attack), (lost, n) in counts.items()]
 
 
 def _export(store, out: Path, exp_id: str, ci_method: str = "bootstrap") -> None:

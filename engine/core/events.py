@@ -52,8 +52,10 @@ class StepRecord:
 class RunStarted:
     experiment_id: str
     total: int          # items in the experiment
-    pending: int        # items this run will compute (the rest were finished before)
+    pending: int        # units this run will compute (a link and its target count once)
     device: str
+    reused: int = 0     # items whose rows the store holds already (from any experiment)
+    notes: tuple[str, ...] | list[str] = ()  # why work is computed again, one line each
 
 
 @dataclass(frozen=True)

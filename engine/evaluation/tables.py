@@ -28,6 +28,11 @@ SUMMARY_COLUMNS = [*GROUP_COLUMNS[:5], "score", "value", "count", "ci_low", "ci_
                    "budget"]
 
 
+#: the 8-bit delivery scores (:mod:`engine.evaluation.eight_bit`): the mean share of the
+#: gain kept, and the share of attacked images whose gain disappears when saved
+EIGHT_BIT_SCORES = ["gain_kept_8bit", "gain_lost_8bit"]
+
+
 def _num(v: Any) -> float | None:
     if isinstance(v, bool):
         return float(v)
@@ -91,7 +96,7 @@ def summarise(rows: list[dict[str, Any]], ci_method: str = BOOTSTRAP, seed: int 
             out.append({**base, "score": score, "value": iv.mean, "count": iv.n, "ci_low": iv.low,
                         "ci_high": iv.high, "ci_method": iv.method, "ci_note": iv.note})
         out.extend({**base, **s} for s in group_scores(g, seed, method=ci_method))
-        cert = [c for c in CERTIFIED_SCORES if any(_num(r.get(c)) is not None for r in g)]
+        cert = [c for c in (*CERTIFIED_SCORES, *EIGHT_BIT_SCORES) if any(_num(r.get(c)) is not None for r in g)]
         for score, iv in zip(cert, mean_intervals(_per_image(g, cert), seed, ci_method) if cert else []):
             out.append({**base, "score": score, "value": iv.mean, "count": iv.n, "ci_low": iv.low,
                         "ci_high": iv.high, "ci_method": iv.method, "ci_note": iv.note})

@@ -35,6 +35,12 @@ LAYOUT_RENAMES: dict[str, tuple[tuple[str, str], ...]] = {
 """pyiqa arch → key-prefix renames applied to a ``weights=FILE`` before the strict load."""
 
 
+#: classical metrics whose feature statistics (means, variances, fits) are reductions in
+#: the input's dtype: in float32 their value depends on how the reduction is split across
+#: threads; in float64 the rows are the same at any thread count (and closer to MATLAB).
+FLOAT64_METRICS = frozenset({"niqe", "niqe_matlab", "brisque", "brisque_matlab", "ilniqe", "piqe"})
+
+
 class PyiqaMetric(Metric):
     """A pyiqa NR metric with per-image, optionally differentiable scores.
 
@@ -53,7 +59,8 @@ class PyiqaMetric(Metric):
 
     Shape:
         - Input: :math:`(B, 3, H, W)` in [0, 1].
-        - Output: :math:`(B,)` float32.
+        - Output: :math:`(B,)` float32. The metrics of :data:`FLOAT64_METRICS` compute in
+          float64 inside (gradients flow back to a float32 input).
     """
 
     def __init__(self, name: str, *, pretrained: bool = True, weights: str | None = None,
@@ -80,8 +87,11 @@ class PyiqaMetric(Metric):
         self.requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device)
+        if self.name in FLOAT64_METRICS and x.device.type != "mps":  # MPS has no float64
+            x = x.double()
         with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True):
-            out = self.net(x.to(self.device))
+            out = self.net(x)
         if isinstance(out, (tuple, list)):
             out = out[0]
         out = out.reshape(x.shape[0], -1)

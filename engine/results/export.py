@@ -14,6 +14,7 @@ from typing import Any, Iterable
 from engine.spec.budgets import BUDGET_COLUMNS
 from engine.evaluation.certified import CERTIFIED_COLUMNS
 from engine.evaluation.columns import PAIR_COLUMNS, SCORE_COLUMNS
+from engine.evaluation.eight_bit import EIGHT_BIT_COLUMNS
 from engine.evaluation.tables import CORRELATION_COLUMNS, SUMMARY_COLUMNS, correlation_rows, tables
 from engine.evaluation.uncertainty import BOOTSTRAP
 from engine.store.db import ResultStore
@@ -25,8 +26,8 @@ RAW_COLUMNS = [
     # columns beyond MSU's
     "metric", "defence", *SCORE_COLUMNS,
     "attack_time", "defence_time", "attack_iterations", "attack_queries", "iteration_used", "attack_selection",
-    "attack_gained", "attack_mode", "eot_draws", "defended-clear_std", "defended-attacked_std",
-    "both_defended_abs_gain_std", *CERTIFIED_COLUMNS, "seed", "item_id", *BUDGET_COLUMNS, "note", "error",
+    "attack_gained", *EIGHT_BIT_COLUMNS, "attack_mode", "eot_draws", "defended-clear_std", "defended-attacked_std",
+    "both_defended_abs_gain_std", *CERTIFIED_COLUMNS, "seed", "item_id", "image_hash", *BUDGET_COLUMNS, "note", "error",
 ]
 
 def _fmt(v: Any) -> Any:

@@ -9,7 +9,7 @@ import torch
 
 from engine.core.events import AttackStep, Event
 from engine.core.seeds import derive_seed
-from engine.evaluation.protocol import attacked_for_protocol
+from engine.evaluation.protocol import attacked_for_protocol, to_8bit_grid
 from engine.metrics.counting import QueryCounter, queries_of
 from engine.run.runtime import Runtime
 from engine.run.scoring import failure_text, finite_each, metric_scores, per_image, sync
@@ -27,6 +27,7 @@ class Attacked:
     outcome: Any              # the attack's AttackOutcome (steps, selection, mode)
     used: list[int]           # per image, which iterate was returned (-1: unknown)
     queries: float | None = None  # metric evaluations per image (recorded by a score-only attack, else counted)
+    scores_8bit: list[float] | None = None  # M(x_a rounded to the 8-bit grid) per image
 
 
 def attack_target(items: list[WorkItem], metric, exp: Experiment, runtime: Runtime) -> tuple[Any, Any, str]:
@@ -107,4 +108,7 @@ def run_attack(items: list[WorkItem], x: torch.Tensor, metric, clean: list[float
     if mode != "direct":
         outcome.mode = mode
     used = [int(u) for u in outcome.iteration_used] if outcome.iteration_used else [-1] * n
-    return Attacked(x_adv, scores, seconds, outcome, used, queries_of(outcome, counter.images / n))
+    # the score as delivered (an 8-bit file): one more forward, unless x_adv is on the grid already (msu)
+    scores_8bit = scores if exp.protocol == "msu" else metric_scores(
+        metric, to_8bit_grid(x_adv), "attacked image on the 8-bit grid", "attack")
+    return Attacked(x_adv, scores, seconds, outcome, used, queries_of(outcome, counter.images / n), scores_8bit)

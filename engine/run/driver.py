@@ -16,10 +16,12 @@ from engine.io.images import save_png
 from engine.plugins.records import manifest as plugin_manifest
 from engine.run.backends.local import LocalBackend
 from engine.run.batching import plan_units as plan
+from engine.run.identity import reuse_plan
 from engine.run.leases import LeaseKeeper, UnitFeed
 from engine.run.runtime import Runtime
 from engine.run.units import Backend, CancelToken, ItemOutcome
 from engine.spec.experiment import Experiment, WorkItem
+from engine.spec.identity import compute_version
 from engine.store.db import ResultStore
 from engine.spec.recipes import weights_manifest
 
@@ -75,19 +77,21 @@ def run_experiment(exp: Experiment, store: ResultStore, *, cancel: CancelToken |
     """
     t_start = time.perf_counter()
     backend = backend or LocalBackend(runtime or Runtime(exp.device))
-    items = exp.items()
-    done = store.done_item_ids(exp.id)
-    pending = [it for it in items if it.id not in done]
+    reuse = reuse_plan(exp, store)
+    items, pending = reuse.items, reuse.pending
     mos = _load_mos(exp)
-    keeper = LeaseKeeper(store, exp.id)
+    keeper = LeaseKeeper(store, exp.id, extend=reuse.extended)
     try:
         run_id = store.open_experiment(exp, {"experiment_id": exp.id, "spec": exp.to_dict(),
-                                             "seed": exp.seed, "owner": keeper.owner, **backend.manifest(),
-                                             "metric_weights": weights_manifest(exp.metrics),
-                                             "plugins": plugin_manifest(exp)})
-        yield RunStarted(exp.id, len(items), len(pending), backend.device_label)
+                                             "seed": exp.seed, "owner": keeper.owner,
+                                             "identity": {"compute_version": compute_version(), **reuse.summary()},
+                                             **backend.manifest(), "metric_weights": weights_manifest(exp.metrics),
+                                             "plugins": plugin_manifest(exp)},
+                                             items, mos)
+        yield RunStarted(exp.id, len(items), len(pending), backend.device_label, reuse.reused, tuple(reuse.lines()))
         units = UnitFeed(keeper.units(plan_units(pending, exp), cancel), len(pending))
-        finished, failed = yield from _drive(backend, units, exp, store, run_id, keeper, cancel, mos, pending)
+        finished, failed = yield from _drive(backend, units, exp, store, run_id, keeper, cancel, mos, pending,
+                                            len(items))
     finally:
         keeper.close()
     cancelled = bool(cancel is not None and cancel.cancelled and finished + failed < len(pending))
@@ -98,7 +102,7 @@ def run_experiment(exp: Experiment, store: ResultStore, *, cancel: CancelToken |
 
 def _drive(backend: Backend, units: Any, exp: Experiment, store: ResultStore, run_id: int,
            keeper: Any, cancel: CancelToken | None, mos: dict[str, float],
-           pending: list[WorkItem]) -> Generator[Event, None, tuple[int, int]]:
+           pending: list[WorkItem], total: int = 0) -> Generator[Event, None, tuple[int, int]]:
     """Commit each outcome the back end streams; returns (finished, failed).
 
     A full disk stops the run after the last committed item (the store is consistent:
@@ -139,7 +143,7 @@ def _drive(backend: Backend, units: Any, exp: Experiment, store: ResultStore, ru
         rest = len(pending) - finished - failed
         raise DiskFullError(getattr(exc, "filename", None) or store.path,
                             needed=int(per_item * rest) if per_item else None,
-                            done=f"{len(store.done_item_ids(exp.id))} of {len(exp.items())} items") from None
+                            done=f"{len(store.done_item_ids(exp.id))} of {total} items") from None
     finally:
         close = getattr(outputs, "close", None)
         if close is not None:

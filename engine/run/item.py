@@ -17,6 +17,7 @@ from engine.core.events import AttackDone, CleanScored, DefenceDone, Event, Item
 from engine.core.seeds import derive_seed
 from engine.spec.budgets import budget_columns
 from engine.evaluation.row import PairMeasures, evaluate_pair
+from engine.evaluation.eight_bit import eight_bit_columns
 from engine.evaluation.scores import attack_gained
 from engine.io.images import ImageLoadError, LoadedImage, load_image, to_uint8
 from engine.run.attack import Attacked, run_attack
@@ -178,5 +179,7 @@ def common_columns(item: WorkItem, mos: dict[str, float] | None, note: str, clea
         "attack_queries": att.queries,
         "attack_selection": outcome.selection, "attack_mode": outcome.mode,
         "attack_gained": attack_gained(clean, att.scores[i], lower_better),
-        "seed": item.seed, "item_id": item.id, "note": note,
+        "seed": item.seed, "item_id": item.id, "image_hash": item.content, "note": note,
+        **(eight_bit_columns(clean, att.scores[i], att.scores_8bit[i], lower_better)
+           if att.scores_8bit is not None else {}),
     }

@@ -72,10 +72,13 @@ class LeaseKeeper:
         store: the (writable) store the driver commits to.
         exp_id: the experiment.
         ttl: lease length in seconds (default :func:`lease_seconds`); renewed every ttl/3.
+        extend: ids of units done in the store that this run adds defences' rows to.
     """
 
-    def __init__(self, store: "ResultStore", exp_id: str, ttl: float | None = None) -> None:
+    def __init__(self, store: "ResultStore", exp_id: str, ttl: float | None = None,
+                 extend: set[str] | frozenset[str] = frozenset()) -> None:
         self.store, self.exp_id = store, exp_id
+        self.extend = frozenset(extend)  # done units that get rows for more defences
         self.ttl = lease_seconds() if ttl is None else ttl
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.since = time.time()
@@ -104,7 +107,7 @@ class LeaseKeeper:
     def claim(self, items: list["WorkItem"]) -> tuple[list["WorkItem"], list["WorkItem"]]:
         """``(claimed, held by another live process)`` among ``items``."""
         got, held = self.store.claim(self.exp_id, [it.id for it in items], self.owner, self.ttl, self.since,
-                                     is_dead=owner_is_dead)
+                                     is_dead=owner_is_dead, extend=self.extend)
         got_ids, held_ids = set(got), set(held)
         return [it for it in items if it.id in got_ids], [it for it in items if it.id in held_ids]
 

@@ -87,6 +87,8 @@ class Prepared:
     pending: int
     units: int
     warnings: list[str] = field(default_factory=list)
+    reused: int = 0
+    notes: list[str] = field(default_factory=list)
 
 
 def _availability(cls: type, spec: ComponentSpec) -> Any:
@@ -141,22 +143,31 @@ def _usage_problems(exp: Experiment) -> list[Problem]:
     """Unknown names, presets and bad parameter values; a batch size that does not read."""
     from engine.attacks import ATTACKS
     from engine.defences import DEFENCES
-    from engine.metrics import list_metrics
+    from engine.metrics import _params_class, list_metrics
     from engine.run.batching import parse_batch_size
     from engine.run.runtime import merged_params
     from engine.spec.params import ParamError, make_params
     from engine.spec.registry import UnknownComponent, did_you_mean
 
+    from engine.spec.schema import experiment_problems
+
     out: list[Problem] = _plugin_problems(exp)
+    out += [Problem(OPTION, line.split(" ", 1)[0], line, usage=True) for line in experiment_problems(exp.to_dict())]
     try:
         parse_batch_size(exp.batch_size)
     except ValueError as exc:
-        out.append(Problem(OPTION, "batch size", str(exc), usage=True))
+        if not out:
+            out.append(Problem(OPTION, "batch size", str(exc), usage=True))
     known = list_metrics()
     for m in exp.metrics:
         if m.name not in known:
             out.append(Problem("metric", m.label, f"unknown metric {m.name!r}{did_you_mean(m.name, known)}; "
                                                   f"known: {', '.join(known)} (see `main.py list`)", usage=True))
+            continue
+        try:
+            make_params(_params_class(m.name), m.params)
+        except (ParamError, KeyError) as exc:
+            out.append(Problem("metric", m.label, f"metric {m.label}: {exc}", usage=True))
     for kind, registry, specs in (("attack", ATTACKS, exp.attacks), ("defence", DEFENCES, exp.all_defences)):
         for spec in specs:
             try:
@@ -165,6 +176,8 @@ def _usage_problems(exp: Experiment) -> list[Problem]:
             except (UnknownComponent, KeyError, ParamError) as exc:
                 # KeyError's str() quotes the message; its first argument is the text
                 text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+                if isinstance(exc, ParamError):
+                    text = f"{kind} {spec.label}: {text}"
                 out.append(Problem(kind, spec.label, str(text), usage=True))
     return out
 
@@ -316,6 +329,7 @@ def prepare(exp: Experiment, store: Any, *, backend: Any = None, presets: str | 
             weights, else 2).
     """
     from engine.run.batching import plan_units
+    from engine.run.identity import reuse_plan
 
     problems = check(exp)
     if problems:
@@ -329,14 +343,35 @@ def prepare(exp: Experiment, store: Any, *, backend: Any = None, presets: str | 
     from engine.plugins.records import recorded
 
     exp = recorded(exp)  # the plug-in files it uses and their code (part of its identity)
-    items = exp.items()
-    done = store.done_item_ids(exp.id)
-    pending = [it for it in items if it.id not in done]
+    reuse = reuse_plan(exp, store)
+    items, pending = reuse.items, reuse.pending
     warnings = []
     if exp.save_images:
         from engine.store.diskspace import space_warning
 
-        warning = space_warning(exp, store)
+        warning = space_warning(exp, store, pending)
         if warning:
             warnings.append(warning)
-    return Prepared(exp, len(items), len(pending), len(plan_units(pending, exp)), warnings)
+    return Prepared(exp, len(items), len(pending), len(plan_units(pending, exp)), warnings, reuse.reused,
+                    reuse.lines())
+
+
+def plan_counts(exp: Experiment, store_path: str | Path | None) -> dict[str, Any]:
+    """What a run of ``exp`` into the store at ``store_path`` would compute and reuse,
+    read without writing (the GUI's plan preview): :meth:`ReusePlan.summary` plus
+    ``pending`` (the items to compute) and ``notes``."""
+    from engine.run.identity import reuse_plan
+    from engine.store.db import ResultStore
+
+    store = None
+    if store_path is not None and Path(store_path).exists():
+        try:
+            store = ResultStore(store_path, readonly=True)
+        except ExpectedError:
+            store = None
+    try:
+        reuse = reuse_plan(exp, store)
+    finally:
+        if store is not None:
+            store.close()
+    return {**reuse.summary(), "pending": reuse.pending, "notes": reuse.lines()}

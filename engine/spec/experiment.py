@@ -10,11 +10,13 @@ one item per defence.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 from engine.core.seeds import canonical_json, derive_seed, short_hash
+from engine.spec.identity import Contents, unit_id, unit_identity
 from engine.spec.protocols import check_protocol
 
 @dataclass(frozen=True)
@@ -235,15 +237,23 @@ class Experiment:
         return short_hash(d)
 
     def image_name(self, path: str) -> str:
+        """The folder's own name of an image: its path under ``root`` with symbolic links
+        not followed (a link is an image of its own, named after the link)."""
         if self.root:
-            try:
-                return Path(path).resolve().relative_to(Path(self.root).resolve()).as_posix()
-            except ValueError:
-                pass
+            rel = os.path.relpath(os.path.abspath(path), os.path.abspath(self.root))
+            if not rel.startswith(".."):
+                return Path(rel).as_posix()
         return Path(path).name
 
-    def items(self) -> list["WorkItem"]:
-        return expand(self)
+    def unit_fields(self) -> dict[str, Any]:
+        """The experiment-wide settings that change a unit's numbers (see
+        :mod:`engine.spec.identity`)."""
+        return {"seed": self.seed, "adaptive": self.adaptive, "eot_draws": self.eot_draws,
+                "budget": self.budget, "protocol": self.protocol}
+
+    def items(self, contents: Contents | None = None) -> list["WorkItem"]:
+        """The work items, identified by ``contents`` (see :func:`expand`)."""
+        return expand(self, contents)
 
 
 @dataclass(frozen=True)
@@ -259,21 +269,36 @@ class WorkItem:
     target_defence: ComponentSpec | None
     seed: int
     id: str
+    content: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "image": self.image, "image_name": self.image_name,
                 "metric": self.metric.to_dict(), "attack": self.attack.to_dict(),
                 "defences": [d.to_dict() for d in self.defences],
                 "target_defence": self.target_defence.to_dict() if self.target_defence else None,
-                "seed": self.seed, "id": self.id}
+                "seed": self.seed, "id": self.id, "content": self.content}
+
+    @property
+    def defence_labels(self) -> list[str]:
+        return [d.label for d in self.defences]
 
 
-def expand(exp: Experiment) -> list[WorkItem]:
-    """Images-major expansion, so an image finishes all its work before the next starts."""
+def expand(exp: Experiment, contents: Contents | None = None) -> list[WorkItem]:
+    """Images-major expansion, so an image finishes all its work before the next starts.
+
+    Each item is identified by what it computes (:mod:`engine.spec.identity`): the
+    image's content hash from ``contents`` — without one (not readable, or ``contents``
+    not given) the image is identified by its name, ``name:<image_name>``. Two names
+    with one content (a link and its target) give two items with one id: the work is
+    done once and shown under both names.
+    """
+    contents = contents or Contents()
     items: list[WorkItem] = []
     defences = tuple(exp.all_defences)
+    fields = exp.unit_fields()
     for path in exp.images:
         name = exp.image_name(path)
+        content = contents.image(path) or f"name:{name}"
         for metric in exp.metrics:
             for attack in exp.attacks:
                 groups: Iterable[tuple[tuple[ComponentSpec, ...], ComponentSpec | None]]
@@ -282,9 +307,11 @@ def expand(exp: Experiment) -> list[WorkItem]:
                 else:
                     groups = [(defences, None)]
                 for ds, target in groups:
-                    ident = [name, metric.key, attack.key, [d.key for d in ds],
-                             target.key if target else None]
-                    seed = derive_seed(exp.seed, *ident)
+                    target_key = target.key if target else None
+                    seed = derive_seed(exp.seed, content, metric.key, attack.key, target_key)
+                    parts = unit_identity(content=content, metric_key=metric.key,
+                                          weights=contents.weights.get(metric.key), attack_key=attack.key,
+                                          target_key=target_key, exp_fields=fields)
                     items.append(WorkItem(len(items), path, name, metric, attack, ds, target, seed,
-                                          short_hash([exp.id, *ident])))
+                                          unit_id(parts), content))
     return items

@@ -8,6 +8,7 @@ a working editor without any GUI code.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
@@ -105,10 +106,15 @@ def _coerce(spec: ParamSpec, value: Any) -> Any:
                 raise ValueError(value)
             return int(value)
         if t is float:
-            return float(value)
+            v = float(value)
+            if not math.isfinite(v):  # NaN passes every range check; ±inf is no strength
+                raise ParamError(f"parameter {spec.name!r} = {value!r}: expected a finite number")
+            return v
         if t is str:
             return str(value)
-    except (TypeError, ValueError) as exc:
+    except ParamError:
+        raise
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ParamError(f"parameter {spec.name!r}: cannot read {value!r} as {t.__name__}") from exc
     return value
 

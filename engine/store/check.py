@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from engine.core.errors import UsageError
 
-TABLES = ("experiments", "runs", "items", "rows")
+TABLES = ("experiments", "runs", "items", "rows", "views")
 
 
 @dataclass
@@ -47,6 +47,8 @@ class CheckReport:
         lines = [head, f"schema version: {self.schema_version if self.schema_version is not None else 'unreadable'}"]
         for t in TABLES:
             n = self.readable.get(t)
+            if n is None and t == "views" and (self.schema_version or 0) < 3:
+                continue  # made before content identity: no views
             mark = " (some records lost)" if t in self.damaged else ""
             lines.append(f"  {t}: {'unreadable' if n is None else f'{n} readable'}{mark}")
         if not self.ok:
@@ -124,12 +126,24 @@ def check_store(path: str | Path) -> CheckReport:
     return report
 
 
-def _complete_items(experiments: list[dict], items: list[dict], rows: list[dict]) -> set[str]:
-    """Items that can be copied: failed ones, and done ones with every row readable."""
+def _complete_items(experiments: list[dict], items: list[dict], rows: list[dict],
+                    views: list[dict] = ()) -> set[str]:
+    """Items that can be copied: failed ones, and done ones with every row readable (a
+    unit by content: as many rows as the largest view over it shows; a unit whose rows
+    were partly lost is dropped, and a resume computes it again)."""
+    import json
+
     from engine.spec.experiment import Experiment
 
     expected: dict[str, int] = {}
+    for v in views:
+        try:
+            expected[v["item_id"]] = max(expected.get(v["item_id"], 0), len(json.loads(v["defences"])))
+        except (TypeError, ValueError):
+            continue
     for e in experiments:
+        if e.get("identity"):
+            continue
         try:
             for it in Experiment.from_json(e["spec"]).items():
                 expected[it.id] = len(it.defences)
@@ -169,12 +183,13 @@ def salvage_store(src: str | Path, dst: str | Path) -> dict[str, int]:
         db.close()
     exp_ids = {e["id"] for e in data["experiments"]}
     keep = _complete_items(data["experiments"], [i for i in data["items"] if i["experiment_id"] in exp_ids],
-                           data["rows"])
+                           data["rows"], data.get("views", []))
     chosen = {
         "experiments": data["experiments"],
         "runs": [r for r in data["runs"] if r["experiment_id"] in exp_ids],
         "items": [i for i in data["items"] if i["item_id"] in keep],
         "rows": [r for r in data["rows"] if r["item_id"] in keep],
+        "views": [v for v in data.get("views", []) if v["experiment_id"] in exp_ids],
     }
     ResultStore(dst).close()  # the current schema
     out = sqlite3.connect(str(dst))

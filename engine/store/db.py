@@ -50,7 +50,7 @@ CREATE INDEX IF NOT EXISTS rows_by_experiment ON rows (experiment_id);
 """
 
 #: the schema this code writes; ``MIGRATIONS[v]`` takes a store from version v-1 to v
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MIGRATIONS: dict[int, str] = {
     1: SCHEMA,  # the original layout (stores made before versioning have user_version 0)
     2: """
@@ -59,7 +59,24 @@ CREATE TABLE IF NOT EXISTS leases (
 );
 CREATE INDEX IF NOT EXISTS leases_by_owner ON leases (owner);
 """,
+    # units by content: an item's id is what it computes (engine.spec.identity); an
+    # experiment is a view over units. Experiments of schema 2 keep their rows, read
+    # through rows.experiment_id as before (``identity`` NULL), never mixed with units.
+    3: """
+CREATE TABLE IF NOT EXISTS views (
+    experiment_id TEXT NOT NULL, idx INTEGER NOT NULL, item_id TEXT NOT NULL, image TEXT NOT NULL,
+    image_name TEXT NOT NULL, defences TEXT NOT NULL, mos REAL, PRIMARY KEY (experiment_id, idx)
+);
+CREATE INDEX IF NOT EXISTS views_by_item ON views (item_id);
+CREATE TABLE IF NOT EXISTS contents (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, hash TEXT NOT NULL
+);
+ALTER TABLE items ADD COLUMN image_hash TEXT;
+ALTER TABLE experiments ADD COLUMN identity TEXT;
+""",
 }
+#: the identity of an experiment's units (``experiments.identity``); NULL: by file name (schema ≤ 2)
+CONTENT_IDENTITY = "content"
 _CORRUPT_HINTS = ("malformed", "not a database", "corrupt", "disk i/o error", "file is encrypted")
 
 
@@ -210,24 +227,70 @@ class ResultStore:
 
     # ---- experiments and runs -------------------------------------------------------
     @_guarded
-    def open_experiment(self, exp: Experiment, manifest: dict[str, Any]) -> int:
-        """Register the experiment (once) and a new run with its manifest; returns the run id."""
+    def open_experiment(self, exp: Experiment, manifest: dict[str, Any],
+                        items: list[WorkItem] | None = None, mos: dict[str, float] | None = None) -> int:
+        """Register the experiment and its view over units (``items``, default
+        ``exp.items()``), and a new run with its manifest; returns the run id.
+
+        An experiment first run by a version before content identity is moved to it:
+        its old rows stay in the store but are not read as its results any more."""
+        items = exp.items() if items is None else items
         with self._db:
             self._db.execute(
-                "INSERT OR IGNORE INTO experiments (id, created, spec, total) VALUES (?, ?, ?, ?)",
-                (exp.id, time.time(), exp.to_json(), len(exp.items())))
+                "INSERT OR IGNORE INTO experiments (id, created, spec, total, identity) VALUES (?, ?, ?, ?, ?)",
+                (exp.id, time.time(), exp.to_json(), len(items), CONTENT_IDENTITY))
+            self._db.execute("UPDATE experiments SET identity = ?, total = ? WHERE id = ?",
+                             (CONTENT_IDENTITY, len(items), exp.id))
+            self._db.execute("DELETE FROM views WHERE experiment_id = ?", (exp.id,))
+            self._db.executemany(
+                "INSERT INTO views (experiment_id, idx, item_id, image, image_name, defences, mos) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(exp.id, it.index, it.id, it.image, it.image_name, json.dumps(it.defence_labels),
+                  (mos or {}).get(it.image_name)) for it in items])
             cur = self._db.execute("INSERT INTO runs (experiment_id, started, manifest) VALUES (?, ?, ?)",
                                    (exp.id, time.time(), _dumps(manifest)))
         return int(cur.lastrowid)
+
+    def _is_view(self, exp_id: str) -> bool:
+        if self.schema_version < 3:  # a read-only store of an older schema: no views
+            return False
+        r = self._db.execute("SELECT identity FROM experiments WHERE id = ?", (exp_id,)).fetchone()
+        return r is not None and r[0] == CONTENT_IDENTITY
+
+    @_guarded
+    def identity(self, exp_id: str) -> str:
+        """``content`` (units by content) or ``name`` (made before; rows read as they are)."""
+        return CONTENT_IDENTITY if self._is_view(exp_id) else "name"
+
+    @_guarded
+    def stored_defences(self, item_ids: Iterable[str]) -> dict[str, set[str]]:
+        """For each of ``item_ids`` done in the store, the defence labels it has rows for."""
+        out: dict[str, set[str]] = {}
+        for item_id in set(item_ids):
+            r = self._db.execute("SELECT status FROM items WHERE item_id = ?", (item_id,)).fetchone()
+            if r is None or r[0] != "done":
+                continue
+            out[item_id] = {x[0] for x in self._db.execute("SELECT defence FROM rows WHERE item_id = ?",
+                                                            (item_id,))}
+        return out
+
+    def _view(self, exp_id: str) -> list[sqlite3.Row]:
+        return self._db.execute("SELECT * FROM views WHERE experiment_id = ? ORDER BY idx", (exp_id,)).fetchall()
 
     @_guarded
     def experiments(self) -> list[dict[str, Any]]:
         out = []
         for r in self._db.execute("SELECT * FROM experiments ORDER BY created"):
-            counts = dict(self._db.execute(
-                "SELECT status, COUNT(*) FROM items WHERE experiment_id = ? GROUP BY status", (r["id"],)).fetchall())
+            if self._is_view(r["id"]):
+                statuses = [it["status"] for it in self.items(r["id"])]
+                counts = {s: statuses.count(s) for s in set(statuses)}
+            else:
+                counts = dict(self._db.execute(
+                    "SELECT status, COUNT(*) FROM items WHERE experiment_id = ? GROUP BY status",
+                    (r["id"],)).fetchall())
             out.append({"id": r["id"], "created": r["created"], "spec": json.loads(r["spec"]),
                         "manifest": self.manifest(r["id"]), "total": r["total"],
+                        "identity": self.identity(r["id"]),
                         "done": counts.get("done", 0), "failed": counts.get("failed", 0)})
         return out
 
@@ -271,11 +334,15 @@ class ResultStore:
     # ---- items ---------------------------------------------------------------------
     @_guarded
     def done_item_ids(self, exp_id: str) -> set[str]:
-        return {r[0] for r in self._db.execute(
-            "SELECT item_id FROM items WHERE experiment_id = ? AND status = 'done'", (exp_id,))}
+        """The experiment's items done with a row for each of its defences."""
+        if not self._is_view(exp_id):
+            return {r[0] for r in self._db.execute(
+                "SELECT item_id FROM items WHERE experiment_id = ? AND status = 'done'", (exp_id,))}
+        return {it["item_id"] for it in self.items(exp_id) if it["status"] == "done"}
 
     def _item_values(self, exp_id: str, item: WorkItem, status: str, run: int | None) -> dict[str, Any]:
         return {"item_id": item.id, "experiment_id": exp_id, "idx": item.index, "image": item.image,
+                "image_hash": item.content,
                 "image_name": item.image_name, "metric": item.metric.label, "attack": item.attack.label,
                 "target_defence": item.target_defence.label if item.target_defence else None,
                 "status": status, "finished": time.time(), "run": run}
@@ -289,12 +356,15 @@ class ResultStore:
     def write_item(self, exp_id: str, item: WorkItem, rows: Iterable[dict[str, Any]], *,
                    clean_score: float, attacked_score: float, steps: list[dict[str, Any]],
                    seconds: float, note: str = "", run: int | None = None) -> None:
-        """Commit a finished item and all its rows atomically."""
+        """Commit a finished item and its rows atomically (rows of the item's other
+        defences, computed before, stay)."""
         values = self._item_values(exp_id, item, "done", run)
         values.update(clean_score=clean_score, attacked_score=attacked_score, steps=_dumps(steps),
                       seconds=seconds, note=note, error=None, stage=None)
+        rows = list(rows)
         with self._db:
-            self._db.execute("DELETE FROM rows WHERE item_id = ?", (item.id,))
+            self._db.executemany("DELETE FROM rows WHERE item_id = ? AND defence = ?",
+                                 [(item.id, r["defence_label"]) for r in rows])
             self._upsert_item(values)
             self._db.executemany(
                 "INSERT INTO rows (item_id, experiment_id, position, defence, data) VALUES (?, ?, ?, ?, ?)",
@@ -320,13 +390,15 @@ class ResultStore:
     # ---- leases: concurrent runs on one store share the work ------------------------
     @_guarded
     def claim(self, exp_id: str, item_ids: Iterable[str], owner: str, ttl: float,
-              since: float, is_dead: Callable[[str], bool] | None = None) -> tuple[list[str], list[str]]:
+              since: float, is_dead: Callable[[str], bool] | None = None,
+              extend: set[str] | frozenset[str] = frozenset()) -> tuple[list[str], list[str]]:
         """Lease to ``owner`` for ``ttl`` seconds those of ``item_ids`` no one else works on.
 
         Skipped: items done, items finished or failed by any run at or after ``since``
         (the claimer's start: another process got there first), and items leased to
         another owner whose lease has not expired (unless ``is_dead(owner)`` says that
-        process is gone). One transaction, so two claimers never both get an item.
+        process is gone). ``extend``: items done that get rows for more defences (skipped
+        only when finished at or after ``since``). One transaction, so two claimers never both get an item.
 
         Returns:
             ``(claimed, held)``: ``held`` are leased to another live owner (they become
@@ -339,7 +411,8 @@ class ResultStore:
         try:
             for item_id in item_ids:
                 r = self._db.execute("SELECT status, finished FROM items WHERE item_id = ?", (item_id,)).fetchone()
-                if r is not None and (r["status"] == "done" or (r["finished"] or 0.0) >= since):
+                done = r is not None and r["status"] == "done" and item_id not in extend
+                if r is not None and (done or (r["finished"] or 0.0) >= since):
                     continue
                 lease = self._db.execute("SELECT owner, expires FROM leases WHERE item_id = ?",
                                          (item_id,)).fetchone()
@@ -374,21 +447,69 @@ class ResultStore:
 
     @_guarded
     def items(self, exp_id: str | None = None) -> list[dict[str, Any]]:
+        """The experiment's computed items in order (done or failed), under its own names.
+        An item of a view is done when its unit is done with a row for each of the
+        experiment's defences; one not computed (or not for every defence) is left out."""
         exp_id = self.resolve(exp_id)
+        if not self._is_view(exp_id):
+            out = []
+            for r in self._db.execute("SELECT * FROM items WHERE experiment_id = ? ORDER BY idx", (exp_id,)):
+                d = dict(r)
+                d["steps"] = json.loads(d["steps"]) if d["steps"] else []
+                out.append(d)
+            return out
         out = []
-        for r in self._db.execute("SELECT * FROM items WHERE experiment_id = ? ORDER BY idx", (exp_id,)):
+        for v in self._view(exp_id):
+            r = self._db.execute("SELECT * FROM items WHERE item_id = ?", (v["item_id"],)).fetchone()
+            if r is None:
+                continue  # not computed yet
             d = dict(r)
-            d["steps"] = json.loads(d["steps"]) if d["steps"] else []
+            d.update(experiment_id=exp_id, idx=v["idx"], image=v["image"], image_name=v["image_name"])
+            d["steps"] = json.loads(d["steps"]) if d.get("steps") else []
+            if d["status"] == "done":
+                have = {x[0] for x in self._db.execute("SELECT defence FROM rows WHERE item_id = ?",
+                                                       (v["item_id"],))}
+                if not set(json.loads(v["defences"])) <= have:
+                    continue  # computed for other defences only: pending here
             out.append(d)
         return out
 
     @_guarded
     def rows(self, exp_id: str | None = None) -> list[dict[str, Any]]:
-        """Raw rows in experiment order (item, then defence). Missing numbers are None."""
+        """Raw rows in experiment order (item, then defence). Missing numbers are None.
+
+        Rows of a view are the rows of its units for its defences, under its own image
+        names and MOS; an experiment made before content identity reads its own rows."""
         exp_id = self.resolve(exp_id)
-        q = ("SELECT rows.data FROM rows JOIN items ON rows.item_id = items.item_id "
-             "WHERE rows.experiment_id = ? ORDER BY items.idx, rows.position")
-        return [json.loads(r[0]) for r in self._db.execute(q, (exp_id,))]
+        if not self._is_view(exp_id):
+            q = ("SELECT rows.data FROM rows JOIN items ON rows.item_id = items.item_id "
+                 "WHERE rows.experiment_id = ? ORDER BY items.idx, rows.position")
+            return [json.loads(r[0]) for r in self._db.execute(q, (exp_id,))]
+        out = []
+        for v in self._view(exp_id):
+            stored = {r[0]: r[1] for r in self._db.execute(
+                "SELECT rows.defence, rows.data FROM rows JOIN items ON rows.item_id = items.item_id "
+                "WHERE rows.item_id = ? AND items.status = 'done'", (v["item_id"],))}
+            for label in json.loads(v["defences"]):
+                if label in stored:
+                    row = json.loads(stored[label])
+                    row.update(image_name=v["image_name"], mos=v["mos"])
+                    out.append(row)
+        return out
+
+    # ---- the image content cache (engine.run.identity) -------------------------------
+    @_guarded
+    def cached_hashes(self) -> dict[str, tuple[int, int, str]]:
+        """Absolute image path → (size, mtime_ns, content hash) hashed before."""
+        if self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'contents'").fetchone() is None:
+            return {}  # a read-only store of an older schema
+        return {r[0]: (r[1], r[2], r[3]) for r in self._db.execute("SELECT path, size, mtime_ns, hash FROM contents")}
+
+    @_guarded
+    def cache_hashes(self, entries: dict[str, tuple[int, int, str]]) -> None:
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO contents (path, size, mtime_ns, hash) VALUES (?, ?, ?, ?)",
+                                 [(p, *v) for p, v in entries.items()])
 
     # ---- images --------------------------------------------------------------------
     def image_path(self, exp_id: str, item_id: str, kind: str, defence_label: str | None = None) -> Path:

@@ -33,11 +33,12 @@ def _pixels(path: str) -> int:
         return 0
 
 
-def estimate_bytes(exp: "Experiment", done: set[str] | None = None) -> int:
-    """Bytes the pending items of ``exp`` will write (images when saved, and store rows)."""
+def estimate_bytes(exp: "Experiment", done: set[str] | None = None, items: list | None = None) -> int:
+    """Bytes the pending items of ``exp`` will write (images when saved, and store rows);
+    ``items``: the pending items when known (ids by content, see engine.run.identity)."""
     pixels: dict[str, int] = {}
     total = 0
-    for item in exp.items():
+    for item in exp.items() if items is None else items:
         if done and item.id in done:
             continue
         n_rows = len(item.defences)
@@ -49,9 +50,10 @@ def estimate_bytes(exp: "Experiment", done: set[str] | None = None) -> int:
     return total
 
 
-def space_warning(exp: "Experiment", store: "ResultStore") -> str | None:
-    """A warning when the pending work of ``exp`` will not fit next to ``store``; else None."""
-    need = estimate_bytes(exp, store.done_item_ids(exp.id))
+def space_warning(exp: "Experiment", store: "ResultStore", pending: list | None = None) -> str | None:
+    """A warning when the pending work of ``exp`` (``pending`` items when known) will not
+    fit next to ``store``; else None."""
+    need = estimate_bytes(exp, None, pending) if pending is not None else estimate_bytes(exp, store.done_item_ids(exp.id))
     folder = Path(store.path).parent
     free = shutil.disk_usage(folder).free
     if need <= free:

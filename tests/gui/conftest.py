@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from gui.qt_env import prepare_qt_environment
+from engine.run.identity import content_items
 
 prepare_qt_environment()  # before pytest-qt creates the QApplication
 
@@ -103,7 +104,8 @@ def fake_store(path: Path, exp, done: int, **row_extra) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with ResultStore(path) as store:
-        store.open_experiment(exp, {})
-        for item in exp.items()[:done]:
+        items = content_items(exp)
+        store.open_experiment(exp, {}, items)
+        for item in items[:done]:
             store.write_item(exp.id, item, [fake_row(item, **row_extra)], clean_score=10.0, attacked_score=5.0,
                              steps=[{"iteration": 0, "score": 10.0}, {"iteration": 1, "score": 5.0}], seconds=2.0)

@@ -8,6 +8,7 @@ import pytest
 from engine.spec.experiment import Experiment
 from engine.store.db import ResultStore
 from tests.gui.conftest import configure, fake_store, run_to_end
+from engine.run.identity import content_items
 
 TWO_STEPS = {"ifgsm": {"checked": True, "preset": "", "params": {"iters": 2, "alpha": 1 / 255}}}
 
@@ -104,7 +105,7 @@ def test_an_image_with_a_failed_and_a_finished_item_shows_both_with_the_full_tex
     exp = Experiment(images=w.session.images, root=w.session.folder, metrics=["niqe", "brisque"], attacks=["ifgsm"])
     w.session.begin_run(exp)
     path = exp.images[0]
-    ok, bad = [it for it in exp.items() if it.image == path]
+    ok, bad = [it for it in content_items(exp) if it.image == path]
     message = "metric brisque is unavailable: missing brisque_svm_weights.pth (download it to ~/.cache/…)"
     for ev in (ItemStarted(ok, 1, 6), ItemFinished(ok, [fake_row(ok)], []), ItemStarted(bad, 2, 6),
                ItemFailed(bad, message, "metric")):

@@ -20,6 +20,7 @@ from engine.core.events import (
 from engine.spec.experiment import Experiment
 from gui.session import Session
 from tests.gui.conftest import fake_row, fake_store
+from engine.run.identity import content_items
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -102,7 +103,7 @@ def test_opening_a_folder_shows_its_stored_results(tmp_path):
     assert len(s.rows) == 1 and s.rows[0]["flag"] == ""
     first, second = exp.images
     assert s.image_status(first).state == "done" and s.image_status(second).state == "pending"
-    assert s.steps[exp.items()[0].id] == {"ifgsm": [(0, 10.0), (1, 5.0)]}
+    assert s.steps[content_items(exp)[0].id] == {"ifgsm": [(0, 10.0), (1, 5.0)]}
     assert [i for i, _ in s.experiments()] == [exp.id]
     assert s.experiment_state() == "incomplete"
 
@@ -131,7 +132,7 @@ def test_a_run_is_tracked_from_events(tmp_path):
     store_path = s.begin_run(exp)
     assert store_path == tmp_path / "runs" / "a" / "results.sqlite" and s.running
     assert s.experiments()[0][0] == exp.id  # the combo shows the new experiment at once
-    items = exp.items()  # image 0: niqe, brisque; image 1: niqe, brisque
+    items = content_items(exp)  # image 0: niqe, brisque; image 1: niqe, brisque
     ok, bad = [it for it in items if it.image == exp.images[0]]
     s.handle(RunStarted(exp.id, len(items), len(items), "cpu"))
     s.handle(ItemStarted(ok, 1, 4))
@@ -157,7 +158,7 @@ def test_a_run_is_tracked_from_events(tmp_path):
     # a second run on another experiment forgets the first one's item
     exp2 = _experiment(a, metrics=("niqe",))
     s.begin_run(exp2)
-    assert s.followed is None and s.rows == [] and set(s.items) == {it.id for it in exp2.items()}
+    assert s.followed is None and s.rows == [] and set(s.items) == {it.id for it in content_items(exp2)}
 
 
 def test_a_batch_follows_the_item_whose_events_arrive(tmp_path):
@@ -170,7 +171,7 @@ def test_a_batch_follows_the_item_whose_events_arrive(tmp_path):
     s.item_started.connect(lambda ev: started.append(ev.item.id))
     exp = _experiment(a)
     s.begin_run(exp)
-    first, second = exp.items()
+    first, second = content_items(exp)
     s.handle(RunStarted(exp.id, 2, 2, "cpu"))
     s.handle(ItemStarted(first, 1, 2))
     s.handle(ItemStarted(second, 2, 2))

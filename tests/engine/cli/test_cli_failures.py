@@ -205,7 +205,7 @@ def test_full_disk_stops_after_the_last_committed_item(tmp_path, photo_folder, s
     small_disk.free_up()
     monkeypatch.setattr(ResultStore, "write_item", original)
     assert _cli(*argv) == EXIT_OK
-    assert "2 items, 1 already done" in capsys.readouterr().err
+    assert "2 items, 1 reused from the store" in capsys.readouterr().err
     with open(out / "raw.csv") as f:
         assert len(list(csv.DictReader(f))) == 4
     if small_disk.real:

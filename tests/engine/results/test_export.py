@@ -10,6 +10,7 @@ from engine.evaluation.tables import SUMMARY_COLUMNS, summarise
 from engine.results.export import RAW_COLUMNS, export_csv
 from engine.run.driver import run_experiment
 from engine.store.db import ResultStore
+from engine.evaluation.tables import EIGHT_BIT_SCORES
 
 MSU_COLUMNS = ["image_name", "clear", "attacked", "defended-clear", "defended-attacked", "mos"] + [
     f"{k}_{p}" for p in ("clear_defended-clear", "clear_attacked", "clear_defended-attacked",
@@ -52,7 +53,8 @@ def test_csv_matches_store(tmp_path, photo_folder):
     assert value("total", "jpeg", "robust_abs_gain") == pytest.approx(sum(tot) / len(tot))
     assert value("total", "none", "mean_time") > 0
     for r in srows:  # 3 images: every mean has a bootstrap interval around it
-        if r["value"] and r["score"] not in ("srocc_clear_defended-clear",):
+        few = r["score"] in EIGHT_BIT_SCORES and int(r["count"]) < 2  # only the images the attack gained on
+        if r["value"] and r["score"] not in ("srocc_clear_defended-clear",) and not few:
             assert r["ci_method"] == "bootstrap" and float(r["ci_low"]) <= float(r["value"]) <= float(r["ci_high"])
     with open(tmp_path / "out" / "paired.csv", newline="") as f:
         paired = list(csv.DictReader(f))

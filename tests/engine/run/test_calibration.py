@@ -98,7 +98,7 @@ def test_run_with_a_budget_calibrates_once_and_rows_record_it(tmp_path, capsys):
     assert {s["budget"] for s in summary} == {"linf-2"}
     assert main(argv) == 0  # the stored preset is used: same experiment, nothing recomputed
     err = capsys.readouterr().err
-    assert "calibrating" not in err and "2 already done" in err
+    assert "calibrating" not in err and "2 reused from the store" in err
     assert main([*argv[:-5], "--budget", "l2=3", "--out", str(tmp_path / "o2")]) == 2
     assert "not understood" in capsys.readouterr().err
 

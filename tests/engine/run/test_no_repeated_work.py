@@ -15,6 +15,7 @@ from engine.metrics.base import METRICS
 from engine.run.driver import run_experiment
 from engine.store.db import ResultStore
 from tests.engine.run.test_batching import DarkNanMetric, _exp, same_size_folder  # noqa: F401
+from engine.run.identity import content_items
 
 TIMING = {"attack_time", "defence_time"}
 
@@ -48,7 +49,7 @@ def test_rows_equal_the_straightforward_formulas(tmp_path, same_size_folder, niq
     list(run_experiment(exp, store))
     rows = store.rows(exp.id)
     assert len(rows) == 2 * 4
-    for item in exp.items():
+    for item in content_items(exp):
         ref = _reference_rows(item, niqe, load_image(item.image).tensor)
         for r in (r for r in rows if r["item_id"] == item.id):
             want = {k: None if v != v else v for k, v in ref[r["defence_label"]].items()}  # NaN is stored as NULL
@@ -75,14 +76,15 @@ def counting_metric():
 
 def test_unavoidable_work_only(tmp_path, same_size_folder, counting_metric, monkeypatch):
     """I-FGSM (3 steps) with none + jpeg + median-blur: per image 1 clean score, 3 scored
-    gradient passes, the final iterate's score and 2 scored forwards per real defence
-    (9 forwards; 12 before), and 9 distinct pair comparisons (15 before)."""
+    gradient passes, the final iterate's score, the attacked image's score on the 8-bit
+    grid and 2 scored forwards per real defence (10 forwards; 13 before), and 9 distinct
+    pair comparisons (15 before)."""
     compared = []
     monkeypatch.setattr(row_module, "compare", lambda a, b: compared.append(1) or compare(a, b))
     exp = _exp(same_size_folder, metrics=[counting_metric], attacks=["ifgsm:iters=3"])
     exp.images = exp.images[:1]
     list(run_experiment(exp, ResultStore(tmp_path / "r.sqlite")))
-    assert CountingMetric.calls == 1 + 3 + 1 + 2 * 2
+    assert CountingMetric.calls == 1 + 3 + 1 + 1 + 2 * 2
     assert len(compared) == 1 + 4 * 2
 
 

@@ -15,6 +15,7 @@ from engine.results.export import export_csv
 from engine.io.images import load_image
 from engine.run.driver import run_experiment
 from engine.store.db import ResultStore
+from engine.run.identity import content_items
 
 SMOOTHING = ["randomized-smoothing:n=8:batch=8:bound=bernstein", "median-smoothing:n=8:batch=8:radius=0.1"]
 
@@ -51,7 +52,7 @@ def test_rows_carry_the_certificate_from_the_same_draws(certified_run, brisque):
     rows = store.rows(exp.id)
     smoothed = [r for r in rows if r["defence"] in ("randomized-smoothing", "median-smoothing")]
     assert len(smoothed) == 4 and all(r["error"] is None for r in rows)
-    items = {it.id: it for it in exp.items()}
+    items = {it.id: it for it in content_items(exp)}
     specs = {s.name: s for s in exp.defences}
     assert len(calls) == 2 * len(smoothed)
     for r in smoothed:

@@ -19,6 +19,7 @@ from engine.spec.folders import find_images
 from engine.run.driver import run_experiment
 from engine.store.db import ResultStore
 from tests.conftest import photo
+from engine.run.identity import content_items
 
 ROOT = Path(__file__).resolve().parents[3]
 # both processes import everything first, then wait at the gate, so they start together
@@ -71,7 +72,7 @@ def test_a_dead_runs_lease_expires_and_the_item_is_taken_over(tmp_path):
     folder = _folder(tmp_path, ("astronaut", "coffee"))
     exp = Experiment(images=find_images(folder), root=str(folder), metrics=["niqe"],
                      attacks=["ifgsm:iters=1"], defences=[], seed=0, device="cpu")
-    first, second = exp.items()
+    first, second = content_items(exp)
     store = ResultStore(tmp_path / "r.sqlite")
     # another host's run claimed the first item, then died (it never renews)
     got, _ = store.claim(exp.id, [first.id], "elsewhere:1234:dead", ttl=1.5, since=time.time())
@@ -91,7 +92,7 @@ def test_a_live_lease_is_respected_until_cancel(tmp_path):
     exp = Experiment(images=find_images(folder), root=str(folder), metrics=["niqe"],
                      attacks=["ifgsm:iters=1"], defences=[], seed=0, device="cpu")
     store = ResultStore(tmp_path / "r.sqlite")
-    store.claim(exp.id, [exp.items()[0].id], "elsewhere:1:alive", ttl=600, since=time.time())
+    store.claim(exp.id, [content_items(exp)[0].id], "elsewhere:1:alive", ttl=600, since=time.time())
     cancel = CancelToken()
     events = []
     for ev in run_experiment(exp, store, cancel=cancel):
