@@ -277,28 +277,6 @@ def _export(store, out: Path, exp_id: str, ci_method: str = "bootstrap") -> None
 
 def _export_what_fits(args: argparse.Namespace, store, out: Path, exp_id: str) -> None:
     """After a full disk: the CSVs of the finished items, if they still fit."""
-    from engine.core.errors import is_disk_full
-
-    if args.no_export:
-        return
-    try:
-        _export(store, out, exp_id, getattr(args, "ci_method", "bootstrap"))
-    except OSError as exc:
-        if not is_disk_full(exc):
-            raise
-        print(f"note: the CSVs do not fit either; after freeing space, "
-              f"`python main.py export {out} --out {out}` writes them", file=sys.stderr)
-
-
-def _export(store, out: Path, exp_id: str, ci_method: str = "bootstrap") -> None:
-    from engine.results.export import export_csv
-
-    raw, summ = export_csv(store, out, exp_id, ci_method=ci_method)
-    print(f"wrote {raw} and {summ}", file=sys.stderr)
-
-
-def _export_what_fits(args: argparse.Namespace, store, out: Path, exp_id: str) -> None:
-    """After a full disk: the CSVs of the finished items, if they still fit."""
     if args.no_export:
         return
     try:
