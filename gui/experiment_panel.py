@@ -53,6 +53,19 @@ BUDGET_CHOICES = [("none (each attack's own strength)", None), ("L∞ 2/255", "l
 PROTOCOL_CHOICES = [("lab (the attack's float image)", "lab"),
                     ("MSU (attacked image rounded to 8 bits, as defence_evaluate.py)", "msu")]
 
+def _choice_combo(name: str, choices: list[tuple[str, object]], tooltip: str) -> QComboBox:
+    """A combo of (text, value) choices whose long texts do not widen the dock (the
+    1024×700 layout test)."""
+    combo = QComboBox()
+    combo.setObjectName(name)
+    for text, value in choices:
+        combo.addItem(text, value)
+    combo.setMinimumContentsLength(12)
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setToolTip(tooltip)
+    return combo
+
+
 class ExperimentPanel(QWidget):
     """Everything that defines an experiment, plus Run/Cancel and the progress bar."""
 
@@ -163,24 +176,13 @@ class ExperimentPanel(QWidget):
         eot_row.addWidget(QLabel("batch"))
         eot_row.addWidget(self.batch_size, 1)
         form.addRow("EOT draws", eot_row)
-        self.budget = QComboBox()
-        self.budget.setObjectName("budget")
-        for text, value in BUDGET_CHOICES:
-            self.budget.addItem(text, value)
-        self.budget.setMinimumContentsLength(12)
-        self.budget.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.budget.setToolTip("Attack at an equal perturbation budget: each attack's strength is calibrated "
-                               "(in the worker, kept in budgets.json next to the store) before the run")
+        self.budget = _choice_combo("budget", BUDGET_CHOICES,
+                                    "Attack at an equal perturbation budget: each attack's strength is calibrated "
+                                    "(in the worker, kept in budgets.json next to the store) before the run")
         form.addRow("budget", self.budget)
-        self.protocol = QComboBox()
-        self.protocol.setObjectName("protocol")
-        for text, value in PROTOCOL_CHOICES:
-            self.protocol.addItem(text, value)
-        # the long item texts must not widen the dock (see the 1024×700 layout test)
-        self.protocol.setMinimumContentsLength(12)
-        self.protocol.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.protocol.setToolTip("How attacked images are evaluated: lab scores and defends the attack's float "
-                                 "output; MSU rounds it to 8 bits first, as MSU's benchmark reads PNG files")
+        self.protocol = _choice_combo("protocol", PROTOCOL_CHOICES,
+                                      "How attacked images are evaluated: lab scores and defends the attack's float "
+                                      "output; MSU rounds it to 8 bits first, as MSU's benchmark reads PNG files")
         form.addRow("protocol", self.protocol)
         self.backend = QComboBox()
         self.backend.setObjectName("backend")

@@ -12,8 +12,9 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import Slot
 
+from gui.training_worker import TrainWorkerBase
 from gui.worker import lower_thread_priority
 
 
@@ -44,26 +45,8 @@ class RobustTrainSettings:
                 "resume": self.resume, "device": self.device}
 
 
-class RobustTrainWorker(QObject):
+class RobustTrainWorker(TrainWorkerBase):
     """Runs one robust training in a worker thread."""
-
-    history = Signal(object)          # epochs already trained (resume), list of dicts
-    epochDone = Signal(object)        # RobustTrainStep
-    finished = Signal(str)            # path of the best weights
-    stopped = Signal(str)             # stopped by the user; message
-    failed = Signal(str)              # user-facing error
-    done = Signal()                   # always last
-
-    def __init__(self, settings: RobustTrainSettings) -> None:
-        super().__init__()
-        from engine.run.units import CancelToken
-
-        self.settings = settings
-        self.token = CancelToken()
-
-    def cancel(self) -> None:
-        """Thread-safe; called from the GUI thread."""
-        self.token.cancel()
 
     @Slot()
     def run(self) -> None:

@@ -47,18 +47,19 @@ class _Stopped(Exception):
     """Raised inside the pair-making callback when the user stops."""
 
 
-class FCNTrainWorker(QObject):
-    """Runs one training in a worker thread."""
+class TrainWorkerBase(QObject):
+    """What every training worker shares: its outcome signals and a thread-safe cancel.
+
+    Subclasses add their progress signals and a ``run`` slot."""
 
     history = Signal(object)          # epochs already trained (resume), list of dicts
-    pairMade = Signal(object)         # (done, total, image name)
-    epochDone = Signal(object)        # FCNTrainStep
-    finished = Signal(str)            # path of the best checkpoint
+    epochDone = Signal(object)        # the trainer's per-epoch step
+    finished = Signal(str)            # path of the best weights / checkpoint
     stopped = Signal(str)             # stopped by the user; message
     failed = Signal(str)              # user-facing error
     done = Signal()                   # always last
 
-    def __init__(self, settings: TrainSettings) -> None:
+    def __init__(self, settings: Any) -> None:
         super().__init__()
         from engine.run.units import CancelToken
 
@@ -68,6 +69,12 @@ class FCNTrainWorker(QObject):
     def cancel(self) -> None:
         """Thread-safe; called from the GUI thread."""
         self.token.cancel()
+
+
+class FCNTrainWorker(TrainWorkerBase):
+    """Runs one training in a worker thread."""
+
+    pairMade = Signal(object)         # (done, total, image name)
 
     def _on_pair(self, done: int, total: int, name: str) -> None:
         if self.token.cancelled:
