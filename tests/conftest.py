@@ -9,6 +9,13 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TORCH_HOME", str((ROOT.parent / "shared" / "iqa-weights").resolve()))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# `list` keeps its catalogue in a cache folder: the tests' own, never the user's.
+import atexit  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
+os.environ["IQA_LAB_CACHE"] = tempfile.mkdtemp(prefix="iqa-lab-test-cache-")
+atexit.register(shutil.rmtree, os.environ["IQA_LAB_CACHE"], True)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -1,12 +1,15 @@
-"""``python main.py list [--json]``: every metric, attack and defence, its parameters and
-defaults, and whether it can run here. It reads the registries and catalogues; no model
-is built and nothing is downloaded."""
+"""``python main.py list [--json] [--refresh]``: every metric, attack and defence, its
+parameters and defaults, and whether it can run here. It reads the registries and
+catalogues; no model is built and nothing is downloaded. The result is kept between runs
+(:mod:`engine.cli.catalogue_cache`), so a second ``list`` does not import torch."""
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
+from engine.cli.catalogue_cache import cached_catalogue
 from engine.core.errors import EXIT_OK
 from engine.spec.params import ParamSpec
 
@@ -32,6 +35,7 @@ def catalogue() -> dict[str, list[dict[str, Any]]]:
     from engine.attacks import ATTACKS
     from engine.defences import DEFENCES
     from engine.metrics import list_metrics, metric_info, metric_params
+    from engine.metrics.base import Availability
 
     metrics = []
     for name in list_metrics():
@@ -44,11 +48,12 @@ def catalogue() -> dict[str, list[dict[str, Any]]]:
     attacks = []
     for name in ATTACKS.names():
         cls = ATTACKS.get(name)
+        av = cls.availability() if callable(getattr(cls, "availability", None)) else Availability("ready")
         attacks.append({"name": name, "doc": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
                         "params": [_spec_dict(s) for s in cls.param_specs()],
                         "presets": list(cls.presets), "universal": cls.universal,
-                        "strength_param": getattr(cls, "strength_param", None), "status": "ready",
-                        "plugin": _origin("attack", name)})
+                        "strength_param": getattr(cls, "strength_param", None), "status": av.state,
+                        "reason": av.reason, "plugin": _origin("attack", name)})
     defences = []
     for name in DEFENCES.names():
         cls = DEFENCES.get(name)
@@ -60,6 +65,18 @@ def catalogue() -> dict[str, list[dict[str, Any]]]:
     return {"metrics": metrics, "attacks": attacks, "defences": defences}
 
 
+def weights_folders() -> list[Path]:
+    """Every folder whose files decide an availability in :func:`catalogue`."""
+    from engine.defences.diffpure import hub_cache_dir
+    from engine.metrics import list_metrics, metric_info
+    from engine.metrics.weights import hf_hub_cache_dir, pyiqa_weights_dir, torch_hub_checkpoints_dir, weights_dir
+
+    folders = {weights_dir(), torch_hub_checkpoints_dir(), pyiqa_weights_dir(), hf_hub_cache_dir(), hub_cache_dir()}
+    for name in list_metrics():
+        folders.update(Path(f["folder"]) for f in metric_info(name).get("files", ()) if f.get("folder"))
+    return sorted(folders)
+
+
 def _fmt_default(v: Any) -> str:
     if isinstance(v, float):
         n = v * 255
@@ -69,8 +86,9 @@ def _fmt_default(v: Any) -> str:
     return repr(v)
 
 
-def describe_all(as_json: bool = False) -> str:
-    cat = catalogue()
+def describe_all(as_json: bool = False, cat: dict[str, list[dict[str, Any]]] | None = None) -> str:
+    """The listing as text (or JSON) of ``cat`` (default: built now)."""
+    cat = catalogue() if cat is None else cat
     if as_json:
         return json.dumps(cat, indent=2, default=str)
     lines: list[str] = []
@@ -104,10 +122,15 @@ def describe_all(as_json: bool = False) -> str:
 def add_parser(sub) -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list metrics, attacks and defences with their parameters")
     ls.add_argument("--json", action="store_true")
+    ls.add_argument("--refresh", action="store_true",
+                    help="rebuild the catalogue even when the kept one is fresh (see docs/architecture.md)")
     ls.set_defaults(func=cmd_list)
     return ls
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    print(describe_all(as_json=args.json))
+    from engine.plugins import loaded
+
+    cat, _ = cached_catalogue(catalogue, weights_folders, refresh=args.refresh, live=bool(loaded()))
+    print(describe_all(as_json=args.json, cat=cat))
     return EXIT_OK

@@ -40,6 +40,7 @@ runs it in the model's float32.
 """
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ from engine.defences._neural import (
     weights_folder,
 )
 from engine.defences.base import DEFENCES, DefenceError, msu_reference, msu_sweep, sweep
+from engine.metrics.weights import hf_cached_file
 from engine.spec.params import param
 
 DEFAULT_MODEL = ADM_UNCOND_256
@@ -96,24 +98,12 @@ def _local_layout(folder: Path) -> tuple[str | None, str | None] | None:
 
 def _cached_hub_layout(repo: str) -> tuple[str | None, str | None, str | None] | None:
     """(cache dir, unet subfolder, scheduler subfolder) of a cached hub model, or None."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return None
     for cache in (str(hub_cache_dir()), None):
         for sub in (None, "unet"):
-            name = f"{sub}/config.json" if sub else "config.json"
-            try:
-                hit = try_to_load_from_cache(repo, name, cache_dir=cache)
-            except Exception:  # noqa: BLE001 - an invalid repo id is simply "not cached"
-                hit = None
-            if isinstance(hit, str):
+            if hf_cached_file(repo, f"{sub}/config.json" if sub else "config.json", cache) is not None:
                 sched = "scheduler" if sub else None
                 sname = f"{sched}/scheduler_config.json" if sched else "scheduler_config.json"
-                try:
-                    has_sched = isinstance(try_to_load_from_cache(repo, sname, cache_dir=cache), str)
-                except Exception:  # noqa: BLE001
-                    has_sched = False
+                has_sched = hf_cached_file(repo, sname, cache) is not None
                 return cache, sub, (sched if has_sched else "")
     return None
 
@@ -132,9 +122,9 @@ def _is_local(model: str) -> bool:
 
 
 def _missing_model(model: str) -> str | None:
-    try:
-        import diffusers  # noqa: F401
-    except ImportError:
+    # find_spec, not import: importing diffusers takes seconds and availability is read
+    # by `list` and the GUI's first window.
+    if importlib.util.find_spec("diffusers") is None:
         return "diffpure needs the 'diffusers' package (pip install diffusers)"
     if _is_adm(model):
         if find_weights(model) is not None:

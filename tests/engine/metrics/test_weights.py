@@ -118,3 +118,57 @@ def test_read_checkpoint_reports_bad_files(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(MetricError, match="bad.pth"):
         W.read_checkpoint(bad, metric="x")
+
+
+# --------------------------------------------------------------------------- the hub cache, read without huggingface_hub
+
+def _hub_repo(root, repo_id: str, commit: str, files: dict[str, str]) -> None:
+    repo = root / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    for name, text in files.items():
+        path = repo / "snapshots" / commit / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+@pytest.mark.parametrize("filename", ["config.json", "unet/config.json", "missing.json", "unet/missing.json"])
+def test_hf_cached_file_answers_as_huggingface_hub_does(tmp_path, filename):
+    from huggingface_hub import try_to_load_from_cache
+
+    from engine.metrics.weights import hf_cached_file
+
+    _hub_repo(tmp_path, "org/net", "0123abcd", {"config.json": "{}", "unet/config.json": "{}"})
+    theirs = try_to_load_from_cache("org/net", filename, cache_dir=str(tmp_path))
+    ours = hf_cached_file("org/net", filename, tmp_path)
+    assert ours == (theirs if isinstance(theirs, str) else None)
+    assert hf_cached_file("org/other", filename, tmp_path) is None
+
+
+def test_hf_cached_file_follows_the_hub_environment(tmp_path, monkeypatch):
+    from engine.metrics.weights import hf_cached_file, hf_hub_cache_dir
+
+    _hub_repo(tmp_path / "hub", "org/net", "c0ffee", {"model.safetensors": "x"})
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    assert hf_hub_cache_dir() == tmp_path / "hub"
+    assert hf_cached_file("org/net", "model.safetensors") == str(
+        tmp_path / "hub" / "models--org--net" / "snapshots" / "c0ffee" / "model.safetensors")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "elsewhere"))
+    assert hf_cached_file("org/net", "model.safetensors") is None
+
+
+def test_availability_imports_neither_diffusers_nor_the_hub_client():
+    """`list` and the GUI's first window read every availability: those imports take seconds
+    (``huggingface_hub.constants``, which only reads the environment, is allowed)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; from engine.defences import DEFENCES; from engine.metrics import list_metrics, metric_info; "
+             "[DEFENCES.get(n).availability() for n in DEFENCES.names()]; [metric_info(n) for n in list_metrics()]; "
+             "print(sorted(m for m in ('diffusers', 'huggingface_hub.file_download') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300,
+                         cwd=str(Path(__file__).resolve().parents[3]))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
