@@ -65,3 +65,24 @@ def test_a_write_that_fails_leaves_no_copy_behind(tmp_path, monkeypatch):
     with pytest.raises(CopyMissing):
         read_meta(tmp_path, "u1")
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_the_space_estimate_counts_the_copies_and_the_warning_names_the_option(tmp_path, photo_folder, monkeypatch):
+    import shutil
+
+    from engine.spec.experiment import Experiment
+    from engine.spec.folders import find_images
+    from engine.store import diskspace
+    from engine.store.db import ResultStore
+
+    exp = Experiment(images=find_images(photo_folder), root=str(photo_folder), metrics=["niqe"],
+                     attacks=["ifgsm"], defences=["jpeg"])
+    plain = diskspace.estimate_bytes(exp)
+    exp.keep_attacked = True
+    # three 160×160 photos: 12 bytes per pixel and the header and record of each copy
+    assert diskspace.estimate_bytes(exp) - plain == 3 * (160 * 160 * 12 + diskspace.FLOAT_COPY_OVERHEAD)
+    real = shutil.disk_usage
+    monkeypatch.setattr(diskspace.shutil, "disk_usage", lambda p: real(p)._replace(free=100_000))
+    with ResultStore(tmp_path / "results.sqlite") as store:
+        warning = diskspace.space_warning(exp, store)
+    assert warning and "drop --keep-attacked" in warning and "--save-images" not in warning
