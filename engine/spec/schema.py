@@ -76,7 +76,7 @@ class ExperimentSchema(BaseModel):
 
 #: options whose command-line name differs from the key
 OPTION_NAMES = {"eot_draws": "--eot-draws", "max_pixels": "--max-pixels", "batch_size": "--batch",
-                "mos_file": "--mos", "save_images": "--save-images", "keep_attacked": "--keep-attacked", "metrics": "--metric",
+                "mos_file": "--mos", "save_images": "--save-images", "metrics": "--metric",
                 "attacks": "--attack", "defences": "--defence"}
 
 

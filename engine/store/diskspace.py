@@ -68,8 +68,8 @@ def space_warning(exp: "Experiment", store: "ResultStore", pending: list | None 
     free = shutil.disk_usage(folder).free
     if need <= free:
         return None
-    drop = " or ".join(o for o, on in (("--save-images", exp.save_images), ("--keep-attacked", exp.keep_attacked))
-                       if on) or "--save-images"
+    options = (("--save-images", exp.save_images), ("--keep-attacked", exp.keep_attacked))
+    drop = " or ".join(name for name, on in options if on) or "--save-images"
     return (f"the run needs about {human_bytes(need)} in {folder} (images and results) but only "
             f"{human_bytes(free)} is free; it will stop cleanly when the disk is full — free space "
             f"or drop {drop}")
