@@ -286,13 +286,13 @@ class ResultStore:
     @_guarded
     def attack_records(self, item_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """For each of ``item_ids`` done in the store, what its attack computed: the
-        clean and attacked scores, the step records, the seconds, and ``row`` (its first
-        stored row, whose attack columns every row of the unit shares)."""
+        clean and attacked scores, the step records, the seconds, and ``row`` (the first
+        of its stored rows that is still there: its attack columns are the attack's)."""
         out: dict[str, dict[str, Any]] = {}
         for item_id in set(item_ids):
             r = self._db.execute("SELECT clean_score, attacked_score, steps, seconds FROM items "
                                  "WHERE item_id = ? AND status = 'done'", (item_id,)).fetchone()
-            row = self._db.execute("SELECT data FROM rows WHERE item_id = ? ORDER BY position LIMIT 1",
+            row = self._db.execute("SELECT data FROM rows WHERE item_id = ? ORDER BY rowid LIMIT 1",
                                    (item_id,)).fetchone()
             if r is None or row is None:
                 continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -83,12 +84,22 @@ def _kept(folder: Path, tmp_path: Path) -> ResultStore:
     return store
 
 
+@pytest.mark.parametrize("protocol", ["lab", "msu"])
 def test_a_defence_added_later_replays_the_stored_attack_and_equals_a_full_recompute(
-        folder, tmp_path, fresh, attack_calls):
-    store = _kept(folder, tmp_path)
-    assert len(list((tmp_path / "kept" / "attacked").glob("*.npy"))) == 2 and len(attack_calls) == 2
+        folder, tmp_path, attack_calls, protocol):
+    """Under ``msu`` the copy is x_a as defended there: rounded to 8 bits."""
+    fresh_exp = _exp(folder, GROWN, protocol=protocol)
+    fresh_store = ResultStore(tmp_path / "fresh" / "results.sqlite")
+    _run(fresh_exp, fresh_store)
+    store = ResultStore(tmp_path / "kept" / "results.sqlite")
     attack_calls.clear()
-    grown = _exp(folder, GROWN)  # keep_attacked is not needed to reuse copies kept before
+    _run(_exp(folder, FIRST, keep_attacked=True, protocol=protocol), store)
+    copies = sorted((tmp_path / "kept" / "attacked").glob("*.npy"))
+    assert len(copies) == 2 and len(attack_calls) == 2
+    on_grid = np.allclose(np.load(copies[0]) * 255, np.round(np.load(copies[0]) * 255), atol=1e-3)
+    assert on_grid == (protocol == "msu")  # lab: the attack's float output, off the 8-bit grid
+    attack_calls.clear()
+    grown = _exp(folder, GROWN, protocol=protocol)  # keep_attacked is not needed to reuse copies kept before
     started, events = _run(grown, store)
     assert attack_calls == []  # the attack did not run
     assert not any(isinstance(e, AttackStep) for e in events)
@@ -99,7 +110,6 @@ def test_a_defence_added_later_replays_the_stored_attack_and_equals_a_full_recom
     assert sorted(r["defence_label"] for e in done for r in e.rows) == ["median-blur", "median-blur"]
     identity = store.manifest(grown.id)["runs"][-1]["identity"]
     assert identity["attacks_reused_from_stored"] == 2 and identity["attacks_recomputed_for_new_defences"] == 0
-    fresh_store, fresh_exp = fresh
     assert _rows(store, grown) == _rows(fresh_store, fresh_exp)  # every column but the timings, bit for bit
     # the unit's attack record (steps, scores) is the stored one, as a full recompute writes it
     assert ([(i["image_name"], i["steps"], i["clean_score"], i["attacked_score"]) for i in store.items(grown.id)]
