@@ -92,7 +92,8 @@ def run_experiment(exp: Experiment, store: ResultStore, *, cancel: CancelToken |
                                              **backend.manifest(), "metric_weights": weights_manifest(exp.metrics),
                                              "plugins": plugin_manifest(exp)},
                                              items, mos)
-        yield RunStarted(exp.id, len(items), len(pending), backend.device_label, reuse.reused, tuple(reuse.lines()))
+        yield RunStarted(exp.id, len(items), len(pending), backend.device_label, reuse.reused, tuple(reuse.lines()),
+                         len(reuse.replayed))
         units = UnitFeed(keeper.units(plan_units(pending, exp), cancel), len(pending))
         finished, failed = yield from _drive(backend, units, exp, store, run_id, keeper, cancel, mos, pending,
                                             len(items))

@@ -106,7 +106,7 @@ def test_a_defence_added_later_replays_the_stored_attack_and_equals_a_full_recom
     started, events = _run(grown, store)
     assert attack_calls == []  # the attack did not run
     assert not any(isinstance(e, AttackStep) for e in events)
-    assert started.pending == 2
+    assert (started.pending, started.attacks_reused) == (2, 2)
     assert any("2 attack(s) reused from stored attacked images" in n for n in started.notes)
     assert not any("computed again" in n for n in started.notes)
     done = [e for e in events if isinstance(e, ItemFinished)]
