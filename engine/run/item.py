@@ -4,7 +4,8 @@
 yields the same events and returns the same rows. The stages, each in its own function:
 clean scores, the attack (:mod:`engine.run.attack`), one row per defence
 (:func:`defence_rows`, numbers from :mod:`engine.run.defend`), and the event buffering
-of a batch (:class:`EventBuffer`).
+of a batch (:class:`EventBuffer`). An item that replays a stored attack
+(:mod:`engine.run.replay`) skips the clean scores and the attack: both are the stored ones.
 """
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from engine.spec.experiment import Experiment, WorkItem
 
 #: why a stored attack is computed again when no copy of x_a was kept
-NO_COPY = "no exact float copy of its attacked image is stored (the run that computed it had no --keep-attacked)"
+NO_COPY = "no exact float copy of its attacked image is stored (runs with --keep-attacked keep one)"
 
 
 def find_replays(items: Iterable["WorkItem"], store: Any, verify: bool = False,
@@ -71,10 +71,13 @@ def _replay(folder: os.PathLike, uid: str, record: dict[str, Any] | None, verify
     if verify:
         read_copy(meta)
     row = record["row"]
-    return AttackReplay(path=os.path.abspath(meta["path"]), sha256=meta["sha256"], shape=tuple(meta["shape"]),
-                        dtype=meta["dtype"], clean=float(record["clean"]), attacked=float(record["attacked"]),
-                        attacked_8bit=row.get("attacked_8bit"), columns={k: row.get(k) for k in ATTACK_COLUMNS},
-                        steps=list(record["steps"]), seconds=float(record["seconds"] or 0.0))
+    try:
+        return AttackReplay(path=os.path.abspath(meta["path"]), sha256=meta["sha256"], shape=tuple(meta["shape"]),
+                            dtype=meta["dtype"], clean=float(record["clean"]), attacked=float(record["attacked"]),
+                            attacked_8bit=row.get("attacked_8bit"), columns={k: row.get(k) for k in ATTACK_COLUMNS},
+                            steps=list(record["steps"]), seconds=float(record["seconds"] or 0.0))
+    except (TypeError, ValueError, AttributeError):
+        raise CopyUnusable("its stored attack record is incomplete") from None
 
 
 def load_attacked(item: "WorkItem", loaded: "LoadedImage", data: dict[str, bytes] | None = None) -> torch.Tensor:
