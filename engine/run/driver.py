@@ -24,7 +24,7 @@ from engine.run.runtime import Runtime
 from engine.run.units import Backend, CancelToken, ItemOutcome
 from engine.spec.experiment import Experiment, WorkItem
 from engine.spec.identity import compute_version
-from engine.store.attacked import write_copy
+from engine.store.attacked import remove_copy, write_copy
 from engine.store.db import ResultStore
 from engine.spec.recipes import weights_manifest
 
@@ -152,18 +152,24 @@ def _drive(backend: Backend, units: Any, exp: Experiment, store: ResultStore, ru
 
 
 def _commit(store: ResultStore, exp: Experiment, item: WorkItem, result: Any, run_id: int) -> int:
-    """Write a finished item: its images (``save_images``) and its attacked image's float
-    copy (``keep_attacked``) first, then its rows in one transaction; the bytes of files
+    """Write a finished item: its attacked image's float copy (``keep_attacked``) and its
+    images (``save_images``) first, then its rows in one transaction; the bytes of files
     written. A crash in between leaves files without rows: the item is computed again
     (a copy is only reused with the stored rows whose M(x_a) it records)."""
     written = 0
-    if exp.save_images and result.images is not None:
-        written += _save_images(store, exp.id, item, result.images)
-    if exp.keep_attacked and result.attacked_copy is not None:
+    kept = exp.keep_attacked and result.attacked_copy is not None
+    if kept:
         written += write_copy(store.attacked_dir, item.id, result.attacked_copy, result.attacked_score)
-    store.write_item(exp.id, item, result.rows, clean_score=result.clean_score,
-                     attacked_score=result.attacked_score, steps=result.steps,
-                     seconds=result.seconds, note=result.note, run=run_id)
+    try:
+        if exp.save_images and result.images is not None:
+            written += _save_images(store, exp.id, item, result.images)
+        store.write_item(exp.id, item, result.rows, clean_score=result.clean_score,
+                         attacked_score=result.attacked_score, steps=result.steps,
+                         seconds=result.seconds, note=result.note, run=run_id)
+    except BaseException:
+        if kept:  # not committed (a full disk): leave the room to the CSVs
+            remove_copy(store.attacked_dir, item.id)
+        raise
     return written
 
 

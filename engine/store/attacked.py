@@ -90,6 +90,12 @@ def write_copy(folder: str | os.PathLike, unit_id: str, array: np.ndarray, attac
     return len(data) + len(text)
 
 
+def remove_copy(folder: str | os.PathLike, unit_id: str) -> None:
+    """Remove the unit's copy and its record, if any (an item whose commit failed)."""
+    for path in copy_paths(folder, unit_id):
+        path.unlink(missing_ok=True)
+
+
 def read_meta(folder: str | os.PathLike, unit_id: str) -> dict[str, Any]:
     """The record of the unit's copy, with ``path`` (the array file) added.
 

@@ -249,3 +249,32 @@ def test_the_cli_keeps_copies_and_says_how_many_attacks_it_reused(folder, tmp_pa
     first, second = store.experiments()
     assert first["spec"]["keep_attacked"] is True and second["spec"]["keep_attacked"] is False
     assert first["manifest"]["identity"]["keep_attacked"] is True
+
+
+def test_a_full_disk_keeps_the_committed_items_copies_and_no_copy_without_rows(folder, tmp_path, monkeypatch):
+    import errno
+
+    from engine.core.errors import DiskFullError
+
+    original = ResultStore.write_item
+    calls: list[int] = []
+
+    def full_on_second(self, *a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(self, *a, **kw)
+
+    monkeypatch.setattr(ResultStore, "write_item", full_on_second)
+    store = ResultStore(tmp_path / "k" / "results.sqlite")
+    exp = _exp(folder, FIRST, keep_attacked=True)
+    with pytest.raises(DiskFullError):
+        list(run_experiment(exp, store))
+    done = store.done_item_ids(exp.id)
+    assert len(done) == 1
+    kept = {p.stem for p in store.attacked_dir.iterdir()}
+    assert kept == done  # the item not committed left no copy (nor a temporary file)
+    monkeypatch.setattr(ResultStore, "write_item", original)
+    list(run_experiment(exp, store))  # resume
+    assert {p.stem for p in store.attacked_dir.glob("*.npy")} == store.done_item_ids(exp.id)
+    assert len(list(store.attacked_dir.iterdir())) == 4
