@@ -43,6 +43,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="Ray workers, ≥ 1 (default: one per GPU, else one per node sharing its cores)")
     r.add_argument("--seed", type=int, default=None, help="master seed, 0 … 2^63−1 (default 0)")
     r.add_argument("--save-images", action="store_true", help="save attacked/defended images as PNG")
+    r.add_argument("--keep-attacked", dest="keep_attacked", action="store_true",
+                   help="keep an exact float copy of each attacked image in OUT/attacked (12 bytes per "
+                        "pixel), so a defence added later reuses the attack instead of computing it again")
     r.add_argument("--adaptive", action="store_true", help="attack the metric behind each defence (BPDA/EOT)")
     r.add_argument("--eot-draws", dest="eot_draws", type=int, default=None,
                    help="draws of each random defence, 1 … 10000 (default 1)")
@@ -137,6 +140,8 @@ def build_experiment(args: argparse.Namespace):
         exp.mos_file = find_mos_file(src)
     if args.save_images:
         exp.save_images = True
+    if getattr(args, "keep_attacked", False):
+        exp.keep_attacked = True
     if args.adaptive:
         exp.adaptive = True
     return exp

@@ -56,6 +56,7 @@ class RunStarted:
     device: str
     reused: int = 0     # items whose rows the store holds already (from any experiment)
     notes: tuple[str, ...] | list[str] = ()  # why work is computed again, one line each
+    attacks_reused: int = 0  # stored attacks replayed from exact float copies (new defences' rows only)
 
 
 @dataclass(frozen=True)

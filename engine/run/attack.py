@@ -1,4 +1,8 @@
-"""The attack stage of an item: build the attacked target, run the steps, score x_a."""
+"""The attack stage of an item: build the attacked target, run the steps, score x_a.
+
+:class:`Attacked` is what the stage hands on, also when a stored attack is replayed
+(:mod:`engine.run.replay`): then its per-image columns and steps are the stored ones.
+"""
 from __future__ import annotations
 
 import time
@@ -7,7 +11,7 @@ from typing import Any, Generator
 
 import torch
 
-from engine.core.events import AttackStep, Event
+from engine.core.events import AttackDone, AttackStep, Event
 from engine.core.seeds import derive_seed
 from engine.evaluation.protocol import attacked_for_protocol, to_8bit_grid
 from engine.metrics.counting import QueryCounter, queries_of
@@ -15,6 +19,7 @@ from engine.run.runtime import Runtime
 from engine.run.scoring import failure_text, finite_each, metric_scores, per_image, sync
 from engine.run.units import Cancelled, CancelToken, ItemError
 from engine.spec.experiment import Experiment, WorkItem
+from engine.spec.replay import AttackReplay
 
 
 @dataclass
@@ -28,6 +33,29 @@ class Attacked:
     used: list[int]           # per image, which iterate was returned (-1: unknown)
     queries: float | None = None  # metric evaluations per image (recorded by a score-only attack, else counted)
     scores_8bit: list[float] | None = None  # M(x_a rounded to the 8-bit grid) per image
+    replayed: list[AttackReplay] | None = None  # per image, the stored attack replayed (no outcome then)
+
+    def columns(self, i: int) -> dict[str, Any]:
+        """Image ``i``'s columns that the attack alone determines
+        (:data:`engine.spec.replay.ATTACK_COLUMNS`)."""
+        if self.replayed is not None:
+            return dict(self.replayed[i].columns)
+        outcome = self.outcome
+        return {"attack_time": self.seconds, "attack_iterations": max(0, len(outcome.steps) - 1),
+                "iteration_used": self.used[i], "attack_queries": self.queries,
+                "attack_selection": outcome.selection, "attack_mode": outcome.mode}
+
+    def step_records(self, i: int) -> list[dict[str, Any]]:
+        """Image ``i``'s attack steps as stored records."""
+        if self.replayed is not None:
+            return [dict(s) for s in self.replayed[i].steps]
+        return [s.image(i).to_dict() for s in self.outcome.steps]
+
+    def done_event(self, item_id: str, i: int) -> AttackDone:
+        """Image ``i``'s :class:`~engine.core.events.AttackDone`."""
+        c = self.columns(i)
+        return AttackDone(item_id, self.scores[i], c["attack_time"], c["attack_selection"], self.used[i],
+                          c["attack_mode"])
 
 
 def attack_target(items: list[WorkItem], metric, exp: Experiment, runtime: Runtime) -> tuple[Any, Any, str]:

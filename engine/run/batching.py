@@ -97,9 +97,11 @@ def attack_batchable(spec: "ComponentSpec") -> bool:
 
 
 def unit_key(item: "WorkItem", size: Hashable) -> tuple:
-    """What items must share to run as one batch."""
+    """What items must share to run as one batch (a replayed stored attack runs with
+    replayed ones only)."""
     target = item.target_defence.key if item.target_defence is not None else None
-    return (item.metric.key, item.attack.key, target, tuple(d.key for d in item.defences), size)
+    return (item.metric.key, item.attack.key, target, tuple(d.key for d in item.defences), size,
+            item.replay is not None)
 
 
 def plan_units(pending: list["WorkItem"], exp: "Experiment") -> list[list["WorkItem"]]:

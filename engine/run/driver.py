@@ -3,6 +3,8 @@
 :func:`run_experiment` walks the pending items of an experiment (resume: items done in
 the store are skipped), persisting each as it finishes; it is the only writer of the
 store, whatever the back end. Consumers (CLI, GUI, tests) only iterate its events.
+With ``keep_attacked`` it also keeps the exact float copy of each attacked image that a
+back end returns (:mod:`engine.store.attacked`), before the item is committed.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from engine.run.runtime import Runtime
 from engine.run.units import Backend, CancelToken, ItemOutcome
 from engine.spec.experiment import Experiment, WorkItem
 from engine.spec.identity import compute_version
+from engine.store.attacked import remove_copy, write_copy
 from engine.store.db import ResultStore
 from engine.spec.recipes import weights_manifest
 
@@ -77,18 +80,20 @@ def run_experiment(exp: Experiment, store: ResultStore, *, cancel: CancelToken |
     """
     t_start = time.perf_counter()
     backend = backend or LocalBackend(runtime or Runtime(exp.device))
-    reuse = reuse_plan(exp, store)
+    reuse = reuse_plan(exp, store, verify=True)
     items, pending = reuse.items, reuse.pending
     mos = _load_mos(exp)
     keeper = LeaseKeeper(store, exp.id, extend=reuse.extended)
     try:
         run_id = store.open_experiment(exp, {"experiment_id": exp.id, "spec": exp.to_dict(),
                                              "seed": exp.seed, "owner": keeper.owner,
-                                             "identity": {"compute_version": compute_version(), **reuse.summary()},
+                                             "identity": {"compute_version": compute_version(), **reuse.summary(),
+                                                          "keep_attacked": exp.keep_attacked},
                                              **backend.manifest(), "metric_weights": weights_manifest(exp.metrics),
                                              "plugins": plugin_manifest(exp)},
                                              items, mos)
-        yield RunStarted(exp.id, len(items), len(pending), backend.device_label, reuse.reused, tuple(reuse.lines()))
+        yield RunStarted(exp.id, len(items), len(pending), backend.device_label, reuse.reused, tuple(reuse.lines()),
+                         len(reuse.replayed))
         units = UnitFeed(keeper.units(plan_units(pending, exp), cancel), len(pending))
         finished, failed = yield from _drive(backend, units, exp, store, run_id, keeper, cancel, mos, pending,
                                             len(items))
@@ -125,16 +130,11 @@ def _drive(backend: Backend, units: Any, exp: Experiment, store: ResultStore, ru
                 keeper.done_with(item.id)
                 yield ItemFailed(item, out.error, out.stage)
                 continue
-            result = out.result
-            if exp.save_images and result.images is not None:
-                written += _save_images(store, exp.id, item, result.images)
-            store.write_item(exp.id, item, result.rows, clean_score=result.clean_score,
-                             attacked_score=result.attacked_score, steps=result.steps,
-                             seconds=result.seconds, note=result.note, run=run_id)
+            written += _commit(store, exp, item, out.result, run_id)
             finished += 1
             grown = max(0, _store_bytes(store) - size0)
             keeper.done_with(item.id)
-            yield ItemFinished(item, result.rows, result.steps, result.images)
+            yield ItemFinished(item, out.result.rows, out.result.steps, out.result.images)
     except OSError as exc:
         if not (isinstance(exc, DiskFullError) or is_disk_full(exc)):
             raise
@@ -149,6 +149,28 @@ def _drive(backend: Backend, units: Any, exp: Experiment, store: ResultStore, ru
         if close is not None:
             close()
     return finished, failed
+
+
+def _commit(store: ResultStore, exp: Experiment, item: WorkItem, result: Any, run_id: int) -> int:
+    """Write a finished item: its attacked image's float copy (``keep_attacked``) and its
+    images (``save_images``) first, then its rows in one transaction; the bytes of files
+    written. A crash in between leaves files without rows: the item is computed again
+    (a copy is only reused with the stored rows whose M(x_a) it records)."""
+    written = 0
+    kept = exp.keep_attacked and result.attacked_copy is not None
+    if kept:
+        written += write_copy(store.attacked_dir, item.id, result.attacked_copy, result.attacked_score)
+    try:
+        if exp.save_images and result.images is not None:
+            written += _save_images(store, exp.id, item, result.images)
+        store.write_item(exp.id, item, result.rows, clean_score=result.clean_score,
+                         attacked_score=result.attacked_score, steps=result.steps,
+                         seconds=result.seconds, note=result.note, run=run_id)
+    except BaseException:
+        if kept:  # not committed (a full disk): leave the room to the CSVs
+            remove_copy(store.attacked_dir, item.id)
+        raise
+    return written
 
 
 def _store_bytes(store: ResultStore) -> int:

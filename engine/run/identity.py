@@ -5,18 +5,22 @@ store already holds, and what is left to compute.
 path, size and modification time, so a second plan of an unchanged folder reads no
 image); :func:`reuse_plan` splits an experiment's items into those the store holds for
 every defence (reused, from any experiment), those it holds for some defences (only the
-new defences' rows are computed; the attack is computed again, see below) and new ones.
+new defences' rows are computed, see below) and new ones.
 
-A defence added later needs the attacked image. The store keeps only its 8-bit PNG
-(``--save-images``), which is not the attack's float output, so the attack is computed
-again with the unit's seed (the same x_a for a deterministic attack on the same device)
-and the run says so; its other rows are not touched.
+A defence added later needs the attacked image x_a. When the run that computed the unit
+kept an exact float copy of it (``keep_attacked``, :mod:`engine.store.attacked`), the
+item replays the stored attack (:mod:`engine.run.replay`): the new rows are computed from
+the copy, the attack is not run. Otherwise — no copy, or one that is damaged — the attack
+is computed again with the unit's seed (the same x_a for a deterministic attack on the
+same device) and the plan says why. The 8-bit PNG of ``--save-images`` is never used in
+place of x_a: it is not the attack's float output. The unit's stored rows are not touched.
 """
 from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine.spec.experiment import Experiment, WorkItem
@@ -116,11 +120,13 @@ class ReusePlan:
     Attributes:
         items: every item of the experiment (ids by content).
         pending: what to compute, one item per unit (a link and its target once); an
-            item of a unit stored for some defences carries only the missing ones.
+            item of a unit stored for some defences carries only the missing ones, and
+            its ``replay`` when its stored attack is reused.
         reused: items whose rows are all in the store (from this or any experiment).
-        extended: ids of units stored for some defences, computed again for the others
-            (their attack is computed again: see the module doc).
+        extended: ids of units stored for some defences, computed for the others.
         legacy: the experiment had rows made before content identity (not reused).
+        replayed: ids of extended units whose attack is reused from a stored copy of x_a.
+        why: id of an extended unit attacked again → why its stored attack is not reused.
     """
 
     items: list[WorkItem]
@@ -128,31 +134,41 @@ class ReusePlan:
     reused: int
     extended: set[str] = field(default_factory=set)
     legacy: bool = False
+    replayed: set[str] = field(default_factory=set)
+    why: dict[str, str] = field(default_factory=dict)
 
-    def summary(self) -> dict[str, int]:
+    def summary(self) -> dict[str, Any]:
         """Counts for the manifest and the plan preview."""
         return {"items": len(self.items), "reused": self.reused, "to_compute": len(self.pending),
-                "attacks_recomputed_for_new_defences": len(self.extended)}
+                "attacks_reused_from_stored": len(self.replayed),
+                "attacks_recomputed_for_new_defences": len(self.extended) - len(self.replayed),
+                "attacks_recomputed_why": dict(Counter(self.why.values()))}
 
     def lines(self) -> list[str]:
-        """What to tell the user beyond the counts (why an attack is computed again)."""
+        """What to tell the user beyond the counts (stored attacks reused, or why not)."""
         out = []
-        if self.extended:
-            out.append(f"{len(self.extended)} stored attack(s) computed again for new defences (the store "
-                       "keeps no float copy of attacked images); their stored rows are kept")
+        if self.replayed:
+            out.append(f"{len(self.replayed)} attack(s) reused from stored attacked images (exact float "
+                       "copies): only the new defences' rows are computed")
+        for reason, n in Counter(self.why[u] for u in self.extended - self.replayed if u in self.why).items():
+            out.append(f"{n} stored attack(s) computed again for new defences: {reason}; their stored "
+                       "rows are kept")
         if self.legacy:
             out.append("this experiment's rows in the store were made by an earlier version (items "
                        "identified by file name); they are not reused, and stay readable as they were")
         return out
 
 
-def reuse_plan(exp: Experiment, store: Any = None, known: Contents | None = None) -> ReusePlan:
+def reuse_plan(exp: Experiment, store: Any = None, known: Contents | None = None,
+               verify: bool = False) -> ReusePlan:
     """Split ``exp``'s items into reused, extended and new (see :class:`ReusePlan`).
 
     Args:
         exp: the experiment.
         store: the open store (None: nothing is stored).
         known: content hashes already computed (default: :func:`contents`).
+        verify: read every stored attacked image an extended unit would reuse and check
+            its checksum (the driver, before it runs; the preview checks sizes only).
     """
     items = exp.items(known if known is not None else contents(exp, store))
     stored = store.stored_defences(it.id for it in items) if store is not None else {}
@@ -171,12 +187,23 @@ def reuse_plan(exp: Experiment, store: Any = None, known: Contents | None = None
         seen.add(it.id)
         if have is not None:
             extended.add(it.id)
-            pending.append(WorkItem(it.index, it.image, it.image_name, it.metric, it.attack, missing,
-                                    it.target_defence, it.seed, it.id, it.content))
+            pending.append(replace(it, defences=missing))
         else:
             pending.append(it)
     legacy = store is not None and _had_legacy_rows(store, exp.id)
-    return ReusePlan(items, pending, reused, extended, legacy)
+    plan = ReusePlan(items, pending, reused, extended, legacy)
+    if extended:
+        _attach_replays(plan, store, verify)
+    return plan
+
+
+def _attach_replays(plan: ReusePlan, store: Any, verify: bool) -> None:
+    """Give the extended pending items whose stored attack can be reused their replay."""
+    from engine.run.replay import find_replays
+
+    replays, plan.why = find_replays([it for it in plan.pending if it.id in plan.extended], store, verify)
+    plan.replayed = set(replays)
+    plan.pending = [replace(it, replay=replays[it.id]) if it.id in replays else it for it in plan.pending]
 
 
 def _had_legacy_rows(store: Any, exp_id: str) -> bool:

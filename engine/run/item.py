@@ -4,7 +4,8 @@
 yields the same events and returns the same rows. The stages, each in its own function:
 clean scores, the attack (:mod:`engine.run.attack`), one row per defence
 (:func:`defence_rows`, numbers from :mod:`engine.run.defend`), and the event buffering
-of a batch (:class:`EventBuffer`).
+of a batch (:class:`EventBuffer`). An item that replays a stored attack
+(:mod:`engine.run.replay`) skips the clean scores and the attack: both are the stored ones.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any, Generator
 
 import torch
 
-from engine.core.events import AttackDone, CleanScored, DefenceDone, Event, ItemImages
+from engine.core.events import CleanScored, DefenceDone, Event, ItemImages
 from engine.core.seeds import derive_seed
 from engine.spec.budgets import budget_columns
 from engine.evaluation.row import PairMeasures, evaluate_pair
@@ -80,7 +81,7 @@ def run_item(item: WorkItem, exp: Experiment, runtime: Runtime,
 
 def run_batch(items: list[WorkItem], loaded: list[LoadedImage], exp: Experiment, runtime: Runtime,
               cancel: CancelToken | None, mos: dict[str, float] | None,
-              ) -> Generator[Event, None, list[ItemResult]]:
+              attacked: list[torch.Tensor] | None = None) -> Generator[Event, None, list[ItemResult]]:
     """The one path from images to rows, for B ≥ 1 compatible items of one image size.
 
     Every quantity is computed once, as one B×3×H×W batch: the clean scores, the attack,
@@ -88,6 +89,9 @@ def run_batch(items: list[WorkItem], loaded: list[LoadedImage], exp: Experiment,
     per defence two applies and two scored forwards (none: x, x_a and their scores
     reused); pair measures once per distinct pair (:class:`PairMeasures`). Per image:
     seeds (attack generator, defence and EOT draws), best iterate, step records, rows.
+
+    ``attacked``: the items' stored x_a (each item's ``replay``, :mod:`engine.run.replay`):
+    the clean scores and the attack are then the stored ones and only the defences run.
 
     A single item keeps its failure semantics (:class:`ItemError`; a failing defence is
     an error row). In a batch of several, any failure raises :class:`BatchFailed`.
@@ -99,18 +103,33 @@ def run_batch(items: list[WorkItem], loaded: list[LoadedImage], exp: Experiment,
         metric = runtime.metric(items[0].metric)
     except Exception as exc:  # noqa: BLE001
         raise ItemError("metric", f"cannot build metric {items[0].metric.label}: {failure_text(exc)}") from exc
-    clean = metric_scores(metric, x, "clean image", "metric")
+    if attacked is not None:
+        from engine.run.replay import replayed_attack
+
+        att = replayed_attack(items, attacked, metric, exp, runtime.device)
+        clean = [it.replay.clean for it in items]
+    else:
+        clean = metric_scores(metric, x, "clean image", "metric")
     for i, item in enumerate(items):
         yield from events.emit(CleanScored(item.id, clean[i]), live=i == 0)
-    att = yield from run_attack(items, x, metric, clean, exp, runtime, cancel)
+    if attacked is None:
+        att = yield from run_attack(items, x, metric, clean, exp, runtime, cancel)
     for i, item in enumerate(items):
-        yield from events.emit(AttackDone(item.id, att.scores[i], att.seconds, att.outcome.selection,
-                                          att.used[i], att.outcome.mode))
+        yield from events.emit(att.done_event(item.id, i))
     rows, images = yield from defence_rows(items, loaded, x, att, metric, clean, exp, runtime, mos, events)
     yield from events.release()
     seconds = (time.perf_counter() - t_item) / len(items)
-    return [ItemResult(rows[i], [s.image(i).to_dict() for s in att.outcome.steps], clean[i], att.scores[i],
-                       seconds, loaded[i].note, images[i]) for i in range(len(items))]
+    return [ItemResult(rows[i], att.step_records(i), clean[i], att.scores[i],
+                       att.replayed[i].seconds if att.replayed else seconds, loaded[i].note, images[i],
+                       attacked_copy=kept_copy(att, i, exp)) for i in range(len(items))]
+
+
+def kept_copy(att: Attacked, i: int, exp: Experiment) -> Any:
+    """Image ``i``'s x_a as a numpy array for the store to keep (``keep_attacked``; a
+    replayed attack's copy is stored already), else None."""
+    if not exp.keep_attacked or att.replayed is not None:
+        return None
+    return att.x_adv[i:i + 1].detach().to("cpu").numpy().copy()
 
 
 def defence_rows(items: list[WorkItem], loaded: list[LoadedImage], x: torch.Tensor, att: Attacked, metric,
@@ -170,14 +189,10 @@ def one_defence(spec: ComponentSpec, items: list[WorkItem], x: torch.Tensor, att
 def common_columns(item: WorkItem, mos: dict[str, float] | None, note: str, clean: float, att: Attacked,
                    i: int, lower_better: bool) -> dict[str, Any]:
     """The columns every row of image ``i``'s item shares."""
-    outcome = att.outcome
     return {
         "image_name": item.image_name, "metric": item.metric.label,
         "attack": item.attack.name, "attack_preset": item.attack.preset_label,
-        "mos": (mos or {}).get(item.image_name), "attack_time": att.seconds,
-        "attack_iterations": max(0, len(outcome.steps) - 1), "iteration_used": att.used[i],
-        "attack_queries": att.queries,
-        "attack_selection": outcome.selection, "attack_mode": outcome.mode,
+        "mos": (mos or {}).get(item.image_name), **att.columns(i),
         "attack_gained": attack_gained(clean, att.scores[i], lower_better),
         "seed": item.seed, "item_id": item.id, "image_hash": item.content, "note": note,
         **(eight_bit_columns(clean, att.scores[i], att.scores_8bit[i], lower_better)

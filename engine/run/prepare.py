@@ -346,7 +346,7 @@ def prepare(exp: Experiment, store: Any, *, backend: Any = None, presets: str | 
     reuse = reuse_plan(exp, store)
     items, pending = reuse.items, reuse.pending
     warnings = []
-    if exp.save_images:
+    if exp.save_images or exp.keep_attacked:
         from engine.store.diskspace import space_warning
 
         warning = space_warning(exp, store, pending)

@@ -18,6 +18,7 @@ from typing import Any, Iterable
 from engine.core.seeds import canonical_json, derive_seed, short_hash
 from engine.spec.identity import Contents, unit_id, unit_identity
 from engine.spec.protocols import check_protocol
+from engine.spec.replay import AttackReplay
 
 @dataclass(frozen=True)
 class ComponentSpec:
@@ -141,6 +142,9 @@ class Experiment:
         adaptive: ``False``: attack the bare metric once, evaluate every defence.
             ``True``: attack M∘D for each defence (BPDA/EOT where needed).
         save_images: also write attacked/defended images as PNG next to the store.
+        keep_attacked: also keep an exact float copy of each attacked image next to the
+            store (``attacked/<unit>.npy``, 12 bytes per pixel), so a defence added later
+            reuses the attack instead of computing it again (:mod:`engine.spec.replay`).
         mos_file: optional CSV ``image_name,mos`` for SROCC/PLCC.
         device: ``auto``, ``cpu`` or ``cuda`` (recorded, not part of the identity).
         eot_draws: for random defences, how many draws to evaluate per item (≥ 1).
@@ -171,6 +175,7 @@ class Experiment:
     root: str | None = None
     adaptive: bool = False
     save_images: bool = False
+    keep_attacked: bool = False
     mos_file: str | None = None
     device: str = "auto"
     eot_draws: int = 1
@@ -225,7 +230,7 @@ class Experiment:
     def id(self) -> str:
         """Identity for resuming: everything that changes the numbers, not where it runs."""
         d = self.to_dict()
-        for k in ("device", "save_images", "batch_size", "plugins"):
+        for k in ("device", "save_images", "keep_attacked", "batch_size", "plugins"):
             d.pop(k, None)
         for k in ("budget", "study", "plugin_code"):  # ids of experiments from before these fields stay the same
             if not d.get(k):
@@ -270,6 +275,8 @@ class WorkItem:
     seed: int
     id: str
     content: str = ""
+    #: the stored attack this item replays (a defence added later), else None
+    replay: AttackReplay | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "image": self.image, "image_name": self.image_name,

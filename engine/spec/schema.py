@@ -58,6 +58,8 @@ class ExperimentSchema(BaseModel):
     seed: StrictInt = Field(0, ge=0, le=2**63 - 1, description="master seed, 0 … 2^63−1")
     adaptive: StrictBool = Field(False, description="attack the metric behind each defence")
     save_images: StrictBool = Field(False, description="save attacked/defended images as PNG")
+    keep_attacked: StrictBool = Field(False, description="keep an exact float copy of each attacked image "
+                                      "(12 bytes per pixel), so a defence added later reuses the attack")
     mos_file: StrictStr | None = Field(None, description="CSV image_name,mos")
     device: StrictStr = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto, cpu, mps, cuda or cuda:N")
     eot_draws: StrictInt = Field(1, ge=1, le=10_000, description="draws of a random defence, 1 … 10000")

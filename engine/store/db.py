@@ -4,7 +4,9 @@ Each finished item is committed in one transaction with all its rows, so killing
 process loses at most the item in flight. Re-running the same experiment resumes: items
 already ``done`` are skipped; ``failed`` items are tried again (the failure is replaced).
 
-Layout next to the store file: ``images/<experiment>/<item>/<kind>[--<defence>].png``.
+Layout next to the store file: ``images/<experiment>/<item>/<kind>[--<defence>].png``
+(``save_images``) and ``attacked/<item>.npy`` with its record (``keep_attacked``: exact
+float copies of the attacked images, :mod:`engine.store.attacked`).
 
 The schema has a version (``PRAGMA user_version``): an older store is migrated forward
 when opened for writing, a store made by a newer version is refused. A damaged store is
@@ -216,6 +218,13 @@ class ResultStore:
     def image_dir(self) -> Path:
         return self.path.parent / "images"
 
+    @property
+    def attacked_dir(self) -> Path:
+        """Where the exact float copies of attacked images are kept (:mod:`engine.store.attacked`)."""
+        from engine.store.attacked import COPY_DIR
+
+        return self.path.parent / COPY_DIR
+
     def close(self) -> None:
         self._db.close()
 
@@ -272,6 +281,24 @@ class ResultStore:
                 continue
             out[item_id] = {x[0] for x in self._db.execute("SELECT defence FROM rows WHERE item_id = ?",
                                                             (item_id,))}
+        return out
+
+    @_guarded
+    def attack_records(self, item_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """For each of ``item_ids`` done in the store, what its attack computed: the
+        clean and attacked scores, the step records, the seconds, and ``row`` (the first
+        of its stored rows that is still there: its attack columns are the attack's)."""
+        out: dict[str, dict[str, Any]] = {}
+        for item_id in set(item_ids):
+            r = self._db.execute("SELECT clean_score, attacked_score, steps, seconds FROM items "
+                                 "WHERE item_id = ? AND status = 'done'", (item_id,)).fetchone()
+            row = self._db.execute("SELECT data FROM rows WHERE item_id = ? ORDER BY rowid LIMIT 1",
+                                   (item_id,)).fetchone()
+            if r is None or row is None:
+                continue
+            out[item_id] = {"clean": r["clean_score"], "attacked": r["attacked_score"],
+                            "steps": json.loads(r["steps"]) if r["steps"] else [], "seconds": r["seconds"],
+                            "row": json.loads(row[0])}
         return out
 
     def _view(self, exp_id: str) -> list[sqlite3.Row]:

@@ -68,6 +68,7 @@ def setup_rows(data: ReportData) -> list[tuple[str, Any]]:
         ("protocol", s.get("protocol", "lab")),
         ("EOT draws", s.get("eot_draws")),
         ("images saved", s.get("save_images")),
+        ("attacked images kept (exact float copies)", bool(s.get("keep_attacked"))),
         ("MOS file", s.get("mos_file") or "–"),
         ("max pixels", s.get("max_pixels")),
         ("device requested", m.get("device_requested", s.get("device"))),

@@ -91,17 +91,21 @@ def _orphaned(units: list[_Unit]) -> Iterator["ItemOutcome"]:
 
 
 def _read_images(items: list["WorkItem"]) -> dict[str, bytes]:
-    """The image files' bytes, read here so that workers need no shared file system.
+    """The image files' bytes (and those of the stored attacked images the items replay),
+    read here so that workers need no shared file system.
 
-    A file that cannot be read here is left out: the worker then reports the problem.
+    A file that cannot be read here is left out: the worker then reports the problem (a
+    stored attacked image it cannot read: the attack is computed again, and its note says why).
     """
     data: dict[str, bytes] = {}
     for item in items:
-        if item.image not in data:
-            try:
-                data[item.image] = Path(item.image).read_bytes()
-            except OSError:
-                pass
+        paths = [item.image] + ([item.replay.path] if item.replay is not None else [])
+        for path in paths:
+            if path not in data:
+                try:
+                    data[path] = Path(path).read_bytes()
+                except OSError:
+                    pass
     return data
 
 

@@ -45,6 +45,7 @@ def _run(tmp_path, image, capsys, config=None, *extra: str) -> tuple[int, str]:
     ('{"metrics": ["niqe"], "attacks": ["fgsm"], "seed": "abc"}', 'seed = "abc": input should be a valid integer'),
     ('{"metrics": ["niqe"], "attacks": ["fgsm"], "eot_draws": "two"}', 'eot_draws = "two": input should be a valid integer'),
     ('{"metrics": ["niqe"], "attacks": ["fgsm"], "adaptive": "yes"}', 'adaptive = "yes": input should be a valid boolean'),
+    ('{"metrics": ["niqe"], "attacks": ["fgsm"], "keep_attacked": 1}', 'keep_attacked = 1: input should be a valid boolean'),
     ('{"metrics": ["niqe"], "attacks": [{"name": "ifgsm", "params": {"iters": "two"}}]}',
      "attack ifgsm(iters=two): parameter 'iters': cannot read 'two' as int"),
     ('{"metrics": ["niqe"], "attacks": [{"name": "ifgsm", "parms": {}}]}', "unknown key 'parms' (did you mean 'params'?)"),

@@ -46,6 +46,19 @@ def test_same_rows_and_events_as_local(ray_backend, ray_folder, local_rows, tmp_
     assert manifest["backend"] == "ray" and manifest["workers"] == 2 and manifest["device"] == "cpu"
 
 
+def test_a_defence_added_later_replays_copies_kept_from_ray_workers(ray_backend, ray_folder, local_rows, tmp_path):
+    """The workers send x_a back, the driver keeps the copies; the grown grid's new rows
+    come from them (sent to the workers with the images) without attacking again."""
+    store = ResultStore(tmp_path / "r.sqlite")
+    list(run_experiment(_exp(ray_folder, defences=["jpeg"], keep_attacked=True), store, backend=ray_backend))
+    assert len(list((tmp_path / "attacked").glob("*.npy"))) == 3
+    grown = _exp(ray_folder)
+    events = list(run_experiment(grown, store, backend=ray_backend))
+    assert not any(isinstance(e, AttackStep) for e in events)  # no attack ran
+    assert store.manifest(grown.id)["runs"][-1]["identity"]["attacks_reused_from_stored"] == 3
+    assert _comparable(store.rows(grown.id)) == _comparable(local_rows)
+
+
 def test_killed_actor_has_its_item_retried(ray_backend, ray_folder, local_rows_long, tmp_path):
     exp = _exp(ray_folder, attacks=LONG_ATTACK)
     store = ResultStore(tmp_path / "r.sqlite")
