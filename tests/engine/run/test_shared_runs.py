@@ -74,13 +74,15 @@ def test_a_dead_runs_lease_expires_and_the_item_is_taken_over(tmp_path):
                      attacks=["ifgsm:iters=1"], defences=[], seed=0, device="cpu")
     first, second = content_items(exp)
     store = ResultStore(tmp_path / "r.sqlite")
-    # another host's run claimed the first item, then died (it never renews)
-    got, _ = store.claim(exp.id, [first.id], "elsewhere:1234:dead", ttl=1.5, since=time.time())
+    # another host's run claimed the first item, then died (it never renews); the lease is
+    # long enough to outlast the run's start on a loaded machine (a shorter one could expire
+    # before the plan is made, and the item would then simply run first)
+    got, _ = store.claim(exp.id, [first.id], "elsewhere:1234:dead", ttl=4.0, since=time.time())
     assert got == [first.id]
     t0 = time.perf_counter()
     order = [ev.item.id for ev in run_experiment(exp, store) if isinstance(ev, ItemFinished)]
     assert order == [second.id, first.id]  # the free item first, the leased one after its expiry
-    assert time.perf_counter() - t0 >= 1.0
+    assert time.perf_counter() - t0 >= 3.0
     assert store.done_item_ids(exp.id) == {first.id, second.id}
     assert store.leases(exp.id) == []
 
