@@ -171,13 +171,13 @@ class MainWindow(QMainWindow):
         self.images.bannerDismissed.connect(self._on_banner_dismissed)
         self.panel.runRequested.connect(self.start_run)
         self.panel.cancelRequested.connect(self.cancel_run)
-        self.panel.outputEdited.connect(s.choose_output)
+        self.panel.options.outputEdited.connect(s.choose_output)
         self.results.experimentChosen.connect(s.choose_experiment)
         self.results.rowChosen.connect(self._on_row_chosen)
         self.log.countsChanged.connect(self._on_log_errors)
         # session → widgets
         s.folder_changed.connect(self._on_folder)
-        s.output_changed.connect(self.panel.show_output)
+        s.output_changed.connect(self.panel.options.show_output)
         s.experiment_changed.connect(self._on_experiment)
         s.rows_reset.connect(self._on_rows_reset)
         s.rows_added.connect(self._on_rows_added)
@@ -191,7 +191,7 @@ class MainWindow(QMainWindow):
         self.images.show_folder(folder, images)
         self.curves.clear()
         self.curves.caption.setText("Score per attack iteration — press Run")
-        self.panel.reset_progress()
+        self.panel.progress.reset()
         self._check_headers(folder, images)
         self.status_run.setText(f"ready: {len(images)} image(s) in {Path(folder).name}" if images
                                 else f"no images in {folder}")
@@ -210,8 +210,9 @@ class MainWindow(QMainWindow):
         s = self.session
         self.results.set_experiments(s.experiments(), s.exp_id)
         self.status_store.setText(str(s.store_path) if s.store_path else "no store")
+        self.results.set_note(f"{s.reused} reused from the store" if s.reused else "")
         if not s.running:
-            self.panel.reset_progress()
+            self.panel.progress.reset()
             self._show_leaderboard()
         elif self.leaderboard.shown_experiment() != s.exp_id:
             self.leaderboard.clear("the leaderboard of this run shows when it has finished")

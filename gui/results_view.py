@@ -85,6 +85,7 @@ class ResultsView(QWidget):
         self.filter.setMinimumWidth(self.filter.fontMetrics().horizontalAdvance("astronaut") + 40)
         bar.addWidget(self.filter, 3)
         self._certified: tuple[Any, str] = (None, "")
+        self._note = ""   # e.g. "3 reused from the store": said beside the row count
         # the certificate summary can be long: elided, never widening the window
         self.rows_label = ElidedLabel("0 rows", min_width=self.fontMetrics().horizontalAdvance("99 of 99 rows"))
         self.rows_label.setObjectName("rows_label")
@@ -156,7 +157,13 @@ class ResultsView(QWidget):
         key = (id(self.model.rows), total)
         if self._certified[0] != key:  # recounted when the rows change, not on every filter
             self._certified = (key, certified_summary(self.model.rows))
-        self.rows_label.setText(text + (f" · {self._certified[1]}" if self._certified[1] else ""))
+        self.rows_label.setText(text + "".join(f" · {t}" for t in (self._note, self._certified[1]) if t))
+
+    def set_note(self, text: str) -> None:
+        """A note beside the row count (how many rows the store held before the run)."""
+        if text != self._note:
+            self._note = text
+            self._update_count()
 
     @Slot(str)
     def _on_filter(self, text: str) -> None:

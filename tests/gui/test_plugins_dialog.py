@@ -132,8 +132,8 @@ def test_a_torchscript_metric_from_the_dialog_is_attacked(qtbot, make_window, se
     w.images.wait_thumbnails()
     w.panel.attacks.set_state({"ifgsm": {"checked": True, "preset": "", "params": {"iters": 2}}})
     w.panel.defences.set_state({"jpeg": {"checked": True, "preset": "", "params": {}}})
-    w.panel.show_output(str(tmp_path / "out"))
-    w.panel.outputEdited.emit(str(tmp_path / "out"))
+    w.panel.options.show_output(str(tmp_path / "out"))
+    w.panel.options.outputEdited.emit(str(tmp_path / "out"))
     run_to_end(qtbot, w)
     rows = [r for r in w.model.rows if r["defence"] == "none"]
     assert len(rows) == 1 and rows[0]["attacked"] > rows[0]["clear"]
