@@ -59,8 +59,9 @@ def test_unavailable_components_are_listed_before_anything_starts(qtbot, make_wi
                         "jpeg": {"checked": True}})
     assert not w.start_run()
     assert not w.controller.running and not (tmp_path / "out" / "results.sqlite").exists()
+    qtbot.waitUntil(lambda: w.runs.plan_dialog is not None, timeout=30_000)   # the plan is made in the background
     d = w.runs.plan_dialog
-    assert d is not None and d.isVisible()
+    assert d.isVisible()
     text = d.text.text()
     assert "1 item(s) to compute" in text and "cannot run defence fcn" in text and "no.pt" in text
     assert d.run_button.text() == "Skip unavailable and run" and d.run_button.isEnabled()
@@ -70,7 +71,8 @@ def test_unavailable_components_are_listed_before_anything_starts(qtbot, make_wi
     # the next plan's estimate comes from the stored timing of the same components
     w.panel.defences.set_choice("fcn", checked=False)
     w.panel.options.seed.setValue(9)
-    plan = w.runs.preview().plan
+    w.runs.preview().wait()
+    plan = w.runs.plan
     assert plan.seconds is not None and plan.seconds > 0 and plan.timed_from == 1
 
 
