@@ -38,6 +38,7 @@ from gui.results_view import ResultsView
 from gui.run_control import RunControl
 from gui.session import Session
 from gui.training_dialog import FCNTrainDialog
+from gui.warm_up import warm_up
 from gui.window_state import (
     SAMPLES_DIR,
     default_output_dir,
@@ -97,6 +98,16 @@ class MainWindow(QMainWindow):
         if scan:
             self.rescan_metrics()
         QTimer.singleShot(0, self.freeze_startup_objects)
+        self.pool.call(warm_up, self._on_warmed_up, self._on_warm_up_failed)
+
+    @Slot(object)
+    def _on_warmed_up(self, missing: list[str]) -> None:
+        """What the first run imports is imported: its objects are start-up objects too."""
+        self.freeze_startup_objects("warm-up")
+
+    @Slot(str)
+    def _on_warm_up_failed(self, message: str) -> None:
+        self.log.log("warning", f"could not prepare the first run: {message}")
 
     def freeze_startup_objects(self, stage: str = "window") -> None:
         """The objects of start-up (imports, widgets) are never garbage: keep them out of
