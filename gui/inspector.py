@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.columns import score_line
+from gui.inspector_views import TITLE_STYLE, SteadyLabel, colour_bar, image_views, keep_space_when_hidden
 from gui.image_ops import (
     InspectorImages,
     amplified_difference,
@@ -38,30 +39,6 @@ COMPARE_MODES = [("side", "side by side"), ("blink", "blink clean/attacked"), ("
 
 DIFF_MODES = [("abs", "|xₐ − x| amplified"), ("signed", "xₐ − x signed"),
               ("abs-defended", "|D(xₐ) − x| amplified"), ("signed-defended", "D(xₐ) − x signed")]
-
-
-class SwipeViewBox(pg.ViewBox):
-    """The attacked view's box: in swipe mode a left-button drag (or click) on the image
-    moves the divider instead of panning; otherwise it pans and zooms like the others."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
-        self.on_swipe = None   # callable(x in image pixels) while swiping, else None
-
-    def _swipe(self, ev: object) -> bool:
-        if self.on_swipe is None or ev.button() != Qt.MouseButton.LeftButton:
-            return False
-        ev.accept()
-        self.on_swipe(self.mapSceneToView(ev.scenePos()).x())
-        return True
-
-    def mouseDragEvent(self, ev: object, axis: object = None) -> None:
-        if not self._swipe(ev):
-            super().mouseDragEvent(ev, axis)
-
-    def mouseClickEvent(self, ev: object) -> None:
-        if not self._swipe(ev):
-            super().mouseClickEvent(ev)
 
 
 class Inspector(QWidget):
@@ -86,22 +63,16 @@ class Inspector(QWidget):
         lay.setContentsMargins(4, 4, 4, 4)
         lay.setSpacing(4)
         bar = QHBoxLayout()
-        self.title = QLabel("No item selected — run an experiment or pick a row in Results")
-        self.title.setObjectName("inspector_title")
-        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.title.setWordWrap(True)   # a long item name wraps instead of widening the window
+        self.title = SteadyLabel("No item selected — run an experiment or pick a row in Results")
+        self.title.setObjectName("inspector_title")   # a long item name wraps instead of widening the window
         bar.addWidget(self.title, 1)
         self.follow = QCheckBox("follow run")
         self.follow.setChecked(True)
         self.follow.setToolTip("Show each item as it finishes while a run is in progress")
         bar.addWidget(self.follow)
         lay.addLayout(bar)
-        self.scores = QLabel("")
+        self.scores = SteadyLabel("")
         self.scores.setObjectName("inspector_scores")
-        self.scores.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.scores.setWordWrap(True)
-        self.scores.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         lay.addWidget(self.scores)
         self.flag = QLabel("")
         self.flag.setObjectName("inspector_flag")
@@ -172,55 +143,27 @@ class Inspector(QWidget):
         self.view.setBackground("#202124")
         self.view.ci.setSpacing(2)
         lay.addWidget(self.view, 1)
-        self.plots: dict[str, pg.PlotItem] = {}
-        self.items: dict[str, pg.ImageItem] = {}
-        titles = {"clean": "clean x", "attacked": "attacked xₐ", "defended": "defended D(xₐ)",
-                  "diff": "difference"}
-        for i, (key, text) in enumerate(titles.items()):
-            extra = {"viewBox": SwipeViewBox()} if key == "attacked" else {}
-            plot = self.view.addPlot(row=i // 2, col=i % 2, **extra)
-            plot.setTitle(text, color="#e8eaed", size="9pt")
-            for ax in ("left", "bottom"):
-                plot.hideAxis(ax)
-            plot.setAspectLocked(True)
-            plot.invertY(True)
-            plot.setMenuEnabled(False)
-            plot.hideButtons()                      # the unlabeled "A": our "fit" button instead
-            plot.vb.disableAutoRange()              # new images never re-range the views
+        self.plots, self.items = image_views(self.view)
+        for plot in self.plots.values():
             plot.vb.sigRangeChangedManually.connect(self._on_user_view)
-            # a title change or a splitter drag resizes a view: aspect-locked, it would zoom
-            # out a little each time; refitted instead (unless the user zoomed)
+            # a splitter drag resizes a view: aspect-locked, it would zoom out a little each
+            # time; refitted instead (unless the user zoomed)
             plot.vb.sigResized.connect(self._fit_soon)
-            img = pg.ImageItem(axisOrder="row-major")
-            plot.addItem(img)
-            self.plots[key] = plot
-            self.items[key] = img
         self.swipe_line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#fbbc04", width=1))
         self.swipe_line.setVisible(False)
         self.plots["attacked"].addItem(self.swipe_line, ignoreBounds=True)
-        base = self.plots["clean"]
-        for key in ("attacked", "defended", "diff"):
-            self.plots[key].setXLink(base)
-            self.plots[key].setYLink(base)
-        self.colorbar = pg.ColorBarItem(values=(-1, 1), colorMap=pg.colormap.get("CET-D1"),
-                                        interactive=False, width=12)
         # the signed map has its own item: a colour bar drives its item's levels and lookup
         # table, which must not touch the RGB |difference| view
         self.signed_item = pg.ImageItem(axisOrder="row-major")
         self.plots["diff"].addItem(self.signed_item)
         self.signed_item.setVisible(False)
+        self.colorbar = colour_bar(self.view, 2, pg.colormap.get("CET-D1"), (-1, 1), "Δ (1/255)")
         self.colorbar.setImageItem(self.signed_item)
-        self.view.addItem(self.colorbar, row=1, col=2)
-        self.colorbar.getAxis("right").setTextPen("#e8eaed")
-        self.colorbar.getAxis("right").setLabel("Δ (1/255)", color="#e8eaed")
-        self.colorbar.setVisible(False)
-        # the amplified |difference| has its own scale: white is max|Δ| = 255 / gain
-        self.abs_bar = pg.ColorBarItem(values=(0, 255), colorMap=pg.ColorMap([0.0, 1.0], [(0, 0, 0), (255, 255, 255)]),
-                                       interactive=False, width=12)
-        self.view.addItem(self.abs_bar, row=1, col=3)
-        self.abs_bar.getAxis("right").setTextPen("#e8eaed")
-        self.abs_bar.getAxis("right").setLabel("|Δ| (1/255)", color="#e8eaed")
-        self.abs_bar.setVisible(False)
+        # the amplified |difference| has its own scale: white is max|Δ| = 255 / gain; its
+        # room is kept while hidden (the default mode shows it for every item)
+        self.abs_bar = colour_bar(self.view, 3, pg.ColorMap([0.0, 1.0], [(0, 0, 0), (255, 255, 255)]), (0, 255),
+                                  "|Δ| (1/255)")
+        keep_space_when_hidden(self.abs_bar)
         self.roi = pg.RectROI([0, 0], [32, 32], pen=pg.mkPen("#fbbc04", width=2))
         self.plots["clean"].addItem(self.roi)
         self.roi.setVisible(False)
@@ -316,6 +259,8 @@ class Inspector(QWidget):
         self.colorbar.setVisible(False)
         self.abs_bar.setVisible(False)
         self.defence.clear()
+        self.title.release()
+        self.scores.release()
         self.title.setText(title)
         self.scores.setText(f"<span style='color:#b3261e'>{detail}</span>" if detail else "")
         self.set_flag("")
@@ -323,6 +268,8 @@ class Inspector(QWidget):
     def set_flag(self, text: str) -> None:
         """A warning about the item's scores (no gain, past the metric's bounds)."""
         self.flag.setText(f"⚠ {text}" if text else "")
+        if text:   # once shown, its line is kept: items with and without a flag do not move the views
+            keep_space_when_hidden(self.flag)
         self.flag.setVisible(bool(text))
 
     def current_defence(self) -> str | None:
@@ -343,7 +290,7 @@ class Inspector(QWidget):
         dfd = self._defended()
         self._set("defended", dfd)
         self.plots["defended"].setTitle(f"defended D(xₐ) · {self.current_defence() or '—'}",
-                                        color="#e8eaed", size="9pt")
+                                        **TITLE_STYLE)
         self.scores.setText(score_line(self.rows.get(self.current_defence() or "")))
         # the difference view on the next event-loop turn: one short slot each, no long stall
         self._diff_pending = True
@@ -389,7 +336,7 @@ class Inspector(QWidget):
             self.colorbar.setVisible(False)
             self.abs_bar.setVisible(False)
             title = f"difference n/a: {exc}"
-        self.plots["diff"].setTitle(title, color="#e8eaed", size="9pt")
+        self.plots["diff"].setTitle(title, **TITLE_STYLE)
         self._update_region()
 
     # ---- compare: blink, swipe, region -----------------------------------------------------
@@ -411,7 +358,7 @@ class Inspector(QWidget):
         mode = self.compare.currentData()
         text = {"blink": "clean x (blink)" if self.blink_shows_clean else "attacked xₐ (blink)",
                 "swipe": "clean x | attacked xₐ (drag to swipe)"}.get(mode, "attacked xₐ")
-        self.plots["attacked"].setTitle(text, color="#e8eaed", size="9pt")
+        self.plots["attacked"].setTitle(text, **TITLE_STYLE)
 
     def set_swipe(self, fraction: float) -> None:
         """Put the swipe divider at ``fraction`` of the image width (0 … 1)."""
