@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, QTimer, Slot
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -25,13 +25,19 @@ from PySide6.QtWidgets import (
 )
 
 from gui.columns import score_line
-from gui.inspector_views import TITLE_STYLE, SteadyLabel, colour_bar, image_views, keep_space_when_hidden
 from gui.image_ops import (
     InspectorImages,
     amplified_difference,
-    region_stats,
     signed_difference,
-    swipe,
+)
+from gui.inspector_compare import CompareModes
+from gui.inspector_readout import ReadoutAndExport
+from gui.inspector_views import (
+    TITLE_STYLE,
+    SteadyLabel,
+    colour_bar,
+    image_views,
+    keep_space_when_hidden,
 )
 
 __all__ = ["Inspector", "InspectorImages", "amplified_difference", "score_line", "signed_difference"]
@@ -41,7 +47,7 @@ DIFF_MODES = [("abs", "|xₐ − x| amplified"), ("signed", "xₐ − x signed")
               ("abs-defended", "|D(xₐ) − x| amplified"), ("signed-defended", "D(xₐ) − x signed")]
 
 
-class Inspector(QWidget):
+class Inspector(CompareModes, ReadoutAndExport, QWidget):
     """Linked image views with a difference map and a pixel read-out.
 
     The inspector owns its view state: every new item is fitted to the views unless the
@@ -339,168 +345,9 @@ class Inspector(QWidget):
         self.plots["diff"].setTitle(title, **TITLE_STYLE)
         self._update_region()
 
-    # ---- compare: blink, swipe, region -----------------------------------------------------
-    def attacked_view(self) -> np.ndarray | None:
-        """What the attacked view shows in the current compare mode."""
-        im = self.images
-        if im is None:
-            return None
-        mode = self.compare.currentData()
-        if mode == "blink" and self.blink_shows_clean:
-            return im.clean
-        if mode == "swipe" and im.clean is not None and im.attacked is not None \
-                and im.clean.shape == im.attacked.shape:
-            return swipe(im.clean, im.attacked, self.swipe_fraction)
-        return im.attacked
-
-    def _attacked_title(self) -> None:
-        """The attacked view's title says what it shows in the current compare mode."""
-        mode = self.compare.currentData()
-        text = {"blink": "clean x (blink)" if self.blink_shows_clean else "attacked xₐ (blink)",
-                "swipe": "clean x | attacked xₐ (drag to swipe)"}.get(mode, "attacked xₐ")
-        self.plots["attacked"].setTitle(text, **TITLE_STYLE)
-
-    def set_swipe(self, fraction: float) -> None:
-        """Put the swipe divider at ``fraction`` of the image width (0 … 1)."""
-        self.swipe_fraction = max(0.0, min(1.0, float(fraction)))
-        shape = self._shape()
-        if shape is not None:
-            self.swipe_line.setValue(self.swipe_fraction * shape[1])
-        if self.compare.currentData() == "swipe":
-            self._set("attacked", self.attacked_view())
-
-    def _on_swipe_drag(self, x: float) -> None:
-        shape = self._shape()
-        if shape is not None:
-            self.set_swipe(x / max(1, shape[1]))
-
-    def _on_compare(self, *_: object) -> None:
-        mode = self.compare.currentData()
-        swiping = mode == "swipe"
-        self.plots["attacked"].vb.on_swipe = self._on_swipe_drag if swiping else None
-        self.swipe_line.setVisible(swiping)
-        if swiping:
-            self.set_swipe(self.swipe_fraction)
-        self.blink_shows_clean = False
-        if mode == "blink":
-            self.blink_timer.start()
-        else:
-            self.blink_timer.stop()
-        self._refresh()
-
-    @Slot()
-    def blink_step(self) -> None:
-        """Toggle the attacked view between the clean and the attacked image."""
-        self.blink_shows_clean = not self.blink_shows_clean
-        self._set("attacked", self.attacked_view())
-        self._attacked_title()
-
-    def _on_region_toggled(self, on: bool) -> None:
-        im = self.images
-        if on and im is not None and im.clean is not None:
-            h, w = im.clean.shape[:2]
-            self.roi.setPos((w // 4, h // 4))
-            self.roi.setSize((max(1, w // 2), max(1, h // 2)))
-        self.roi.setVisible(on)
-        self.region.setVisible(on)
-        self._update_region()
-
-    def set_region(self, x: int, y: int, w: int, h: int) -> None:
-        """Put the region box at pixel (x, y), w × h (shown and switched on)."""
-        self.region_button.setChecked(True)
-        self.roi.setPos((x, y))
-        self.roi.setSize((w, h))
-        self._update_region()
-
-    def region_stats(self) -> dict[str, float] | None:
-        """Statistics of attacked (or defended, per the difference mode) − clean in the box."""
-        self._refresh_diff()
-        im = self.images
-        if im is None or im.clean is None or not self.region_button.isChecked():
-            return None
-        other = self._defended() if str(self.mode.currentData()).endswith("defended") else im.attacked
-        if other is None or other.shape != im.clean.shape:
-            return None
-        (x, y), (w, h) = self.roi.pos(), self.roi.size()
-        return region_stats(im.clean, other, round(x), round(y), round(x + w), round(y + h))
-
-    def _update_region(self, *_: object) -> None:
-        st = self.region_stats()
-        if st is None:
-            self.region.setText("region: no difference to measure" if self.region_button.isChecked() else "")
-            return
-        self.region.setText(f"region {st['pixels']} px: mean |Δ| {st['mean_abs']:.2f}/255 · max |Δ| "
-                            f"{st['max_abs']:.0f}/255 · mean Δ {st['mean']:+.2f}/255 · PSNR {st['psnr']:.1f} dB")
-
     def _set(self, key: str, arr: np.ndarray | None) -> None:
         item = self.items[key]
         if arr is None:
             item.clear()
         else:
             item.setImage(arr, levels=(0, 255), autoLevels=False)
-
-    # ---- read-out --------------------------------------------------------------------------
-    def _on_mouse(self, pos: QPointF) -> None:
-        for plot in self.plots.values():
-            if plot.sceneBoundingRect().contains(pos):
-                p = plot.vb.mapSceneToView(pos)
-                x, y = int(np.floor(p.x())), int(np.floor(p.y()))
-                shape = self._shape()
-                if shape is None or not (0 <= x < shape[1] and 0 <= y < shape[0]):
-                    self.readout.setText("outside the image")
-                else:
-                    self.readout.setText(self.pixel_text(x, y))
-                return
-
-    def pixel_text(self, x: int, y: int) -> str:
-        """The read-out for pixel (x, y) in every view that has it."""
-        self._refresh_diff()
-        im = self.images
-        if im is None:
-            return ""
-        parts = [f"x={x:<4d} y={y:<4d}"]
-
-        def rgb(name: str, arr: np.ndarray | None) -> None:
-            if arr is not None and 0 <= y < arr.shape[0] and 0 <= x < arr.shape[1]:
-                r, g, b = (int(v) for v in arr[y, x, :3])
-                parts.append(f"{name} ({r:3d},{g:3d},{b:3d})")
-
-        rgb("clean", im.clean)
-        rgb("attacked", im.attacked)
-        rgb("defended", self._defended())
-        d = self._diff_signed
-        if d is not None and 0 <= y < d.shape[0] and 0 <= x < d.shape[1]:
-            parts.append(f"Δ {d[y, x]:+.2f}/255")
-        return "  ".join(parts)
-
-    # ---- for tests and export ------------------------------------------------------------
-    def difference(self) -> np.ndarray | None:
-        """The signed difference currently shown (H×W, units of 1/255)."""
-        self._refresh_diff()
-        return self._diff_signed
-
-    def shown_arrays(self) -> dict[str, np.ndarray]:
-        """Every image currently shown, by view name (for "Save images")."""
-        out: dict[str, np.ndarray] = {}
-        self._refresh_diff()
-        im = self.images
-        if im is None:
-            return out
-        if im.clean is not None:
-            out["clean"] = im.clean
-        if im.attacked is not None:
-            out["attacked"] = im.attacked
-        d = self._defended()
-        if d is not None:
-            out[f"defended-attacked--{self.current_defence()}"] = d
-            dc = im.defended_clean.get(self.current_defence() or "")
-            if dc is not None:
-                out[f"defended-clean--{self.current_defence()}"] = dc
-        if self._diff_rgb is not None:
-            out["difference-abs"] = self._diff_rgb
-        if self._diff_signed is not None:
-            m = float(np.abs(self._diff_signed).max()) or 1.0
-            lut = pg.colormap.get("CET-D1").getLookupTable(nPts=256, mode="byte")[:, :3]
-            idx = np.clip((self._diff_signed / m + 1) * 127.5, 0, 255).astype(np.uint8)
-            out["difference-signed"] = lut[idx]
-        return out

@@ -63,7 +63,7 @@ class RunProgress(QWidget):
         if not self._running:
             return
         t = self.tracker
-        self.bar.setValue(int(round(1000 * t.progress)))
+        self.bar.setValue(round(1000 * t.progress))
         self.bar.setFormat(f"{t.finished} / {t.pending} items  ·  {100 * t.progress:.0f}%{self._reused}")
         self.eta.setText(format_eta(t.eta()))
 
@@ -86,6 +86,6 @@ class RunProgress(QWidget):
         self.bar.setFormat(text)
         self.bar.setToolTip(text)
         if self.tracker.pending:
-            self.bar.setValue(int(round(1000 * self.tracker.finished / self.tracker.pending)))
+            self.bar.setValue(round(1000 * self.tracker.finished / self.tracker.pending))
         self.eta.setText("")
         self.eta.setVisible(False)
