@@ -11,6 +11,13 @@ from gui.plugins_dialog import PluginsDialog
 from gui.training_dialog import FCNTrainDialog
 
 
+def _present(dialog: Any) -> Any:
+    """Show ``dialog`` in front; returns it."""
+    dialog.show()
+    dialog.raise_()
+    return dialog
+
+
 class ToolWindows(QObject):
     """Opens the tool windows of ``window`` (a :class:`gui.main_window.MainWindow`) and
     puts what they make (a checkpoint, trained weights, plug-ins) into its panel."""
@@ -32,9 +39,7 @@ class ToolWindows(QObject):
             self.plugins_dialog.message.connect(w.log.log)
             self.plugins_dialog.show_errors(w.plugin_errors)
         self.plugins_dialog.refresh()
-        self.plugins_dialog.show()
-        self.plugins_dialog.raise_()
-        return self.plugins_dialog
+        return _present(self.plugins_dialog)
 
     @Slot()
     def follow_registries(self) -> None:
@@ -56,9 +61,7 @@ class ToolWindows(QObject):
         checked = [m for m in w.panel.checked_metrics() if m in ready]
         self.fcn_dialog.prefill(w.session.folder, checked + [m for m in ready if m not in checked],
                                 w.session.output_dir)
-        self.fcn_dialog.show()
-        self.fcn_dialog.raise_()
-        return self.fcn_dialog
+        return _present(self.fcn_dialog)
 
     @Slot(str)
     def use_fcn_checkpoint(self, path: str) -> None:
@@ -78,9 +81,7 @@ class ToolWindows(QObject):
             self.robust_dialog = RobustTrainDialog(w)
             self.robust_dialog.useMetric.connect(self.use_robust_metric)
         self.robust_dialog.prefill(w.session.folder, self._ready_metrics(), w.session.output_dir)
-        self.robust_dialog.show()
-        self.robust_dialog.raise_()
-        return self.robust_dialog
+        return _present(self.robust_dialog)
 
     @Slot(str)
     def use_robust_metric(self, spec: str) -> None:
