@@ -112,10 +112,12 @@ class RunOptions(QGroupBox):
                                       "How attacked images are evaluated: lab scores and defends the attack's float "
                                       "output; MSU rounds it to 8 bits first, as MSU's benchmark reads PNG files")
         form.addRow("protocol", self.protocol)
-        self.backend = _choice_combo("backend", [("local", "local"), ("Ray", "ray")],
-                                     "Where the items are computed: local (this process) or on Ray workers; "
-                                     "the store is always written here")
-        self.backend.setMinimumContentsLength(5)
+        self.backend = QComboBox()
+        self.backend.setObjectName("backend")
+        self.backend.addItem("local", "local")
+        self.backend.addItem("Ray", "ray")
+        self.backend.setToolTip("Where the items are computed: local (this process) or on Ray workers; "
+                                "the store is always written here")
         self.ray_address = QLineEdit()
         self.ray_address.setObjectName("ray_address")
         self.ray_address.setPlaceholderText("auto, host:6379 or ray://host:10001")
