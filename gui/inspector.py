@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -26,8 +26,10 @@ from PySide6.QtWidgets import (
 
 from gui.columns import score_line
 from gui.image_ops import (
+    DiffViews,
     InspectorImages,
     amplified_difference,
+    difference_views,
     signed_difference,
 )
 from gui.inspector_compare import CompareModes
@@ -61,6 +63,7 @@ class Inspector(CompareModes, ReadoutAndExport, QWidget):
         self.user_view = False     # the user zoomed or panned: new items keep their view
         self._fit_pending = False
         self._diff_pending = False
+        self._diff_request = 0      # the difference views asked for last (older answers are dropped)
         self.rows: dict[str, dict] = {}
         self._diff_signed: np.ndarray | None = None
         self._diff_rgb: np.ndarray | None = None
@@ -258,6 +261,7 @@ class Inspector(CompareModes, ReadoutAndExport, QWidget):
     def clear(self, title: str, detail: str = "") -> None:
         """Show nothing but ``title`` (and ``detail``, e.g. an item's full error text)."""
         self.images, self.rows, self._diff_pending = None, {}, False
+        self._diff_request += 1
         self._diff_signed = self._diff_rgb = None
         self.user_view = False
         for item in (*self.items.values(), self.signed_item):
@@ -298,50 +302,67 @@ class Inspector(CompareModes, ReadoutAndExport, QWidget):
         self.plots["defended"].setTitle(f"defended D(xₐ) · {self.current_defence() or '—'}",
                                         **TITLE_STYLE)
         self.scores.setText(score_line(self.rows.get(self.current_defence() or "")))
-        # the difference view on the next event-loop turn: one short slot each, no long stall
+        self._request_diff()
+
+    def _diff_inputs(self) -> tuple[np.ndarray | None, np.ndarray | None, str, float | None]:
+        im = self.images
+        mode = str(self.mode.currentData())
+        other = self._defended() if mode.endswith("defended") else (im.attacked if im else None)
+        return other, (im.clean if im else None), mode, float(self.gain.value()) or None
+
+    def _request_diff(self) -> None:
+        """Compute the difference views in a background call (numpy over every pixel: a
+        3-megapixel item held the GUI thread ~0.3 s); :meth:`_on_diff` shows them."""
+        from gui.worker import BackgroundCall
+
         self._diff_pending = True
-        QTimer.singleShot(0, self._refresh_diff)
+        self._diff_request += 1
+        request, inputs = self._diff_request, self._diff_inputs()
+        call = BackgroundCall(lambda: (request, difference_views(*inputs)))
+        call.finished.connect(self._on_diff)   # emitted in the GUI thread by the call's own slot
+        call.start()
+
+    @Slot(object)
+    def _on_diff(self, answer: tuple[int, DiffViews]) -> None:
+        request, views = answer
+        if request == self._diff_request and self._diff_pending and self.images is not None:
+            self._show_diff(views)
 
     def _refresh_diff(self) -> None:
-        """Compute and show the difference view (and the region statistics) if pending."""
-        im = self.images
-        if not self._diff_pending or im is None:
-            return
+        """The difference views now, if they have not arrived yet (export, tests)."""
+        if self._diff_pending and self.images is not None:
+            self._show_diff(difference_views(*self._diff_inputs()))
+
+    def _show_diff(self, views: DiffViews) -> None:
+        """Show the difference views (and the region statistics)."""
         self._diff_pending = False
-        dfd = self._defended()
-        mode = self.mode.currentData()
-        other = dfd if mode.endswith("defended") else im.attacked
-        self._diff_signed = self._diff_rgb = None
+        self._diff_request += 1   # a late answer to an earlier request is dropped
+        mode = str(self.mode.currentData())
+        self._diff_signed, self._diff_rgb = views.signed, views.rgb
         diff_item = self.items["diff"]
-        title = "difference"
-        try:
-            if im.clean is None or other is None:
-                raise ValueError("image not available")
-            self._diff_signed = signed_difference(other, im.clean)
-            if mode.startswith("abs"):
-                self._diff_rgb, gain = amplified_difference(other, im.clean, float(self.gain.value()) or None)
-                diff_item.setImage(self._diff_rgb, levels=(0, 255), autoLevels=False)
-                diff_item.setVisible(True)
-                self.signed_item.setVisible(False)
-                self.colorbar.setVisible(False)
-                self.abs_bar.setLevels(low=0.0, high=255.0 / gain)
-                self.abs_bar.setVisible(True)
-                title = f"|{'D(xₐ)' if mode.endswith('defended') else 'xₐ'} − x| ×{gain:.3g}"
-            else:
-                m = float(np.abs(self._diff_signed).max()) or 1.0
-                self.signed_item.setImage(self._diff_signed, autoLevels=False)
-                self.colorbar.setLevels(low=-m, high=m)
-                self.signed_item.setVisible(True)
-                diff_item.setVisible(False)
-                self.colorbar.setVisible(True)
-                self.abs_bar.setVisible(False)
-                title = f"{'D(xₐ)' if mode.endswith('defended') else 'xₐ'} − x  (mean over RGB)"
-        except ValueError as exc:
+        what = "D(xₐ)" if mode.endswith("defended") else "xₐ"
+        if views.error:
             diff_item.clear()
             self.signed_item.clear()
             self.colorbar.setVisible(False)
             self.abs_bar.setVisible(False)
-            title = f"difference n/a: {exc}"
+            title = f"difference n/a: {views.error}"
+        elif views.rgb is not None:
+            diff_item.setImage(views.rgb, levels=(0, 255), autoLevels=False)
+            diff_item.setVisible(True)
+            self.signed_item.setVisible(False)
+            self.colorbar.setVisible(False)
+            self.abs_bar.setLevels(low=0.0, high=255.0 / views.gain)
+            self.abs_bar.setVisible(True)
+            title = f"|{what} − x| ×{views.gain:.3g}"
+        else:
+            self.signed_item.setImage(views.signed, autoLevels=False)
+            self.colorbar.setLevels(low=-views.max_abs, high=views.max_abs)
+            self.signed_item.setVisible(True)
+            diff_item.setVisible(False)
+            self.colorbar.setVisible(True)
+            self.abs_bar.setVisible(False)
+            title = f"{what} − x  (mean over RGB)"
         self.plots["diff"].setTitle(title, **TITLE_STYLE)
         self._update_region()
 

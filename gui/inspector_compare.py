@@ -90,7 +90,6 @@ class CompareModes:
 
     def region_stats(self) -> dict[str, float] | None:
         """Statistics of attacked (or defended, per the difference mode) − clean in the box."""
-        self._refresh_diff()
         im = self.images
         if im is None or im.clean is None or not self.region_button.isChecked():
             return None

@@ -26,8 +26,8 @@ class ReadoutAndExport:
                 return
 
     def pixel_text(self, x: int, y: int) -> str:
-        """The read-out for pixel (x, y) in every view that has it."""
-        self._refresh_diff()
+        """The read-out for pixel (x, y) in every view that has it (Δ once the difference
+        views have arrived: a mouse move never computes them)."""
         im = self.images
         if im is None:
             return ""
