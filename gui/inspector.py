@@ -269,8 +269,6 @@ class Inspector(CompareModes, ReadoutAndExport, QWidget):
         self.colorbar.setVisible(False)
         self.abs_bar.setVisible(False)
         self.defence.clear()
-        self.title.release()
-        self.scores.release()
         self.title.setText(title)
         self.scores.setText(f"<span style='color:#b3261e'>{detail}</span>" if detail else "")
         self.set_flag("")

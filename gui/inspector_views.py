@@ -103,9 +103,9 @@ def colour_bar(layout: pg.GraphicsLayoutWidget, col: int, cmap: pg.ColorMap, val
 
 
 class SteadyLabel(QLabel):
-    """Word-wrapped rich text whose height grows with its text but does not shrink until
-    :meth:`release`: the views below it are resized once, not on every item whose text is
-    a line shorter or longer (each resize refits four linked views, ~7 ms each)."""
+    """Word-wrapped rich text whose height grows with its text but never shrinks: the views
+    below it are resized once, not on every item whose text is a line shorter or longer
+    (each resize refits four linked views, ~7 ms each)."""
 
     def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
         super().__init__(text, parent)
@@ -127,7 +127,3 @@ class SteadyLabel(QLabel):
             need = self.heightForWidth(w)
             if need > self.minimumHeight():
                 self.setMinimumHeight(need)
-
-    def release(self) -> None:
-        """Shrink to the text shown (nothing shown any more)."""
-        self.setMinimumHeight(0)
