@@ -81,6 +81,9 @@ class Inspector(CompareModes, ReadoutAndExport, QWidget):
         bar.addWidget(self.follow)
         lay.addLayout(bar)
         self.scores = SteadyLabel("")
+        # room for the score line's two lines (a wide window) from the start: the first item
+        # resizes the views only when it needs a third
+        self.scores.setMinimumHeight(2 * self.scores.fontMetrics().lineSpacing())
         self.scores.setObjectName("inspector_scores")
         lay.addWidget(self.scores)
         self.flag = QLabel("")
@@ -173,6 +176,9 @@ class Inspector(CompareModes, ReadoutAndExport, QWidget):
         self.abs_bar = colour_bar(self.view, 3, pg.ColorMap([0.0, 1.0], [(0, 0, 0), (255, 255, 255)]), (0, 255),
                                   "|Δ| (1/255)")
         keep_space_when_hidden(self.abs_bar)
+        # shown from the start (the default difference mode's scale): its first showing with
+        # the first item re-laid the grid out twice (eight view resizes, ~40 ms)
+        self.abs_bar.setVisible(True)
         self.roi = pg.RectROI([0, 0], [32, 32], pen=pg.mkPen("#fbbc04", width=2))
         self.plots["clean"].addItem(self.roi)
         self.roi.setVisible(False)
@@ -267,7 +273,6 @@ class Inspector(CompareModes, ReadoutAndExport, QWidget):
         for item in (*self.items.values(), self.signed_item):
             item.clear()
         self.colorbar.setVisible(False)
-        self.abs_bar.setVisible(False)
         self.defence.clear()
         self.title.setText(title)
         self.scores.setText(f"<span style='color:#b3261e'>{detail}</span>" if detail else "")
