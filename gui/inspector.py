@@ -57,6 +57,9 @@ class Inspector(CompareModes, ReadoutAndExport, QWidget):
     same); "fit" brings the whole image back.
     """
 
+    #: items with more pixels get their difference views computed in a background call
+    DIFF_IN_BACKGROUND = 1_000_000
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.images: InspectorImages | None = None
@@ -314,13 +317,19 @@ class Inspector(CompareModes, ReadoutAndExport, QWidget):
         return other, (im.clean if im else None), mode, float(self.gain.value()) or None
 
     def _request_diff(self) -> None:
-        """Compute the difference views in a background call (numpy over every pixel: a
-        3-megapixel item held the GUI thread ~0.3 s); :meth:`_on_diff` shows them."""
+        """Compute the difference views: above :attr:`DIFF_IN_BACKGROUND` pixels in a
+        background call (numpy over every pixel: a 3-megapixel item held the GUI thread
+        ~0.3 s), :meth:`_on_diff` shows them; a small item on the next event-loop turn (a
+        thread costs more than its 1–3 ms)."""
         from gui.worker import BackgroundCall
 
         self._diff_pending = True
         self._diff_request += 1
         request, inputs = self._diff_request, self._diff_inputs()
+        shape = self._shape()
+        if shape is None or shape[0] * shape[1] <= self.DIFF_IN_BACKGROUND:
+            QTimer.singleShot(0, self._refresh_diff)
+            return
         call = BackgroundCall(lambda: (request, difference_views(*inputs)))
         call.finished.connect(self._on_diff)   # emitted in the GUI thread by the call's own slot
         call.start()

@@ -167,6 +167,7 @@ def test_the_difference_views_are_computed_off_the_gui_thread(qtbot, monkeypatch
     attacked = clean.copy()
     attacked[::2] ^= 3
     ins = Inspector()
+    ins.DIFF_IN_BACKGROUND = 96 * 128 - 1   # as for a big item (a small one is computed on the next turn)
     qtbot.addWidget(ins)
     ins.show_images(InspectorImages("t", clean, attacked, {"jpeg": clean}, {"jpeg": attacked}))
     qtbot.waitUntil(lambda: not ins._diff_pending, timeout=5_000)
