@@ -191,7 +191,7 @@ class QtEvents:
         outer = self
 
         class _Filter(QObject):
-            def eventFilter(self, obj, event):  # noqa: N802 - Qt's name
+            def eventFilter(self, obj, event):
                 outer._begin(f"{event.type().name} → {type(obj).__name__}")
                 return False
 

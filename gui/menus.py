@@ -7,6 +7,7 @@ from PySide6.QtGui import QKeySequence
 
 from gui.shortcuts import SHORTCUTS
 
+
 def _key(menu: str, entry: str) -> QKeySequence | None:
     for m, e, k in SHORTCUTS:
         if (m, e) == (menu, entry):

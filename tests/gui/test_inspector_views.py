@@ -153,15 +153,9 @@ def test_the_difference_views_are_computed_off_the_gui_thread(qtbot, monkeypatch
     import threading
 
     from gui import image_ops
+    from tests.gui.conftest import record_threads
 
-    threads: list[threading.Thread] = []
-    real = image_ops.signed_difference
-
-    def recording(a, b):
-        threads.append(threading.current_thread())
-        return real(a, b)
-
-    monkeypatch.setattr(image_ops, "signed_difference", recording)
+    threads = record_threads(monkeypatch, image_ops, "signed_difference")
     rng = np.random.default_rng(0)
     clean = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
     attacked = clean.copy()

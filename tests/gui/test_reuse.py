@@ -7,7 +7,13 @@ import threading
 from engine.run import identity
 from engine.spec.folders import find_images
 from engine.store.db import ResultStore
-from tests.gui.conftest import FAST_ATTACK, configure, fake_store, run_to_end
+from tests.gui.conftest import (
+    FAST_ATTACK,
+    configure,
+    fake_store,
+    record_threads,
+    run_to_end,
+)
 
 
 def _grid(w, folder, metrics):
@@ -58,14 +64,7 @@ def test_the_gui_thread_never_decodes_an_image(qtbot, make_window, settings, pho
     configure(w, photo_folder, out, defences={}, save_images=False)
     stored = _grid(w, photo_folder, ["niqe"])
     fake_store(out / "results.sqlite", stored, done=1)
-    threads: list[threading.Thread] = []
-    real = identity._decode_hash
-
-    def recording(path, max_pixels):
-        threads.append(threading.current_thread())
-        return real(path, max_pixels)
-
-    monkeypatch.setattr(identity, "_decode_hash", recording)
+    threads = record_threads(monkeypatch, identity, "_decode_hash")
     identity._MEMO.clear()
     for p in photo_folder.glob("*.png"):   # a new modification time: the store's hash cache misses
         p.write_bytes(p.read_bytes())
