@@ -37,6 +37,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "docs"))
     ap.add_argument("--review", help="also write every view at both sizes here")
+    ap.add_argument("--no-training", action="store_true", help="skip the training windows (a 1-minute training)")
     args = ap.parse_args()
     review = Path(args.review) if args.review else None
     if review:
@@ -76,7 +77,10 @@ def main() -> int:
 
     # 1. the plan preview: one defence cannot run (no trained FCN checkpoint)
     w.panel.defences.set_choice("fcn", checked=True, params={"checkpoint": str(tmp / "missing.pt")})
-    w.start_run()
+    w.start_run()      # refused: the plan (made in the background) opens with the reason
+    while w.runs.plan_dialog is None:
+        w.pool.wait()
+        _settle(app)
     _settle(app)
     save(w.runs.plan_dialog, "gui-plan-preview.png")
     w.runs.plan_dialog.reject()
@@ -155,8 +159,43 @@ def main() -> int:
     page.resize(820, 640)
     _settle(app)
     save(page, "gui-help-scores.png")
+
+    # 5. the training windows: FCN after a short real training, robust metric set up
+    if not args.no_training:
+        training(app, w, tmp, save)
     w.close()
     return 0
+
+
+def training(app, w, tmp: Path, save) -> None:
+    """Tools → Train FCN filter after 12 real epochs on the sample photos (CPU, ~1 min);
+    Tools → Train robust metric filled in, before Start."""
+    from gui.main_window import SAMPLES_DIR
+
+    d = w.tools.open_fcn_training()
+    d.folder.setText(str(SAMPLES_DIR))
+    d.metric_box.setCurrentText("niqe")
+    d.attack.setText("ifgsm:iters=2:eps=4/255")
+    d.epochs.setValue(12)
+    d.crop.setValue(64)
+    d.device.setCurrentIndex(d.device.findData("cpu"))
+    d.out.setText(str(tmp / "train" / "fcn.pt"))
+    d.start()
+    while d.running:
+        app.processEvents()
+        time.sleep(0.02)
+    _settle(app, 30)
+    save(d, "screenshot-train-fcn.png")
+    d.close()
+    r = w.tools.open_robust_training()
+    r.folder.setText("")   # a data set with scores (mos.csv, KonIQ-10k…): the samples have none
+    r.folder.setPlaceholderText("a data set folder: images with mos.csv, or KonIQ-10k as downloaded")
+    r.metric_box.setCurrentText("linearity")
+    r.method.setCurrentIndex(r.method.findData("at"))
+    r.attack.setText("pgd:eps=4/255:alpha=1/255:iters=5")
+    _settle(app, 30)
+    save(r, "gui-train-robust.png")
+    r.close()
 
 
 if __name__ == "__main__":

@@ -1,27 +1,17 @@
 """Experiment panel: metrics, attacks, defences, options, and the Run/Cancel button."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QCheckBox,
-    QComboBox,
-    QFileDialog,
-    QFormLayout,
-    QGroupBox,
-    QHBoxLayout,
     QLabel,
-    QLineEdit,
     QListWidget,
     QListWidgetItem,
-    QProgressBar,
     QPushButton,
-    QSpinBox,
     QTabWidget,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -29,7 +19,8 @@ from PySide6.QtWidgets import (
 from engine.spec.experiment import Experiment
 from gui.catalog import STATE_TEXT, attack_classes, defence_classes
 from gui.components import ComponentPicker
-from gui.progress import ProgressTracker, format_eta
+from gui.run_options import RunOptions
+from gui.run_progress import RunProgress
 
 STATE_COLORS = {"ready": "#188038", "needs-download": "#b06000", "unavailable": "#9aa0a6"}
 
@@ -43,36 +34,12 @@ DEFAULT_EXPERIMENT: dict[str, Any] = {
 }
 
 
-#: the run options' budget choices: the benchmark's L∞ categories, two quality floors and
-#: two cost budgets (equal time or queries per image, IOI's speed/gain comparison)
-BUDGET_CHOICES = [("none (each attack's own strength)", None), ("L∞ 2/255", "linf-2"), ("L∞ 4/255", "linf-4"),
-                  ("L∞ 8/255", "linf-8"), ("L∞ 16/255", "linf-16"), ("PSNR ≥ 40 dB", "psnr=40"),
-                  ("SSIM ≥ 0.98", "ssim=0.98"), ("1 s per image (equal time)", "time=1s"),
-                  ("1000 queries per image (equal queries)", "queries=1000")]
-#: the run options' evaluation protocols (engine.evaluation.protocol)
-PROTOCOL_CHOICES = [("lab (the attack's float image)", "lab"),
-                    ("MSU (attacked image rounded to 8 bits, as defence_evaluate.py)", "msu")]
-
-def _choice_combo(name: str, choices: list[tuple[str, object]], tooltip: str) -> QComboBox:
-    """A combo of (text, value) choices whose long texts do not widen the dock (the
-    1024×700 layout test)."""
-    combo = QComboBox()
-    combo.setObjectName(name)
-    for text, value in choices:
-        combo.addItem(text, value)
-    combo.setMinimumContentsLength(12)
-    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-    combo.setToolTip(tooltip)
-    return combo
-
-
 class ExperimentPanel(QWidget):
     """Everything that defines an experiment, plus Run/Cancel and the progress bar."""
 
     runRequested = Signal()
     cancelRequested = Signal()
     changed = Signal()
-    outputEdited = Signal(str)   # the user typed or browsed an output folder ("" = follow the folder)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -82,12 +49,6 @@ class ExperimentPanel(QWidget):
         self.extra_metrics: list[dict[str, Any]] = []
         self._pending_metric_state: list[str] | None = None
         self._running = False
-        self._shown_output = ""
-        self.tracker = ProgressTracker()
-        self._progress_timer = QTimer(self)
-        self._progress_timer.setSingleShot(True)
-        self._progress_timer.setInterval(250)
-        self._progress_timer.timeout.connect(self._show_progress)
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(4, 4, 4, 4)
@@ -132,94 +93,9 @@ class ExperimentPanel(QWidget):
         outer.addWidget(self.summary)
         self.changed.connect(self._update_summary)
 
-        # options
-        obox = QGroupBox("Run options")
-        form = QFormLayout(obox)
-        form.setContentsMargins(6, 6, 6, 6)
-        self.device = QComboBox()
-        self.device.setObjectName("device")
-        self.device.addItem("auto", "auto")
-        self.device.addItem("CPU", "cpu")
-        self.device.addItem("CUDA", "cuda")
-        self.device.setToolTip("auto: CUDA when available, else CPU")
-        self._disable_cuda_if_missing()
-        self.seed = QSpinBox()
-        self.seed.setObjectName("seed")
-        self.seed.setRange(0, 2_147_483_647)
-        self.seed.setToolTip("Master seed: per-item seeds derive from it (same seed → same numbers)")
-        form.addRow("device", self.device)
-        form.addRow("seed", self.seed)
-        self.save_images = QCheckBox("save images")
-        self.save_images.setObjectName("save_images")
-        self.save_images.setToolTip("Write clean, attacked and defended images as lossless PNG next to the store (the inspector shows them for stored items)")
-        self.adaptive = QCheckBox("adaptive")
-        self.adaptive.setObjectName("adaptive")
-        self.adaptive.setToolTip("Attack the metric behind each defence (M∘D, BPDA/EOT) instead of the bare metric")
-        opt_row = QHBoxLayout()
-        opt_row.addWidget(self.save_images)
-        opt_row.addWidget(self.adaptive)
-        form.addRow("", opt_row)
-        self.eot_draws = QSpinBox()
-        self.eot_draws.setObjectName("eot_draws")
-        self.eot_draws.setRange(1, 1000)
-        self.eot_draws.setToolTip("Random defences (noise, crop, rotate, DiffPure…) are evaluated over N seeded "
-                                  "draws: every score is the mean, its spread is stored as *_std (1 = one draw)")
-        self.batch_size = QSpinBox()
-        self.batch_size.setObjectName("batch_size")
-        self.batch_size.setRange(0, 4096)
-        self.batch_size.setValue(1)
-        self.batch_size.setSpecialValueText("auto")
-        self.batch_size.setToolTip("Items computed together as one batch (auto: as many as fit); "
-                                   "where it runs, not what it computes: the rows are the same")
-        eot_row = QHBoxLayout()
-        eot_row.addWidget(self.eot_draws, 1)
-        eot_row.addWidget(QLabel("batch"))
-        eot_row.addWidget(self.batch_size, 1)
-        form.addRow("EOT draws", eot_row)
-        self.budget = _choice_combo("budget", BUDGET_CHOICES,
-                                    "Attack at an equal perturbation budget: each attack's strength is calibrated "
-                                    "(in the worker, kept in budgets.json next to the store) before the run")
-        form.addRow("budget", self.budget)
-        self.protocol = _choice_combo("protocol", PROTOCOL_CHOICES,
-                                      "How attacked images are evaluated: lab scores and defends the attack's float "
-                                      "output; MSU rounds it to 8 bits first, as MSU's benchmark reads PNG files")
-        form.addRow("protocol", self.protocol)
-        self.backend = QComboBox()
-        self.backend.setObjectName("backend")
-        self.backend.addItem("local", "local")
-        self.backend.addItem("Ray", "ray")
-        self.backend.setToolTip("Where the items are computed: local (this process) or on Ray workers; "
-                                "the store is always written here")
-        self.ray_address = QLineEdit()
-        self.ray_address.setObjectName("ray_address")
-        self.ray_address.setPlaceholderText("auto, host:6379 or ray://host:10001")
-        self.ray_address.setToolTip("Empty: start a Ray instance on this machine; auto or host:6379: "
-                                    "join a cluster from one of its nodes; ray://host:10001: from "
-                                    "outside it, through Ray Client")
-        self.ray_workers = QSpinBox()
-        self.ray_workers.setObjectName("ray_workers")
-        self.ray_workers.setRange(0, 1024)
-        self.ray_workers.setSpecialValueText("auto")
-        self.ray_workers.setToolTip("Ray workers (auto: one per GPU, else per CPU)")
-        be_row = QHBoxLayout()
-        be_row.addWidget(self.backend, 1)
-        be_row.addWidget(self.ray_address, 4)
-        be_row.addWidget(self.ray_workers, 1)
-        form.addRow("back end", be_row)
-        self.backend.currentIndexChanged.connect(self._on_backend)
-        self._on_backend()
-        self.output = QLineEdit()
-        self.output.setObjectName("output_dir")
-        self.output.setToolTip("Folder of the result store (results.sqlite) and saved images")
-        browse = QToolButton()
-        browse.setText("…")
-        browse.clicked.connect(self._browse_output)
-        self.output.editingFinished.connect(self._on_output_edited)
-        out_row = QHBoxLayout()
-        out_row.addWidget(self.output, 1)
-        out_row.addWidget(browse)
-        form.addRow("output", out_row)
-        outer.addWidget(obox)
+        self.options = RunOptions()
+        self.options.changed.connect(self.changed)
+        outer.addWidget(self.options)
 
         # run
         self.run_button = QPushButton("Run")
@@ -227,71 +103,11 @@ class ExperimentPanel(QWidget):
         self.run_button.setMinimumHeight(34)
         self.run_button.clicked.connect(self._on_run_clicked)
         outer.addWidget(self.run_button)
-        prow = QHBoxLayout()
-        self.progress = QProgressBar()
-        self.progress.setObjectName("progress")
-        self.progress.setRange(0, 1000)
-        self.progress.setValue(0)
-        self.progress.setTextVisible(True)
-        self.progress.setFormat("idle")
-        prow.addWidget(self.progress, 1)
-        self.eta = QLabel("ETA —")
-        self.eta.setObjectName("eta")
-        self.eta.setVisible(False)
-        self.eta.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        prow.addWidget(self.eta)
-        outer.addLayout(prow)
-
-        self._options = (self.device, self.seed, self.save_images, self.adaptive, self.eot_draws, self.batch_size,
-                         self.budget, self.protocol, self.backend, self.ray_address, self.ray_workers, self.output)
-        for w in self._options:
-            sig = getattr(w, "currentIndexChanged", None) or getattr(w, "valueChanged", None) \
-                or getattr(w, "toggled", None) or w.editingFinished
-            sig.connect(lambda *_: self.changed.emit())
+        self.progress = RunProgress()
+        outer.addWidget(self.progress)
 
     def _forget_study(self) -> None:
         self.study = None
-
-    def _disable_cuda_if_missing(self) -> None:
-        try:
-            import torch
-
-            has_cuda = torch.cuda.is_available()
-        except Exception:  # noqa: BLE001
-            has_cuda = False
-        if not has_cuda:
-            item = self.device.model().item(2)
-            item.setEnabled(False)
-            item.setToolTip("no CUDA device on this machine")
-
-    def _browse_output(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Output folder", self.output.text() or str(Path.home()))
-        if folder:
-            self.output.setText(folder)
-            self._on_output_edited()
-
-    def _on_output_edited(self) -> None:
-        if self.output.text().strip() != self._shown_output:
-            self._shown_output = self.output.text().strip()
-            self.outputEdited.emit(self._shown_output)
-        self.changed.emit()
-
-    def show_output(self, path: str) -> None:
-        """Show where the run will write (the session decides) without emitting outputEdited."""
-        self._shown_output = path
-        self.output.setText(path)
-        self.output.setCursorPosition(0)
-        self.output.setToolTip(path)
-
-    def _on_backend(self, *_: object) -> None:
-        ray = self.backend.currentData() == "ray"
-        self.ray_address.setEnabled(ray and not self._running)
-        self.ray_workers.setEnabled(ray and not self._running)
-
-    def backend_options(self) -> dict[str, Any]:
-        """``make_backend`` keyword arguments: name, address, workers."""
-        return {"name": self.backend.currentData(), "address": self.ray_address.text().strip() or None,
-                "workers": self.ray_workers.value() or None}
 
     # ---- metrics -------------------------------------------------------------------------
     @Slot(object)
@@ -383,34 +199,13 @@ class ExperimentPanel(QWidget):
     def state(self) -> dict[str, Any]:
         """A JSON-able description of the panel (kept in QSettings)."""
         return {"metrics": self.checked_metrics(), "attacks": self.attacks.state(),
-                "defences": self.defences.state(), "seed": self.seed.value(),
-                "device": self.device.currentData(), "save_images": self.save_images.isChecked(),
-                "adaptive": self.adaptive.isChecked(), "eot_draws": self.eot_draws.value(),
-                "batch_size": self.batch_size.value() or "auto", "backend": self.backend.currentData(),
-                "budget": self.budget.currentData(), "protocol": self.protocol.currentData(),
-                "ray_address": self.ray_address.text().strip(), "ray_workers": self.ray_workers.value(),
-                "output": self.output.text()}
+                "defences": self.defences.state(), **self.options.state()}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.set_checked_metrics(list(state.get("metrics", [])))
         self.attacks.set_state(state.get("attacks", {}))
         self.defences.set_state(state.get("defences", {}))
-        self.seed.setValue(int(state.get("seed", 0)))
-        idx = self.device.findData(state.get("device", "auto"))
-        self.device.setCurrentIndex(max(0, idx))
-        self.save_images.setChecked(bool(state.get("save_images", False)))
-        self.adaptive.setChecked(bool(state.get("adaptive", False)))
-        self.eot_draws.setValue(int(state.get("eot_draws", 1)))
-        batch = state.get("batch_size", 1)
-        self.batch_size.setValue(0 if batch == "auto" else int(batch or 1))
-        self.backend.setCurrentIndex(max(0, self.backend.findData(state.get("backend", "local"))))
-        self.budget.setCurrentIndex(max(0, self.budget.findData(state.get("budget"))))
-        self.protocol.setCurrentIndex(max(0, self.protocol.findData(state.get("protocol", "lab"))))
-        self.ray_address.setText(state.get("ray_address") or "")
-        self.ray_workers.setValue(int(state.get("ray_workers") or 0))
-        if "output" in state:
-            self.show_output(state.get("output") or "")
-            self.outputEdited.emit(self._shown_output)
+        self.options.set_state(state)
 
     def build_experiment(self, images: list[str], root: str | None) -> Experiment:
         """The experiment the panel describes, on ``images``.
@@ -426,15 +221,15 @@ class ExperimentPanel(QWidget):
         attacks = self.attacks.specs()
         if not attacks:
             raise ValueError("tick at least one attack")
-        device = self.device.currentData()
-        if device == "cuda" and not self.device.model().item(2).isEnabled():
+        o = self.options
+        if o.cuda_missing():
             raise ValueError("CUDA was chosen but this machine has no CUDA device")
         return Experiment(images=list(images), root=root, metrics=metrics, attacks=attacks,
-                          defences=self.defences.specs(), seed=self.seed.value(), adaptive=self.adaptive.isChecked(),
-                          save_images=self.save_images.isChecked(), device=device,
-                          eot_draws=self.eot_draws.value(), batch_size=self.batch_size.value() or "auto",
-                          budget=self.budget.currentData(), study=self.study,
-                          protocol=self.protocol.currentData() or "lab")
+                          defences=self.defences.specs(), seed=o.seed.value(), adaptive=o.adaptive.isChecked(),
+                          save_images=o.save_images.isChecked(), device=o.device.currentData(),
+                          eot_draws=o.eot_draws.value(), batch_size=o.batch_size.value() or "auto",
+                          budget=o.budget.currentData(), study=self.study,
+                          protocol=o.protocol.currentData() or "lab")
 
     def _update_summary(self) -> None:
         metrics = self.checked_metrics()
@@ -468,55 +263,10 @@ class ExperimentPanel(QWidget):
         self.run_button.setProperty("running", running)
         self.run_button.style().unpolish(self.run_button)
         self.run_button.style().polish(self.run_button)
-        for w in (self.metrics, self.attacks, self.defences, *self._options):
+        for w in (self.metrics, self.attacks, self.defences):
             w.setEnabled(not running)
-        self._on_backend()
+        self.options.set_running(running)
 
     @property
     def running(self) -> bool:
         return self._running
-
-    def start_progress(self, pending: int, total: int) -> None:
-        self.tracker.start(pending)
-        self.progress.setValue(0)
-        skipped = total - pending
-        self.progress.setFormat(f"0 / {pending} items" + (f" ({skipped} done before)" if skipped else ""))
-        self.eta.setText("ETA —")
-        self.eta.setVisible(True)
-
-    def update_progress(self, finished: int | None = None, fraction_in_item: float | None = None) -> None:
-        """Record progress; the bar and ETA are repainted by a timer (~4 Hz), not per step."""
-        t = self.tracker
-        if finished is not None:
-            t.finished = finished
-        if fraction_in_item is not None:
-            t.fraction_in_item = max(0.0, min(1.0, fraction_in_item))
-        if not self._progress_timer.isActive():
-            self._progress_timer.start()
-
-    def _show_progress(self) -> None:
-        if not self._running:
-            return
-        t = self.tracker
-        self.progress.setValue(int(round(1000 * t.progress)))
-        self.progress.setFormat(f"{t.finished} / {t.pending} items  ·  {100 * t.progress:.0f}%")
-        self.eta.setText(format_eta(t.eta()))
-
-    def reset_progress(self) -> None:
-        """Idle: nothing of an earlier run or another experiment is left on the bar."""
-        self._progress_timer.stop()
-        self.tracker.start(0)
-        self.progress.setValue(0)
-        self.progress.setFormat("idle")
-        self.progress.setToolTip("")
-        self.eta.setText("")
-        self.eta.setVisible(False)
-
-    def finish_progress(self, text: str) -> None:
-        self._progress_timer.stop()
-        self.progress.setFormat(text)
-        self.progress.setToolTip(text)
-        if self.tracker.pending:
-            self.progress.setValue(int(round(1000 * self.tracker.finished / self.tracker.pending)))
-        self.eta.setText("")
-        self.eta.setVisible(False)

@@ -29,7 +29,7 @@ class MainThreadGC(QObject):
         interval_ms: how often the counts are checked.
     """
 
-    def __init__(self, parent: QObject | None = None, interval_ms: int = 500) -> None:
+    def __init__(self, parent: QObject | None = None, interval_ms: int = 100) -> None:
         super().__init__(parent)
         self.threshold = gc.get_threshold()
         self.frozen: set[str] = set()

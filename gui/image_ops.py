@@ -81,3 +81,36 @@ def region_stats(clean: np.ndarray, other: np.ndarray, x0: int, y0: int, x1: int
             "mean": float(d.mean()), "psnr": math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)}
 
 
+
+
+@dataclass
+class DiffViews:
+    """The difference views of one item, computed off the GUI thread.
+
+    Attributes:
+        signed: ``other − clean`` averaged over channels (H×W float32, 1/255 units).
+        rgb: ``|other − clean|`` amplified (H×W×3 uint8) for the ``abs`` modes, else None.
+        gain: the amplification used (``abs`` modes).
+        max_abs: ``max |signed|`` (the signed colour bar's range), at least 1e-12.
+        error: why there is no difference to show ("" when there is).
+    """
+
+    signed: np.ndarray | None = None
+    rgb: np.ndarray | None = None
+    gain: float = 1.0
+    max_abs: float = 1.0
+    error: str = ""
+
+
+def difference_views(other: np.ndarray | None, clean: np.ndarray | None, mode: str,
+                     gain: float | None = None) -> DiffViews:
+    """What the inspector's difference view shows for ``mode`` (``abs…`` or ``signed…``):
+    plain numpy, run in a background call (a 3-megapixel item takes ~0.3 s)."""
+    if clean is None or other is None:
+        return DiffViews(error="image not available")
+    try:
+        signed = signed_difference(other, clean)
+        rgb, used = amplified_difference(other, clean, gain) if mode.startswith("abs") else (None, 1.0)
+    except ValueError as exc:
+        return DiffViews(error=str(exc))
+    return DiffViews(signed, rgb, used, float(np.abs(signed).max()) or 1.0)

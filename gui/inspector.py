@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, QTimer, Slot
+from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -26,11 +26,20 @@ from PySide6.QtWidgets import (
 
 from gui.columns import score_line
 from gui.image_ops import (
+    DiffViews,
     InspectorImages,
     amplified_difference,
-    region_stats,
+    difference_views,
     signed_difference,
-    swipe,
+)
+from gui.inspector_compare import CompareModes
+from gui.inspector_readout import ReadoutAndExport
+from gui.inspector_views import (
+    TITLE_STYLE,
+    SteadyLabel,
+    colour_bar,
+    image_views,
+    keep_space_when_hidden,
 )
 
 __all__ = ["Inspector", "InspectorImages", "amplified_difference", "score_line", "signed_difference"]
@@ -40,31 +49,7 @@ DIFF_MODES = [("abs", "|xₐ − x| amplified"), ("signed", "xₐ − x signed")
               ("abs-defended", "|D(xₐ) − x| amplified"), ("signed-defended", "D(xₐ) − x signed")]
 
 
-class SwipeViewBox(pg.ViewBox):
-    """The attacked view's box: in swipe mode a left-button drag (or click) on the image
-    moves the divider instead of panning; otherwise it pans and zooms like the others."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
-        self.on_swipe = None   # callable(x in image pixels) while swiping, else None
-
-    def _swipe(self, ev: object) -> bool:
-        if self.on_swipe is None or ev.button() != Qt.MouseButton.LeftButton:
-            return False
-        ev.accept()
-        self.on_swipe(self.mapSceneToView(ev.scenePos()).x())
-        return True
-
-    def mouseDragEvent(self, ev: object, axis: object = None) -> None:
-        if not self._swipe(ev):
-            super().mouseDragEvent(ev, axis)
-
-    def mouseClickEvent(self, ev: object) -> None:
-        if not self._swipe(ev):
-            super().mouseClickEvent(ev)
-
-
-class Inspector(QWidget):
+class Inspector(CompareModes, ReadoutAndExport, QWidget):
     """Linked image views with a difference map and a pixel read-out.
 
     The inspector owns its view state: every new item is fitted to the views unless the
@@ -72,12 +57,16 @@ class Inspector(QWidget):
     same); "fit" brings the whole image back.
     """
 
+    #: items with more pixels get their difference views computed in a background call
+    DIFF_IN_BACKGROUND = 1_000_000
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.images: InspectorImages | None = None
         self.user_view = False     # the user zoomed or panned: new items keep their view
         self._fit_pending = False
         self._diff_pending = False
+        self._diff_request = 0      # the difference views asked for last (older answers are dropped)
         self.rows: dict[str, dict] = {}
         self._diff_signed: np.ndarray | None = None
         self._diff_rgb: np.ndarray | None = None
@@ -86,22 +75,19 @@ class Inspector(QWidget):
         lay.setContentsMargins(4, 4, 4, 4)
         lay.setSpacing(4)
         bar = QHBoxLayout()
-        self.title = QLabel("No item selected — run an experiment or pick a row in Results")
-        self.title.setObjectName("inspector_title")
-        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.title.setWordWrap(True)   # a long item name wraps instead of widening the window
+        self.title = SteadyLabel("No item selected — run an experiment or pick a row in Results")
+        self.title.setObjectName("inspector_title")   # a long item name wraps instead of widening the window
         bar.addWidget(self.title, 1)
         self.follow = QCheckBox("follow run")
         self.follow.setChecked(True)
         self.follow.setToolTip("Show each item as it finishes while a run is in progress")
         bar.addWidget(self.follow)
         lay.addLayout(bar)
-        self.scores = QLabel("")
+        self.scores = SteadyLabel("")
+        # room for the score line's two lines (a wide window) from the start: the first item
+        # resizes the views only when it needs a third
+        self.scores.setMinimumHeight(2 * self.scores.fontMetrics().lineSpacing())
         self.scores.setObjectName("inspector_scores")
-        self.scores.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.scores.setWordWrap(True)
-        self.scores.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         lay.addWidget(self.scores)
         self.flag = QLabel("")
         self.flag.setObjectName("inspector_flag")
@@ -172,55 +158,30 @@ class Inspector(QWidget):
         self.view.setBackground("#202124")
         self.view.ci.setSpacing(2)
         lay.addWidget(self.view, 1)
-        self.plots: dict[str, pg.PlotItem] = {}
-        self.items: dict[str, pg.ImageItem] = {}
-        titles = {"clean": "clean x", "attacked": "attacked xₐ", "defended": "defended D(xₐ)",
-                  "diff": "difference"}
-        for i, (key, text) in enumerate(titles.items()):
-            extra = {"viewBox": SwipeViewBox()} if key == "attacked" else {}
-            plot = self.view.addPlot(row=i // 2, col=i % 2, **extra)
-            plot.setTitle(text, color="#e8eaed", size="9pt")
-            for ax in ("left", "bottom"):
-                plot.hideAxis(ax)
-            plot.setAspectLocked(True)
-            plot.invertY(True)
-            plot.setMenuEnabled(False)
-            plot.hideButtons()                      # the unlabeled "A": our "fit" button instead
-            plot.vb.disableAutoRange()              # new images never re-range the views
+        self.plots, self.items = image_views(self.view)
+        for plot in self.plots.values():
             plot.vb.sigRangeChangedManually.connect(self._on_user_view)
-            # a title change or a splitter drag resizes a view: aspect-locked, it would zoom
-            # out a little each time; refitted instead (unless the user zoomed)
+            # a splitter drag resizes a view: aspect-locked, it would zoom out a little each
+            # time; refitted instead (unless the user zoomed)
             plot.vb.sigResized.connect(self._fit_soon)
-            img = pg.ImageItem(axisOrder="row-major")
-            plot.addItem(img)
-            self.plots[key] = plot
-            self.items[key] = img
         self.swipe_line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#fbbc04", width=1))
         self.swipe_line.setVisible(False)
         self.plots["attacked"].addItem(self.swipe_line, ignoreBounds=True)
-        base = self.plots["clean"]
-        for key in ("attacked", "defended", "diff"):
-            self.plots[key].setXLink(base)
-            self.plots[key].setYLink(base)
-        self.colorbar = pg.ColorBarItem(values=(-1, 1), colorMap=pg.colormap.get("CET-D1"),
-                                        interactive=False, width=12)
         # the signed map has its own item: a colour bar drives its item's levels and lookup
         # table, which must not touch the RGB |difference| view
         self.signed_item = pg.ImageItem(axisOrder="row-major")
         self.plots["diff"].addItem(self.signed_item)
         self.signed_item.setVisible(False)
+        self.colorbar = colour_bar(self.view, 2, pg.colormap.get("CET-D1"), (-1, 1), "Δ (1/255)")
         self.colorbar.setImageItem(self.signed_item)
-        self.view.addItem(self.colorbar, row=1, col=2)
-        self.colorbar.getAxis("right").setTextPen("#e8eaed")
-        self.colorbar.getAxis("right").setLabel("Δ (1/255)", color="#e8eaed")
-        self.colorbar.setVisible(False)
-        # the amplified |difference| has its own scale: white is max|Δ| = 255 / gain
-        self.abs_bar = pg.ColorBarItem(values=(0, 255), colorMap=pg.ColorMap([0.0, 1.0], [(0, 0, 0), (255, 255, 255)]),
-                                       interactive=False, width=12)
-        self.view.addItem(self.abs_bar, row=1, col=3)
-        self.abs_bar.getAxis("right").setTextPen("#e8eaed")
-        self.abs_bar.getAxis("right").setLabel("|Δ| (1/255)", color="#e8eaed")
-        self.abs_bar.setVisible(False)
+        # the amplified |difference| has its own scale: white is max|Δ| = 255 / gain; its
+        # room is kept while hidden (the default mode shows it for every item)
+        self.abs_bar = colour_bar(self.view, 3, pg.ColorMap([0.0, 1.0], [(0, 0, 0), (255, 255, 255)]), (0, 255),
+                                  "|Δ| (1/255)")
+        keep_space_when_hidden(self.abs_bar)
+        # shown from the start (the default difference mode's scale): its first showing with
+        # the first item re-laid the grid out twice (eight view resizes, ~40 ms)
+        self.abs_bar.setVisible(True)
         self.roi = pg.RectROI([0, 0], [32, 32], pen=pg.mkPen("#fbbc04", width=2))
         self.plots["clean"].addItem(self.roi)
         self.roi.setVisible(False)
@@ -309,12 +270,12 @@ class Inspector(QWidget):
     def clear(self, title: str, detail: str = "") -> None:
         """Show nothing but ``title`` (and ``detail``, e.g. an item's full error text)."""
         self.images, self.rows, self._diff_pending = None, {}, False
+        self._diff_request += 1
         self._diff_signed = self._diff_rgb = None
         self.user_view = False
         for item in (*self.items.values(), self.signed_item):
             item.clear()
         self.colorbar.setVisible(False)
-        self.abs_bar.setVisible(False)
         self.defence.clear()
         self.title.setText(title)
         self.scores.setText(f"<span style='color:#b3261e'>{detail}</span>" if detail else "")
@@ -323,6 +284,8 @@ class Inspector(QWidget):
     def set_flag(self, text: str) -> None:
         """A warning about the item's scores (no gain, past the metric's bounds)."""
         self.flag.setText(f"⚠ {text}" if text else "")
+        if text:   # once shown, its line is kept: items with and without a flag do not move the views
+            keep_space_when_hidden(self.flag)
         self.flag.setVisible(bool(text))
 
     def current_defence(self) -> str | None:
@@ -343,147 +306,77 @@ class Inspector(QWidget):
         dfd = self._defended()
         self._set("defended", dfd)
         self.plots["defended"].setTitle(f"defended D(xₐ) · {self.current_defence() or '—'}",
-                                        color="#e8eaed", size="9pt")
+                                        **TITLE_STYLE)
         self.scores.setText(score_line(self.rows.get(self.current_defence() or "")))
-        # the difference view on the next event-loop turn: one short slot each, no long stall
+        self._request_diff()
+
+    def _diff_inputs(self) -> tuple[np.ndarray | None, np.ndarray | None, str, float | None]:
+        im = self.images
+        mode = str(self.mode.currentData())
+        other = self._defended() if mode.endswith("defended") else (im.attacked if im else None)
+        return other, (im.clean if im else None), mode, float(self.gain.value()) or None
+
+    def _request_diff(self) -> None:
+        """Compute the difference views: above :attr:`DIFF_IN_BACKGROUND` pixels in a
+        background call (numpy over every pixel: a 3-megapixel item held the GUI thread
+        ~0.3 s), :meth:`_on_diff` shows them; a small item on the next event-loop turn (a
+        thread costs more than its 1–3 ms)."""
+        from gui.worker import BackgroundCall
+
         self._diff_pending = True
-        QTimer.singleShot(0, self._refresh_diff)
+        self._diff_request += 1
+        request, inputs = self._diff_request, self._diff_inputs()
+        shape = self._shape()
+        if shape is None or shape[0] * shape[1] <= self.DIFF_IN_BACKGROUND:
+            QTimer.singleShot(0, self._refresh_diff)
+            return
+        call = BackgroundCall(lambda: (request, difference_views(*inputs)))
+        call.finished.connect(self._on_diff)   # emitted in the GUI thread by the call's own slot
+        call.start()
+
+    @Slot(object)
+    def _on_diff(self, answer: tuple[int, DiffViews]) -> None:
+        request, views = answer
+        if request == self._diff_request and self._diff_pending and self.images is not None:
+            self._show_diff(views)
 
     def _refresh_diff(self) -> None:
-        """Compute and show the difference view (and the region statistics) if pending."""
-        im = self.images
-        if not self._diff_pending or im is None:
-            return
+        """The difference views now, if they have not arrived yet (export, tests)."""
+        if self._diff_pending and self.images is not None:
+            self._show_diff(difference_views(*self._diff_inputs()))
+
+    def _show_diff(self, views: DiffViews) -> None:
+        """Show the difference views (and the region statistics)."""
         self._diff_pending = False
-        dfd = self._defended()
-        mode = self.mode.currentData()
-        other = dfd if mode.endswith("defended") else im.attacked
-        self._diff_signed = self._diff_rgb = None
+        self._diff_request += 1   # a late answer to an earlier request is dropped
+        mode = str(self.mode.currentData())
+        self._diff_signed, self._diff_rgb = views.signed, views.rgb
         diff_item = self.items["diff"]
-        title = "difference"
-        try:
-            if im.clean is None or other is None:
-                raise ValueError("image not available")
-            self._diff_signed = signed_difference(other, im.clean)
-            if mode.startswith("abs"):
-                self._diff_rgb, gain = amplified_difference(other, im.clean, float(self.gain.value()) or None)
-                diff_item.setImage(self._diff_rgb, levels=(0, 255), autoLevels=False)
-                diff_item.setVisible(True)
-                self.signed_item.setVisible(False)
-                self.colorbar.setVisible(False)
-                self.abs_bar.setLevels(low=0.0, high=255.0 / gain)
-                self.abs_bar.setVisible(True)
-                title = f"|{'D(xₐ)' if mode.endswith('defended') else 'xₐ'} − x| ×{gain:.3g}"
-            else:
-                m = float(np.abs(self._diff_signed).max()) or 1.0
-                self.signed_item.setImage(self._diff_signed, autoLevels=False)
-                self.colorbar.setLevels(low=-m, high=m)
-                self.signed_item.setVisible(True)
-                diff_item.setVisible(False)
-                self.colorbar.setVisible(True)
-                self.abs_bar.setVisible(False)
-                title = f"{'D(xₐ)' if mode.endswith('defended') else 'xₐ'} − x  (mean over RGB)"
-        except ValueError as exc:
+        what = "D(xₐ)" if mode.endswith("defended") else "xₐ"
+        if views.error:
             diff_item.clear()
             self.signed_item.clear()
             self.colorbar.setVisible(False)
             self.abs_bar.setVisible(False)
-            title = f"difference n/a: {exc}"
-        self.plots["diff"].setTitle(title, color="#e8eaed", size="9pt")
-        self._update_region()
-
-    # ---- compare: blink, swipe, region -----------------------------------------------------
-    def attacked_view(self) -> np.ndarray | None:
-        """What the attacked view shows in the current compare mode."""
-        im = self.images
-        if im is None:
-            return None
-        mode = self.compare.currentData()
-        if mode == "blink" and self.blink_shows_clean:
-            return im.clean
-        if mode == "swipe" and im.clean is not None and im.attacked is not None \
-                and im.clean.shape == im.attacked.shape:
-            return swipe(im.clean, im.attacked, self.swipe_fraction)
-        return im.attacked
-
-    def _attacked_title(self) -> None:
-        """The attacked view's title says what it shows in the current compare mode."""
-        mode = self.compare.currentData()
-        text = {"blink": "clean x (blink)" if self.blink_shows_clean else "attacked xₐ (blink)",
-                "swipe": "clean x | attacked xₐ (drag to swipe)"}.get(mode, "attacked xₐ")
-        self.plots["attacked"].setTitle(text, color="#e8eaed", size="9pt")
-
-    def set_swipe(self, fraction: float) -> None:
-        """Put the swipe divider at ``fraction`` of the image width (0 … 1)."""
-        self.swipe_fraction = max(0.0, min(1.0, float(fraction)))
-        shape = self._shape()
-        if shape is not None:
-            self.swipe_line.setValue(self.swipe_fraction * shape[1])
-        if self.compare.currentData() == "swipe":
-            self._set("attacked", self.attacked_view())
-
-    def _on_swipe_drag(self, x: float) -> None:
-        shape = self._shape()
-        if shape is not None:
-            self.set_swipe(x / max(1, shape[1]))
-
-    def _on_compare(self, *_: object) -> None:
-        mode = self.compare.currentData()
-        swiping = mode == "swipe"
-        self.plots["attacked"].vb.on_swipe = self._on_swipe_drag if swiping else None
-        self.swipe_line.setVisible(swiping)
-        if swiping:
-            self.set_swipe(self.swipe_fraction)
-        self.blink_shows_clean = False
-        if mode == "blink":
-            self.blink_timer.start()
+            title = f"difference n/a: {views.error}"
+        elif views.rgb is not None:
+            diff_item.setImage(views.rgb, levels=(0, 255), autoLevels=False)
+            diff_item.setVisible(True)
+            self.signed_item.setVisible(False)
+            self.colorbar.setVisible(False)
+            self.abs_bar.setLevels(low=0.0, high=255.0 / views.gain)
+            self.abs_bar.setVisible(True)
+            title = f"|{what} − x| ×{views.gain:.3g}"
         else:
-            self.blink_timer.stop()
-        self._refresh()
-
-    @Slot()
-    def blink_step(self) -> None:
-        """Toggle the attacked view between the clean and the attacked image."""
-        self.blink_shows_clean = not self.blink_shows_clean
-        self._set("attacked", self.attacked_view())
-        self._attacked_title()
-
-    def _on_region_toggled(self, on: bool) -> None:
-        im = self.images
-        if on and im is not None and im.clean is not None:
-            h, w = im.clean.shape[:2]
-            self.roi.setPos((w // 4, h // 4))
-            self.roi.setSize((max(1, w // 2), max(1, h // 2)))
-        self.roi.setVisible(on)
-        self.region.setVisible(on)
+            self.signed_item.setImage(views.signed, autoLevels=False)
+            self.colorbar.setLevels(low=-views.max_abs, high=views.max_abs)
+            self.signed_item.setVisible(True)
+            diff_item.setVisible(False)
+            self.colorbar.setVisible(True)
+            self.abs_bar.setVisible(False)
+            title = f"{what} − x  (mean over RGB)"
+        self.plots["diff"].setTitle(title, **TITLE_STYLE)
         self._update_region()
-
-    def set_region(self, x: int, y: int, w: int, h: int) -> None:
-        """Put the region box at pixel (x, y), w × h (shown and switched on)."""
-        self.region_button.setChecked(True)
-        self.roi.setPos((x, y))
-        self.roi.setSize((w, h))
-        self._update_region()
-
-    def region_stats(self) -> dict[str, float] | None:
-        """Statistics of attacked (or defended, per the difference mode) − clean in the box."""
-        self._refresh_diff()
-        im = self.images
-        if im is None or im.clean is None or not self.region_button.isChecked():
-            return None
-        other = self._defended() if str(self.mode.currentData()).endswith("defended") else im.attacked
-        if other is None or other.shape != im.clean.shape:
-            return None
-        (x, y), (w, h) = self.roi.pos(), self.roi.size()
-        return region_stats(im.clean, other, round(x), round(y), round(x + w), round(y + h))
-
-    def _update_region(self, *_: object) -> None:
-        st = self.region_stats()
-        if st is None:
-            self.region.setText("region: no difference to measure" if self.region_button.isChecked() else "")
-            return
-        self.region.setText(f"region {st['pixels']} px: mean |Δ| {st['mean_abs']:.2f}/255 · max |Δ| "
-                            f"{st['max_abs']:.0f}/255 · mean Δ {st['mean']:+.2f}/255 · PSNR {st['psnr']:.1f} dB")
 
     def _set(self, key: str, arr: np.ndarray | None) -> None:
         item = self.items[key]
@@ -491,69 +384,3 @@ class Inspector(QWidget):
             item.clear()
         else:
             item.setImage(arr, levels=(0, 255), autoLevels=False)
-
-    # ---- read-out --------------------------------------------------------------------------
-    def _on_mouse(self, pos: QPointF) -> None:
-        for plot in self.plots.values():
-            if plot.sceneBoundingRect().contains(pos):
-                p = plot.vb.mapSceneToView(pos)
-                x, y = int(np.floor(p.x())), int(np.floor(p.y()))
-                shape = self._shape()
-                if shape is None or not (0 <= x < shape[1] and 0 <= y < shape[0]):
-                    self.readout.setText("outside the image")
-                else:
-                    self.readout.setText(self.pixel_text(x, y))
-                return
-
-    def pixel_text(self, x: int, y: int) -> str:
-        """The read-out for pixel (x, y) in every view that has it."""
-        self._refresh_diff()
-        im = self.images
-        if im is None:
-            return ""
-        parts = [f"x={x:<4d} y={y:<4d}"]
-
-        def rgb(name: str, arr: np.ndarray | None) -> None:
-            if arr is not None and 0 <= y < arr.shape[0] and 0 <= x < arr.shape[1]:
-                r, g, b = (int(v) for v in arr[y, x, :3])
-                parts.append(f"{name} ({r:3d},{g:3d},{b:3d})")
-
-        rgb("clean", im.clean)
-        rgb("attacked", im.attacked)
-        rgb("defended", self._defended())
-        d = self._diff_signed
-        if d is not None and 0 <= y < d.shape[0] and 0 <= x < d.shape[1]:
-            parts.append(f"Δ {d[y, x]:+.2f}/255")
-        return "  ".join(parts)
-
-    # ---- for tests and export ------------------------------------------------------------
-    def difference(self) -> np.ndarray | None:
-        """The signed difference currently shown (H×W, units of 1/255)."""
-        self._refresh_diff()
-        return self._diff_signed
-
-    def shown_arrays(self) -> dict[str, np.ndarray]:
-        """Every image currently shown, by view name (for "Save images")."""
-        out: dict[str, np.ndarray] = {}
-        self._refresh_diff()
-        im = self.images
-        if im is None:
-            return out
-        if im.clean is not None:
-            out["clean"] = im.clean
-        if im.attacked is not None:
-            out["attacked"] = im.attacked
-        d = self._defended()
-        if d is not None:
-            out[f"defended-attacked--{self.current_defence()}"] = d
-            dc = im.defended_clean.get(self.current_defence() or "")
-            if dc is not None:
-                out[f"defended-clean--{self.current_defence()}"] = dc
-        if self._diff_rgb is not None:
-            out["difference-abs"] = self._diff_rgb
-        if self._diff_signed is not None:
-            m = float(np.abs(self._diff_signed).max()) or 1.0
-            lut = pg.colormap.get("CET-D1").getLookupTable(nPts=256, mode="byte")[:, :3]
-            idx = np.clip((self._diff_signed / m + 1) * 127.5, 0, 255).astype(np.uint8)
-            out["difference-signed"] = lut[idx]
-        return out

@@ -7,7 +7,6 @@ own thread; its events reach the session through this window's queued slots.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.aggregate_plots import GainPerDefencePlot, QualityGainPlot
-from gui.catalog import attack_classes, defence_classes, scan_metrics
+from gui.catalog import scan_metrics
 from gui.curves import LiveCurves
 from gui.elided_label import ElidedLabel
 from gui.experiment_panel import DEFAULT_EXPERIMENT, ExperimentPanel
@@ -33,11 +32,13 @@ from gui.item_display import ItemDisplay
 from gui.leaderboard_panel import LeaderboardPanel
 from gui.log_panel import LogBridge, LogPanel
 from gui.menus import build_menus
-from gui.plugins_dialog import PluginsDialog, startup_plugins
+from gui.panel_sync import PanelSync
+from gui.plugins_dialog import startup_plugins
 from gui.results_view import ResultsView
 from gui.run_control import RunControl
 from gui.session import Session
-from gui.training_dialog import FCNTrainDialog
+from gui.tool_windows import ToolWindows
+from gui.warm_up import warm_up
 from gui.window_state import (
     SAMPLES_DIR,
     default_output_dir,
@@ -70,9 +71,6 @@ class MainWindow(QMainWindow):
         self.setDockNestingEnabled(True)
         self.session = Session(default_output_dir)
         self.pool = BackgroundPool(self)
-        self.fcn_dialog: FCNTrainDialog | None = None
-        self.plugins_dialog: PluginsDialog | None = None
-        self.robust_dialog = None  # gui.robust_training_dialog.RobustTrainDialog, made on first use
         self._needs_default_splits = False
         self._closing = False
 
@@ -82,6 +80,7 @@ class MainWindow(QMainWindow):
         self.display = ItemDisplay(self.session, self.inspector, self, self.pool)
         self.files = FileActions(self.session, self, self.pool)
         self.runs = RunControl(self.session, self)
+        self.tools = ToolWindows(self)
         self.controller = self.runs.controller
         build_menus(self)
         self._wire()
@@ -97,6 +96,16 @@ class MainWindow(QMainWindow):
         if scan:
             self.rescan_metrics()
         QTimer.singleShot(0, self.freeze_startup_objects)
+        self.pool.call(warm_up, self._on_warmed_up, self._on_warm_up_failed)
+
+    @Slot(object)
+    def _on_warmed_up(self, missing: list[str]) -> None:
+        """What the first run imports is imported: its objects are start-up objects too."""
+        self.freeze_startup_objects("warm-up")
+
+    @Slot(str)
+    def _on_warm_up_failed(self, message: str) -> None:
+        self.log.log("warning", f"could not prepare the first run: {message}")
 
     def freeze_startup_objects(self, stage: str = "window") -> None:
         """The objects of start-up (imports, widgets) are never garbage: keep them out of
@@ -171,79 +180,12 @@ class MainWindow(QMainWindow):
         self.images.bannerDismissed.connect(self._on_banner_dismissed)
         self.panel.runRequested.connect(self.start_run)
         self.panel.cancelRequested.connect(self.cancel_run)
-        self.panel.outputEdited.connect(s.choose_output)
+        self.panel.options.outputEdited.connect(s.choose_output)
         self.results.experimentChosen.connect(s.choose_experiment)
         self.results.rowChosen.connect(self._on_row_chosen)
         self.log.countsChanged.connect(self._on_log_errors)
         # session → widgets
-        s.folder_changed.connect(self._on_folder)
-        s.output_changed.connect(self.panel.show_output)
-        s.experiment_changed.connect(self._on_experiment)
-        s.rows_reset.connect(self._on_rows_reset)
-        s.rows_added.connect(self._on_rows_added)
-        s.run_finished.connect(self._on_run_finished)
-        s.image_changed.connect(self.images.set_image_status)
-        s.images_changed.connect(self.images.set_image_statuses)
-        s.message.connect(self.log.log)
-
-    # ======================================================================== session → widgets
-    def _on_folder(self, folder: str, images: list[str]) -> None:
-        self.images.show_folder(folder, images)
-        self.curves.clear()
-        self.curves.caption.setText("Score per attack iteration — press Run")
-        self.panel.reset_progress()
-        self._check_headers(folder, images)
-        self.status_run.setText(f"ready: {len(images)} image(s) in {Path(folder).name}" if images
-                                else f"no images in {folder}")
-        self.settings.setValue("lastFolder", folder)
-        self.settings.setValue("recentFolders", json.dumps(self.images.recent))
-
-    def _check_headers(self, folder: str, images: list[str]) -> None:
-        """Find unreadable files now, in the background, not when a run reaches them."""
-        from gui.header_check import unreadable_images
-
-        self.pool.call(lambda: (folder, unreadable_images(images)),
-                       lambda result: self.session.set_unreadable(*result),
-                       lambda message: self.log.log("error", f"could not check the images: {message}"))
-
-    def _on_experiment(self) -> None:
-        s = self.session
-        self.results.set_experiments(s.experiments(), s.exp_id)
-        self.status_store.setText(str(s.store_path) if s.store_path else "no store")
-        if not s.running:
-            self.panel.reset_progress()
-            self._show_leaderboard()
-        elif self.leaderboard.shown_experiment() != s.exp_id:
-            self.leaderboard.clear("the leaderboard of this run shows when it has finished")
-
-    def _on_rows_reset(self, rows: list[dict[str, Any]]) -> None:
-        self.results.set_rows(rows)
-        self._plots()
-        if rows and not self.session.running:
-            first = next((r for r in rows if r.get("item_id") and not r.get("error")), None)
-            if first is not None:
-                self.display.show_item(first["item_id"])
-
-    def _on_run_finished(self, *_: Any) -> None:
-        if self.isVisible():   # not while closing after a run
-            self._show_leaderboard(force=True)
-
-    def _show_leaderboard(self, *, force: bool = False) -> None:
-        """The leaderboard of the experiment shown, or nothing when it is not stored yet."""
-        s = self.session
-        stored = s.store_path is not None and s.exp_id and any(e["id"] == s.exp_id for e in s.stored_experiments)
-        if not stored:
-            self.leaderboard.clear("no stored experiment shown")
-        elif force or self.leaderboard.shown_experiment() != s.exp_id:
-            self.leaderboard.show_store(str(s.store_path), s.exp_id)
-
-    def _on_rows_added(self, rows: list[dict[str, Any]]) -> None:
-        self.results.add_rows(rows)
-        self._plots()
-
-    def _plots(self) -> None:
-        self.gain_plot.set_rows(self.model.rows)
-        self.quality_plot.set_rows(self.model.rows)
+        self.sync = PanelSync(self)
 
     @Slot(str, str)
     def _on_row_chosen(self, item_id: str, defence: str) -> None:
@@ -389,84 +331,6 @@ class MainWindow(QMainWindow):
     def build_report(self, folder: str | Path) -> BackgroundCall | None:
         return self.files.build_report(folder)
 
-    # ======================================================================== FCN training
-    def open_plugins(self) -> PluginsDialog:
-        """Tools → Plug-ins…: load plug-in files, see what they registered and their errors."""
-        if self.plugins_dialog is None:
-            self.plugins_dialog = PluginsDialog(self)
-            self.plugins_dialog.loaded.connect(self.follow_registries)
-            self.plugins_dialog.metricAdded.connect(self.panel.add_metric_entry)
-            self.plugins_dialog.message.connect(self.log.log)
-            self.plugins_dialog.show_errors(self.plugin_errors)
-        self.plugins_dialog.refresh()
-        self.plugins_dialog.show()
-        self.plugins_dialog.raise_()
-        return self.plugins_dialog
-
-    @Slot()
-    def follow_registries(self) -> None:
-        """The attack and defence lists follow the registries; the metrics are scanned again."""
-        self.panel.attacks.sync(attack_classes())
-        self.panel.defences.sync(defence_classes())
-        self.rescan_metrics()
-
-    def open_fcn_training(self) -> FCNTrainDialog:
-        """Show the FCN training window, offering this window's folder, metrics and output."""
-        if self.fcn_dialog is None:
-            self.fcn_dialog = FCNTrainDialog(self)
-            self.fcn_dialog.useCheckpoint.connect(self.use_fcn_checkpoint)
-        ready = [n for n, e in self.panel.metric_info.items() if e.get("state") == "ready"]
-        checked = [m for m in self.panel.checked_metrics() if m in ready]
-        self.fcn_dialog.prefill(self.session.folder, checked + [m for m in ready if m not in checked],
-                                self.session.output_dir)
-        self.fcn_dialog.show()
-        self.fcn_dialog.raise_()
-        return self.fcn_dialog
-
-    @Slot(str)
-    def use_fcn_checkpoint(self, path: str) -> None:
-        """Tick the ``fcn`` defence with a trained checkpoint."""
-        self.panel.defences.set_choice("fcn", checked=True, params={"checkpoint": path})
-        self.panel.tabs.setCurrentWidget(self.panel.defences)
-        self.panel.defences.select("fcn")
-        self.log.log("info", f"fcn defence set to the checkpoint {path}")
-
-    def open_robust_training(self):
-        """Show the robust-metric training window (Tools → Train robust metric…)."""
-        from gui.robust_training_dialog import RobustTrainDialog
-
-        if self.robust_dialog is None:
-            self.robust_dialog = RobustTrainDialog(self)
-            self.robust_dialog.useMetric.connect(self.use_robust_metric)
-        ready = [n for n, e in self.panel.metric_info.items() if e.get("state") == "ready"]
-        self.robust_dialog.prefill(self.session.folder, ready, self.session.output_dir)
-        self.robust_dialog.show()
-        self.robust_dialog.raise_()
-        return self.robust_dialog
-
-    @Slot(str)
-    def use_robust_metric(self, spec: str) -> None:
-        """Add ``NAME:weights=FILE`` to the metric list, ticked (a row of its own in results)."""
-        from PySide6.QtWidgets import QListWidgetItem
-
-        from engine.spec.experiment import ComponentSpec
-
-        metrics = self.panel.metrics
-        item = next((metrics.item(i) for i in range(metrics.count())
-                     if metrics.item(i).data(Qt.ItemDataRole.UserRole) == spec), None)
-        if item is None:
-            item = QListWidgetItem(f"{ComponentSpec.parse(spec).label}  —  trained weights")
-            item.setData(Qt.ItemDataRole.UserRole, spec)
-            item.setToolTip(spec)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            metrics.addItem(item)
-        item.setCheckState(Qt.CheckState.Checked)
-        if all(e["name"] != spec for e in self.panel.extra_metrics):  # kept when the metrics are scanned again
-            self.panel.extra_metrics.append({"name": spec, "state": "ready", "reason": "", "lower_better": None,
-                                             "source": "trained weights"})
-        self.panel.tabs.setCurrentIndex(0)
-        self.log.log("info", f"metric added: {spec}")
-
     # ======================================================================== misc
     @Slot(int)
     def _on_log_errors(self, n: int) -> None:
@@ -484,12 +348,7 @@ class MainWindow(QMainWindow):
             return
         if not self._closing:
             self._closing = True
-            if self.fcn_dialog is not None and self.fcn_dialog.running:
-                self.fcn_dialog.stop()  # stops after the epoch in progress; what is saved stays
-                self.fcn_dialog.wait(120_000)
-            if self.robust_dialog is not None and self.robust_dialog.running:
-                self.robust_dialog.stop()
-                self.robust_dialog.wait(120_000)
+            self.tools.stop_training(120_000)
             self.save_settings()
             self.pool.wait(30_000)
             self.leaderboard.wait()
@@ -498,12 +357,7 @@ class MainWindow(QMainWindow):
 
     def shutdown(self, timeout_ms: int = 60_000) -> None:
         """Cancel any run or training and wait for them (application exit)."""
-        if self.fcn_dialog is not None and self.fcn_dialog.running:
-            self.fcn_dialog.stop()
-            self.fcn_dialog.wait(timeout_ms)
-        if self.robust_dialog is not None and self.robust_dialog.running:
-            self.robust_dialog.stop()
-            self.robust_dialog.wait(timeout_ms)
+        self.tools.stop_training(timeout_ms)
         if self.controller.running:
             self.controller.cancel()
             self.controller.wait(timeout_ms)

@@ -7,6 +7,7 @@ from PySide6.QtGui import QKeySequence
 
 from gui.shortcuts import SHORTCUTS
 
+
 def _key(menu: str, entry: str) -> QKeySequence | None:
     for m, e, k in SHORTCUTS:
         if (m, e) == (menu, entry):
@@ -44,9 +45,9 @@ def build_menus(w: Any) -> None:
     r.addSeparator()
     add_study_menu(w, r)
     t = w.menuBar().addMenu("&Tools")
-    w.plugins_action = t.addAction("Plug-ins…", w.open_plugins)
-    w.train_fcn_action = t.addAction("Train FCN filter…", w.open_fcn_training)
-    w.train_robust_action = t.addAction("Train robust metric…", w.open_robust_training)
+    w.plugins_action = t.addAction("Plug-ins…", w.tools.open_plugins)
+    w.train_fcn_action = t.addAction("Train FCN filter…", w.tools.open_fcn_training)
+    w.train_robust_action = t.addAction("Train robust metric…", w.tools.open_robust_training)
     v = w.menuBar().addMenu("&View")
     v.addAction(w.images_dock.toggleViewAction())
     v.addAction(w.experiment_dock.toggleViewAction())

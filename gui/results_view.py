@@ -45,6 +45,7 @@ class ResultsView(QWidget):
         self.hidden_columns: set[str] = set()
         self.extra_columns: set[str] = set()
         self._columns_sized = False
+        self._sized_columns: set[str] = set()   # columns whose width came from their text
 
         self.table = QTableView()
         self.table.setObjectName("results_table")
@@ -85,6 +86,7 @@ class ResultsView(QWidget):
         self.filter.setMinimumWidth(self.filter.fontMetrics().horizontalAdvance("astronaut") + 40)
         bar.addWidget(self.filter, 3)
         self._certified: tuple[Any, str] = (None, "")
+        self._note = ""   # e.g. "3 reused from the store": said beside the row count
         # the certificate summary can be long: elided, never widening the window
         self.rows_label = ElidedLabel("0 rows", min_width=self.fontMetrics().horizontalAdvance("99 of 99 rows"))
         self.rows_label.setObjectName("rows_label")
@@ -139,15 +141,22 @@ class ResultsView(QWidget):
             self._columns_sized = True
             QTimer.singleShot(0, self._size_columns)
 
-    def _size_columns(self) -> None:
-        """Widths from the header and the first rows' text (cheap, unlike resizeColumnsToContents)."""
+    def _size_columns(self, columns: list[int] | None = None) -> None:
+        """Widths from the header and the first rows' text (cheap, unlike
+        resizeColumnsToContents), of the columns shown (default; a hidden one is sized
+        when it is shown)."""
         header = self.table.horizontalHeader()
         fm = self.table.fontMetrics()
         n = min(12, self.model.rowCount())
-        for c, name in enumerate(self.model.columns):
+        if columns is None:
+            self._sized_columns = set()
+            columns = [c for c in range(len(self.model.columns)) if not self.table.isColumnHidden(c)]
+        for c in columns:
+            name = self.model.columns[c]
             texts = [column_title(name)] + [self.model.data(self.model.index(r, c)) or "" for r in range(n)]
             w = max(fm.horizontalAdvance(str(t)) for t in texts) + 24
             header.resizeSection(c, max(56, min(w, 220)))
+            self._sized_columns.add(name)
 
     @Slot()
     def _update_count(self, *_: Any) -> None:
@@ -156,7 +165,13 @@ class ResultsView(QWidget):
         key = (id(self.model.rows), total)
         if self._certified[0] != key:  # recounted when the rows change, not on every filter
             self._certified = (key, certified_summary(self.model.rows))
-        self.rows_label.setText(text + (f" · {self._certified[1]}" if self._certified[1] else ""))
+        self.rows_label.setText(text + "".join(f" · {t}" for t in (self._note, self._certified[1]) if t))
+
+    def set_note(self, text: str) -> None:
+        """A note beside the row count (how many rows the store held before the run)."""
+        if text != self._note:
+            self._note = text
+            self._update_count()
 
     @Slot(str)
     def _on_filter(self, text: str) -> None:
@@ -256,8 +271,14 @@ class ResultsView(QWidget):
     @Slot()
     def _apply_columns(self, *_: Any) -> None:
         wanted = set(preset_columns(self.preset, self.model.columns)) | self.extra_columns
+        shown = []
         for i, key in enumerate(self.model.columns):
-            self.table.setColumnHidden(i, key in self.hidden_columns or key not in wanted)
+            hide = key in self.hidden_columns or key not in wanted
+            self.table.setColumnHidden(i, hide)
+            if not hide and self._columns_sized and key not in self._sized_columns:
+                shown.append(i)
+        if shown and self.model.rowCount():
+            self._size_columns(shown)   # shown now, never sized
 
     def _save(self) -> None:
         if self.settings is not None:

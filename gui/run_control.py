@@ -17,7 +17,7 @@ from gui.plan import Plan, make_plan, without_problems
 from gui.plan_dialog import PlanDialog
 from gui.session import Session
 from gui.session_types import step_point
-from gui.worker import RunWorker, WorkerThread
+from gui.worker import BackgroundCall, RunWorker, WorkerThread
 
 
 class RunControl(QObject):
@@ -32,6 +32,7 @@ class RunControl(QObject):
         self.plan: Plan | None = None
         self.plan_dialog: PlanDialog | None = None
         self.error_dialog: QMessageBox | None = None
+        self._plan_request = 0
         self._pending: Experiment | None = None
         self._close_after = False
         s = session
@@ -39,7 +40,7 @@ class RunControl(QObject):
         s.item_started.connect(self._on_item_started)
         s.clean_scored.connect(lambda _id, score: self.w.curves.set_clean(score))
         s.step.connect(lambda ev: self.w.curves.add_point(ev.attack, *step_point(ev.step)))
-        s.progress.connect(lambda done, frac: self.w.panel.update_progress(finished=done, fraction_in_item=frac))
+        s.progress.connect(lambda done, frac: self.w.panel.progress.advance(finished=done, fraction_in_item=frac))
         s.run_finished.connect(self._on_run_finished)
         s.running_changed.connect(self._on_running)
 
@@ -53,55 +54,61 @@ class RunControl(QObject):
             w.status_run.setText(f"cannot start: {exc}")
             return None
 
-    def preview(self) -> PlanDialog | None:
-        """Show the plan of the experiment the panel describes; Run from there."""
-        exp = self._experiment()
-        return self._ask(exp, self._plan(exp)) if exp is not None else None
+    def preview(self, exp: Experiment | None = None) -> BackgroundCall | None:
+        """Show the plan of ``exp`` (default: the experiment the panel describes); Run from
+        there. The plan hashes the images and reads the store: it is made in the
+        background, and the dialog opens when it is ready (the call is returned)."""
+        exp = exp or self._experiment()
+        if exp is None:
+            return None
+        from engine.run.driver import store_path_for
 
-    def notes(self, exp: Experiment) -> list[str]:
-        """What the plan adds: unreadable images, items stored under another experiment."""
-        from gui.stored_elsewhere import reuse_note
+        self._plan_request += 1
+        request, store = self._plan_request, store_path_for(self.session.output_dir)
+        info = dict(self.w.panel.metric_info)
+        self.w.status_run.setText("making the plan…")
+        return self.w.pool.call(lambda: (request, exp, make_plan(exp, store, info)), self._on_plan, self._on_plan_failed)
 
-        out = []
+    @Slot(object)
+    def _on_plan(self, answer: tuple[int, Experiment, Plan]) -> None:
+        request, exp, plan = answer
+        if request != self._plan_request or self.session.running:
+            return  # a newer plan was asked for, or a run started meanwhile
+        self.plan = plan
+        self._ask(exp, plan)
+
+    @Slot(str)
+    def _on_plan_failed(self, message: str) -> None:
+        self.w.log.log("error", f"could not make the plan: {message}")
+        self.w.status_run.setText("could not make the plan (see the Log)")
+
+    def notes(self) -> list[str]:
+        """What the plan adds: unreadable images."""
         bad = len(self.session.unreadable)
-        if bad:
-            out.append(f"{bad} image(s) cannot be read: their items fail at once (see the thumbnails)")
-        from engine.run.driver import store_path_for
-
-        # the experiments listed are those of the store shown: the run's store only if the same
-        same_store = self.session.store_path == store_path_for(self.session.output_dir)
-        note = reuse_note(exp, self.session.stored_experiments) if same_store else ""
-        if note:
-            out.append(note)
-        return out
-
-    def _plan(self, exp: Experiment) -> Plan:
-        from engine.run.driver import store_path_for
-
-        self.plan = make_plan(exp, store_path_for(self.session.output_dir), self.w.panel.metric_info)
-        return self.plan
+        return [f"{bad} image(s) cannot be read: their items fail at once (see the thumbnails)"] if bad else []
 
     def start(self) -> bool:
-        """Run what the panel describes. Components that cannot run are listed first (the
-        run is refused, or they are skipped once the user confirms)."""
+        """Run what the panel describes. Components that cannot run refuse the run: the
+        plan lists them (the user may skip them). What is reused from the store and what is
+        computed is said when the run starts (the worker finds it, off this thread)."""
         if self.controller.running or self.session.running:
             return False
         exp = self._experiment()
         if exp is None:
             return False
-        plan = self._plan(exp)
-        if plan.problems:
-            self._ask(exp, plan)
+        from engine.plugins.records import recorded
+        from engine.run.prepare import check
+
+        if check(recorded(exp), self.w.panel.metric_info):
+            self.preview(exp)
             return False
-        for line in plan.lines() + self.notes(exp):
-            self.w.log.log("info", f"plan: {line}")
         return self.go(exp)
 
     def _ask(self, exp: Experiment, plan: Plan) -> PlanDialog:
         self._pending = exp
         dialog = PlanDialog(plan, f"{len(exp.images)} image(s) × {len(exp.metrics)} metric(s) × "
                                   f"{len(exp.attacks)} attack(s) × {len(exp.all_defences)} defence(s)", self.w,
-                            notes=self.notes(exp))
+                            notes=self.notes())
         dialog.accepted.connect(self._on_plan_accepted)
         self.plan_dialog = dialog
         if plan.problems:
@@ -109,6 +116,8 @@ class RunControl(QObject):
                 self.w.log.log("warning", f"cannot run {p.kind} {p.label}: {p.reason}")
             self.w.status_run.setText(f"not started: {len(plan.problems)} chosen component(s) cannot run "
                                       "(see the plan)")
+        else:
+            self.w.status_run.setText(f"plan: {plan.lines()[0]}")
         dialog.open()
         return dialog
 
@@ -136,7 +145,7 @@ class RunControl(QObject):
         self.run_count += 1
         w.log.log("info", f"run {exp.id[:8]}: {len(exp.images)} image(s) × {len(exp.metrics)} metric(s) × "
                           f"{len(exp.attacks)} attack(s) × {len(exp.all_defences)} defence(s) → {store_path}")
-        self.controller.start(RunWorker(exp, store_path, w.panel.backend_options()), self._connect)
+        self.controller.start(RunWorker(exp, store_path, w.panel.options.backend_options()), self._connect)
         return True
 
     def _connect(self, worker: RunWorker) -> None:
@@ -163,11 +172,14 @@ class RunControl(QObject):
         w.cancel_action.setEnabled(running)
 
     def _on_run_started(self, ev: Any) -> None:
-        w = self.w
-        w.panel.start_progress(ev.pending, ev.total)
-        before = getattr(ev, "reused", ev.total - ev.pending)
+        w, reused = self.w, getattr(ev, "reused", 0)
+        w.panel.progress.start(ev.pending, ev.total, reused)
         w.status_run.setText(f"running on {ev.device}: {ev.pending} item(s) to compute"
-                             + (f", {before} reused from the store" if before else ""))
+                             + (f", {reused} reused from the store" if reused else ""))
+        w.log.log("info", f"plan: {ev.pending} item(s) to compute of {ev.total}"
+                          + (f", {reused} reused from the store (their rows are shown)" if reused else ""))
+        for note in getattr(ev, "notes", ()) or ():
+            w.log.log("info", f"plan: {note}")
 
     def _on_item_started(self, ev: Any) -> None:
         w, it = self.w, ev.item
@@ -176,10 +188,10 @@ class RunControl(QObject):
 
     def _on_run_finished(self, ev: Any, text: str) -> None:
         w = self.w
-        before = self.session.done_before
-        w.panel.finish_progress(("cancelled · " if ev.cancelled else "")
+        reused = self.session.reused
+        w.panel.progress.finish(("cancelled · " if ev.cancelled else "")
                                 + f"{ev.finished} done · {ev.failed} failed · {ev.seconds:.0f} s"
-                                + (f" · {before} stored before" if before else ""))
+                                + (f" · {reused} reused from the store" if reused else ""))
         w.status_run.setText(("cancelled: " if ev.cancelled else "finished: ") + text)
 
     @Slot(str, bool)

@@ -1,62 +1,38 @@
 """The desktop app's state, in plain Python (no Qt): one owner for what every panel shows.
 
-:class:`Session` owns the folder under study, the result store and the experiment shown,
-and the bookkeeping of the run in flight (items, attack steps, clean scores, per-image
-status, the item to follow). It consumes the engine's events (:mod:`engine.core.events`) and
-tells its observers what changed through :class:`Observable` lists; the Qt side only
-adapts those notifications to widgets. Opening a folder, opening a store, choosing an
+:class:`Session` owns the folder under study, the result store and the experiment shown;
+its other half, :class:`gui.session_run.RunTracking`, the bookkeeping of the run in flight
+(items, attack steps, clean scores, per-image status, the item to follow) from the engine's
+events. It tells its observers what changed through :class:`Observable` lists; the Qt side
+only adapts those notifications to widgets. Opening a folder, opening a store, choosing an
 experiment and starting a run all go through here, so no panel can keep a stale copy.
+No image is decoded here: items are named by the store's view or the run's events.
 """
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-from engine.core.events import (
-    AttackDone,
-    AttackStep,
-    CleanScored,
-    DefenceDone,
-    ItemFailed,
-    ItemFinished,
-    ItemStarted,
-    RunFinished,
-    RunStarted,
-)
+from engine.core.events import ItemStarted
 from engine.spec.experiment import Experiment
 from gui.flags import flag_row
+from gui.session_run import RunTracking, attack_iterations
 from gui.session_types import (
     ImageStatus,
     ItemState,
     Observable,
     failure_row,
-    step_point,
     image_status,
     stored_series,
 )
+from gui.stored_state import StoredState, read_stored
 
 __all__ = ["ImageStatus", "ItemState", "Observable", "Session", "image_status"]
 
 
-def _attack_iterations(exp: Experiment) -> dict[str, int]:
-    from engine.attacks import ATTACKS
-    from engine.run.runtime import merged_params
-
-    out: dict[str, int] = {}
-    for spec in exp.attacks:
-        try:
-            cls = ATTACKS.get(spec.name)
-            params = {s.name: s.default for s in cls.param_specs()}
-            params.update(merged_params(cls, spec))
-            out[spec.label] = int(params.get("iters", 1) or 1)
-        except Exception:  # noqa: BLE001 - progress just gets coarser
-            out[spec.label] = 1
-    return out
-
-
-class Session:
+class Session(RunTracking):
     """Folder, store, experiment shown and the run in flight.
 
     Args:
@@ -92,9 +68,11 @@ class Session:
         self.current_item: str | None = None
         self.followed: str | None = None
         self.done_before = 0
+        self.reused = 0                         # items of the run in flight reused from the store
         self.finished = 0
         self.unreadable: dict[str, str] = {}    # image → why it cannot be read (header check)
         self._iters: dict[str, int] = {}
+        self._by_index: dict[int, ItemState] = {}
         self._defences_done = 0
         for name in ("folder_changed", "output_changed", "experiment_changed", "rows_reset", "rows_added",
                      "image_changed", "images_changed", "run_started", "item_started", "clean_scored", "step", "progress",
@@ -139,6 +117,7 @@ class Session:
 
     def _forget_experiment(self) -> None:
         self.store_path = self.exp_id = self.experiment = None
+        self.reused = 0
         self.stored_experiments = []
         self.items, self.by_image, self.steps, self.clean_scores, self.rows = {}, {}, {}, {}, []
         self.current_item = self.followed = None
@@ -206,26 +185,23 @@ class Session:
         return self.open_store(self.store_path, exp_id)
 
     def _load(self, path: Path, exp_id: str, exp: Experiment | None = None) -> int:
-        """Make ``exp_id`` of ``path`` the experiment shown, with what is stored of it."""
-        from engine.store.db import ResultStore
+        """Make ``exp_id`` of ``path`` the experiment shown, with what is stored of it
+        (database reads only: no image is decoded on the way)."""
+        self.store_path, self.exp_id, self.reused = Path(path), exp_id, 0
+        stored = read_stored(path, exp_id, exp)
+        if stored.error:
+            self.message.emit("error", stored.error)
+        self.experiment = stored.experiment
+        self._track(stored.experiment)
+        self._apply(stored)
+        return len(stored.rows)
 
-        rows: list[dict[str, Any]] = []
-        stored_items: list[dict[str, Any]] = []
-        self.store_path, self.exp_id = Path(path), exp_id
-        try:
-            if Path(path).exists():
-                with ResultStore(path, readonly=True) as store:
-                    self.stored_experiments = store.experiments()
-                    if any(e["id"] == exp_id for e in self.stored_experiments):
-                        exp = exp or store.experiment(exp_id)
-                        rows, stored_items = store.rows(exp_id), store.items(exp_id)
-        except Exception as exc:  # noqa: BLE001
-            self.message.emit("error", f"cannot read {path}: {exc}")
-        self.experiment = exp
-        self._track(exp)
-        self.rows = [flag_row(r) for r in rows]
-        for item in stored_items:
-            info = self.items.get(item["item_id"])
+    def _apply(self, stored: StoredState) -> None:
+        """Show what the store holds of the experiment shown: rows, item states, curves."""
+        self.stored_experiments = stored.experiments
+        self.rows = [flag_row(r) for r in stored.rows]
+        for item in stored.items:
+            info = self._state_of(item["item_id"], item.get("idx"))
             if info is None:
                 continue
             if item["status"] == "done":
@@ -239,34 +215,38 @@ class Session:
         self.experiment_changed.emit()
         self.rows_reset.emit(list(self.rows))
         self._emit_all_images()
-        return len(rows)
 
     def _track(self, exp: Experiment | None) -> None:
+        """One :class:`ItemState` per item of ``exp``, by position. Their ids are by file
+        name until the store or the run's events name each item's unit (its content id):
+        :meth:`_state_of` takes the id over, so the GUI thread never decodes an image."""
         self.items, self.by_image, self.steps, self.clean_scores = {}, {}, {}, {}
+        self._by_index = {}
         self._started = {}
         self.current_item = self.followed = None
         if exp is None:
             return
-        from engine.run.identity import content_items  # ids by content, as the run's events carry
-
-        for it in content_items(exp, cache=self._hash_cache()):
-            self.items[it.id] = ItemState(it.id, it.image, it.image_name, it.metric.label, it.attack.label)
+        for it in exp.items():
+            info = ItemState(it.id, it.image, it.image_name, it.metric.label, it.attack.label)
+            self.items[it.id] = self._by_index[it.index] = info
             self.by_image.setdefault(it.image, []).append(it.id)
-        self._iters = _attack_iterations(exp)
+        self._iters = attack_iterations(exp)
 
-    def _hash_cache(self) -> dict:
-        """The image hashes the shown store holds (read only), so a folder's images are
-        decoded once; empty when there is no store yet."""
-        from engine.store.db import ResultStore
-
-        path = getattr(self, "store_path", None)
-        if path is None or not Path(path).exists():
-            return {}
-        try:
-            with ResultStore(path, readonly=True) as store:
-                return store.cached_hashes()
-        except Exception:  # noqa: BLE001 - no cache: the images are decoded
-            return {}
+    def _state_of(self, item_id: str, index: int | None) -> ItemState | None:
+        """The state of the item at ``index``, under the id the store or the run gives it."""
+        info = self.items.get(item_id)
+        if info is not None or index is None:
+            return info
+        info = self._by_index.get(index)
+        if info is None:
+            return None
+        old = info.item_id
+        if self.items.get(old) is info:
+            del self.items[old]
+        info.item_id = item_id
+        self.items[item_id] = info
+        self.by_image[info.image] = [item_id if i == old else i for i in self.by_image.get(info.image, [])]
+        return info
 
     def experiments(self) -> list[tuple[str, str]]:
         """(id, description) of every experiment of the store, newest first, plus the one
@@ -330,149 +310,3 @@ class Session:
         """defence label → row of an item."""
         return {(r.get("defence_label") or r.get("defence")): r for r in self.rows
                 if r.get("item_id") == item_id and (r.get("defence_label") or r.get("defence"))}
-
-    # ------------------------------------------------------------------ running
-    def begin_run(self, exp: Experiment) -> Path:
-        """Make ``exp`` the experiment shown and return the store it will write to (in
-        :attr:`output_dir`). What is stored of it already (a resume) is shown at once.
-
-        Raises:
-            RuntimeError: a run is in progress.  OSError: the output folder cannot be made.
-        """
-        if self.running:
-            raise RuntimeError("a run is in progress")
-        from engine.run.driver import store_path_for
-
-        out = Path(self.output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        self.running = True
-        self.finished = self.done_before = 0
-        self._load(store_path_for(out), exp.id, exp)
-        self.running_changed.emit(True)
-        return self.store_path  # type: ignore[return-value]
-
-    def retarget(self, exp: Experiment) -> None:
-        """The run in flight computes ``exp`` instead (its attacks were calibrated to a
-        budget in the worker, which changes the experiment's identity)."""
-        if self.running and self.store_path is not None:
-            self._load(self.store_path, exp.id, exp)
-
-    def handle(self, ev: Any) -> None:
-        """Consume one engine event (in the GUI thread)."""
-        handler = self._handlers.get(type(ev))
-        if handler is not None:
-            handler(self, ev)
-
-    def _on_run_started(self, ev: RunStarted) -> None:
-        self.done_before = ev.total - ev.pending
-        self._refresh_stored()
-        self.run_started.emit(ev)
-
-    def _on_item_started(self, ev: ItemStarted) -> None:
-        info = self.items.get(ev.item.id)
-        self._started[ev.item.id] = ev
-        self.current_item = ev.item.id
-        self._defences_done = 0
-        if info is not None:
-            info.status = "running"
-            self._emit_image(info.image)
-        self.item_started.emit(ev)
-        self.progress.emit(self.finished, 0.0)
-
-    def _follow(self, item_id: str) -> None:
-        """A batch starts all its items at once, then streams one item's events: the item
-        in flight is the one whose events arrive."""
-        if item_id != self.current_item and item_id in self._started:
-            self.current_item = item_id
-            self.item_started.emit(self._started[item_id])
-
-    def _on_clean(self, ev: CleanScored) -> None:
-        self._follow(ev.item_id)
-        self.clean_scores[ev.item_id] = ev.score
-        self.clean_scored.emit(ev.item_id, ev.score)
-
-    def _on_step(self, ev: AttackStep) -> None:
-        self._follow(ev.item_id)
-        self.steps.setdefault(ev.item_id, {}).setdefault(ev.attack, []).append(step_point(ev.step))
-        self.step.emit(ev)
-        n = self._iters.get(ev.attack, 1)
-        self.progress.emit(self.finished, 0.85 * min(1.0, (ev.step.iteration + 1) / (n + 1)))
-
-    def _on_attack_done(self, ev: AttackDone) -> None:
-        self.progress.emit(self.finished, 0.85)
-
-    def _on_defence_done(self, ev: DefenceDone) -> None:
-        self._defences_done += 1
-        n = len(self.experiment.all_defences) if self.experiment else 1
-        self.progress.emit(self.finished, 0.85 + 0.15 * self._defences_done / max(1, n))
-        if ev.row.get("error"):
-            self.message.emit("error", f"{ev.row.get('image_name')}: defence {ev.defence}: {ev.row['error']}")
-
-    def _on_item_finished(self, ev: ItemFinished) -> None:
-        info = self.items.get(ev.item.id)
-        rows = [flag_row(r) for r in ev.rows]
-        self.rows.extend(rows)
-        self.finished += 1
-        if info is not None:
-            info.status = "done"
-            self._emit_image(info.image)
-        self.rows_added.emit(rows)
-        self.progress.emit(self.finished, 0.0)
-        self.followed = ev.item.id
-        self.item_done.emit(ev.item.id)
-
-    def _on_item_failed(self, ev: ItemFailed) -> None:
-        it = ev.item
-        info = self.items.get(it.id) or ItemState(it.id, it.image, it.image_name, it.metric.label, it.attack.label)
-        info.status, info.error, info.stage = "failed", ev.error.strip() or "failed", ev.stage
-        self.items[it.id] = info
-        self.finished += 1
-        first = info.error.splitlines()[0]
-        self.message.emit("error", f"{it.image_name} · {it.metric.label} · {it.attack.label}: [{ev.stage}] {first}")
-        row = failure_row(info)
-        self.rows.append(row)
-        self._emit_image(info.image)
-        self.rows_added.emit([row])
-        self.progress.emit(self.finished, 0.0)
-
-    def _on_run_finished(self, ev: RunFinished) -> None:
-        state = "cancelled" if ev.cancelled else "finished"
-        before = self.done_before
-        text = (f"{ev.finished} item(s) done, {ev.failed} failed in {ev.seconds:.1f} s"
-                + (f"; {before} item(s) were already in the store" if before else ""))
-        for info in self.items.values():
-            if info.status == "running":
-                info.status = "pending"
-                self._emit_image(info.image)
-        self.message.emit("warning" if ev.cancelled else ("error" if ev.failed else "ok"), f"run {state}: {text}")
-        self._refresh_stored()
-        self.run_finished.emit(ev, text)
-
-    def run_error(self, message: str) -> None:
-        """The run as a whole could not go on (the worker's message)."""
-        self.message.emit("error", f"the run stopped: {message}")
-
-    def end_run(self) -> None:
-        """The worker has stopped (always called last)."""
-        if self.running:
-            self.running = False
-            self.current_item = None
-            self.running_changed.emit(False)
-
-    def _refresh_stored(self) -> None:
-        from engine.store.db import ResultStore
-
-        if self.store_path is None or not self.store_path.exists():
-            return
-        try:
-            with ResultStore(self.store_path, readonly=True) as store:
-                self.stored_experiments = store.experiments()
-        except Exception:  # noqa: BLE001 - the combo just keeps its entries
-            return
-        self.experiment_changed.emit()
-
-    _handlers: ClassVar[dict[type, Callable[[Session, Any], None]]] = {
-        RunStarted: _on_run_started, ItemStarted: _on_item_started, CleanScored: _on_clean, AttackStep: _on_step,
-        AttackDone: _on_attack_done, DefenceDone: _on_defence_done, ItemFinished: _on_item_finished,
-        ItemFailed: _on_item_failed, RunFinished: _on_run_finished,
-    }

@@ -34,8 +34,8 @@ def apply_study(panel: Any, name: str) -> list[str]:
             else:
                 picker.set_choice(cname, checked=True, preset=spec.preset or "", params=dict(spec.params))
         picker.show_first_checked()
-    panel.budget.setCurrentIndex(max(0, panel.budget.findData(fields.get("budget"))))
-    panel.protocol.setCurrentIndex(max(0, panel.protocol.findData(fields.get("protocol", "lab"))))
+    panel.options.budget.setCurrentIndex(max(0, panel.options.budget.findData(fields.get("budget"))))
+    panel.options.protocol.setCurrentIndex(max(0, panel.options.protocol.findData(fields.get("protocol", "lab"))))
     panel.study = name  # after the pickers' change signals, which forget a study
     return skipped
 

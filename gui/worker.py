@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from engine.core.events import AttackStep, RunFinished
+from engine.core.events import AttackStep, RunFinished, RunStarted
 from engine.spec.experiment import Experiment
 
 
@@ -100,6 +100,24 @@ class RunWorker(QObject):
     def _log_info(self, text: str) -> None:
         self.notice.emit("info", text)
 
+    def _store_news(self, store: Any, event: Any) -> list[Any]:
+        """What the GUI needs from the store at this event, read here so the GUI thread
+        reads nothing: after :class:`RunStarted`, what the store holds of the experiment
+        (rows reused from other experiments or resumed, shown at once); after
+        :class:`RunFinished`, the store's experiments."""
+        from gui.stored_state import StoredList, read_stored
+
+        try:
+            if isinstance(event, RunStarted):
+                stored = read_stored(store, event.experiment_id, self.experiment)
+                stored.reused = getattr(event, "reused", 0)
+                return [stored]
+            if isinstance(event, RunFinished):
+                return [StoredList(store.experiments())]
+        except Exception as exc:  # noqa: BLE001 - the run goes on; the panels show what arrives
+            self.notice.emit("warning", f"could not read the store: {exc}")
+        return []
+
     @Slot()
     def run(self) -> None:
         lower_thread_priority(int(os.environ.get("IQA_LAB_WORKER_NICE", "5")))
@@ -129,14 +147,15 @@ class RunWorker(QObject):
                         self.events.emit(steps)
                         steps, last = [], now
                     continue
-                self.events.emit([*steps, event])
+                self.events.emit([*steps, event, *self._store_news(store, event)])
                 steps, last = [], time.monotonic()
         except Exception as exc:  # noqa: BLE001 - reported in the log panel, never a crash
             from engine.core.errors import describe, needs_action
 
             message, code = describe(exc)  # the CLI's words; a bug's traceback is saved to a file
             self.runError.emit(message, needs_action(code))
-            self.events.emit([*steps, RunFinished(self.experiment.id, 0, 0, True, 0.0)])
+            end = RunFinished(self.experiment.id, 0, 0, True, 0.0)
+            self.events.emit([*steps, end, *(self._store_news(store, end) if store is not None else [])])
         finally:
             if store is not None:
                 store.close()

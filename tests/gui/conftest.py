@@ -109,3 +109,19 @@ def fake_store(path: Path, exp, done: int, **row_extra) -> None:
         for item in items[:done]:
             store.write_item(exp.id, item, [fake_row(item, **row_extra)], clean_score=10.0, attacked_score=5.0,
                              steps=[{"iteration": 0, "score": 10.0}, {"iteration": 1, "score": 5.0}], seconds=2.0)
+
+
+def record_threads(monkeypatch, module, name: str) -> list:
+    """Replace ``module.name`` by a wrapper that records the thread of every call; returns
+    the list the threads are appended to (the real function still runs)."""
+    import threading
+
+    threads: list = []
+    real = getattr(module, name)
+
+    def recording(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, recording)
+    return threads

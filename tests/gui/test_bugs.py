@@ -173,7 +173,7 @@ def test_curve_axes_stay_readable(qtbot, make_window, settings):
     # the clean score is named above the plot, never on a label cut at the plot's edge
     assert getattr(curves.clean_line, "label", None) is None and "clean 6" in curves.legend_label.text()
     w = make_window(settings)
-    d = w.open_fcn_training()
+    d = w.tools.open_fcn_training()
     for plot in (d.loss_plot, d.ssim_plot):
         assert not plot.getAxis("bottom").autoSIPrefix and not plot.getAxis("left").autoSIPrefix
 

@@ -26,7 +26,7 @@ def _configure(dialog, out, epochs: int) -> None:
 def test_training_plots_each_epoch_and_offers_the_checkpoint(qtbot, make_window, settings, photo_folder, tmp_path):
     w = make_window(settings)
     w.images.set_folder(str(photo_folder))
-    d = w.open_fcn_training()
+    d = w.tools.open_fcn_training()
     assert d.isVisible() and d.folder.text() == str(photo_folder)
     assert d.metric_box.findText("niqe") >= 0  # the window's ready metrics are offered
     out = tmp_path / "fcn" / "filter.pt"
@@ -64,7 +64,7 @@ def test_training_plots_each_epoch_and_offers_the_checkpoint(qtbot, make_window,
 def test_stop_keeps_the_run_and_start_resumes_it(qtbot, make_window, settings, photo_folder, tmp_path):
     w = make_window(settings)
     w.images.set_folder(str(photo_folder))
-    d = w.open_fcn_training()
+    d = w.tools.open_fcn_training()
     out = tmp_path / "fcn.pt"
     _configure(d, out, epochs=500)
     assert d.start()
@@ -85,7 +85,7 @@ def test_stop_keeps_the_run_and_start_resumes_it(qtbot, make_window, settings, p
 
 def test_bad_settings_are_reported_in_the_dialog(qtbot, make_window, settings, tmp_path):
     w = make_window(settings)
-    d = w.open_fcn_training()
+    d = w.tools.open_fcn_training()
     d.folder.setText(str(tmp_path / "missing"))
     assert not d.start() and "not a folder" in d.status.text()
     empty = tmp_path / "empty"

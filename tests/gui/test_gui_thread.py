@@ -64,3 +64,31 @@ def test_the_stall_benchmark_times_every_gui_thread_entry_without_naming_it(qtbo
     names = {n.split(" ")[0]: max(t) for n, t in entries.times.items()}
     assert names["test_the_stall_benchmark_times_every_gui_thread_entry_without_naming_it.<locals>.Busy.slot"] >= 0.02
     assert names["test_the_stall_benchmark_times_every_gui_thread_entry_without_naming_it.<locals>.<lambda>"] >= 0.03
+
+
+def test_the_stall_benchmark_times_every_qt_event_delivery(qtbot, qapp):
+    """Work that is no slot (an event handler, Qt's own painting) is timed by its delivery."""
+    from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, QObject, QTimer
+
+    spec = importlib.util.spec_from_file_location("bench_gui_stall", ROOT / "bench" / "bench_gui_stall.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    class Slow(QObject):
+        def event(self, ev: QEvent) -> bool:
+            if ev.type() == QEvent.Type.User:
+                time.sleep(0.03)
+                return True
+            return super().event(ev)
+
+    slow = Slow()
+    loop = QEventLoop()
+    events = bench.QtEvents(qapp)
+    try:
+        QCoreApplication.postEvent(slow, QEvent(QEvent.Type.User))
+        QTimer.singleShot(150, loop.quit)
+        loop.exec()
+    finally:
+        events.uninstall()
+    long = {name: seconds for name, _start, seconds in events.long}
+    assert long.get("User → Slow", 0) >= 0.03, long

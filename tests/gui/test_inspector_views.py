@@ -26,15 +26,15 @@ def inspector(qtbot):
 def test_amplified_difference_has_a_scale(qtbot, inspector):
     ins, clean, attacked = inspector
     ins.mode.setCurrentIndex(0)
-    qtbot.waitUntil(lambda: not ins._diff_pending, timeout=2_000)   # drawn on the next event-loop turn
+    qtbot.waitUntil(lambda: not ins._diff_pending, timeout=5_000)   # computed in the background
     assert ins.abs_bar.isVisible() and not ins.colorbar.isVisible()
     m = int(np.abs(attacked.astype(int) - clean.astype(int)).max())
     assert ins.abs_bar.levels() == pytest.approx((0.0, m))  # white = the largest |Δ|
     ins.gain.setValue(4)
-    qtbot.waitUntil(lambda: not ins._diff_pending, timeout=2_000)
+    qtbot.waitUntil(lambda: not ins._diff_pending, timeout=5_000)
     assert ins.abs_bar.levels() == pytest.approx((0.0, 255 / 4))
     ins.mode.setCurrentIndex(1)
-    qtbot.waitUntil(lambda: not ins._diff_pending, timeout=2_000)
+    qtbot.waitUntil(lambda: not ins._diff_pending, timeout=5_000)
     assert ins.colorbar.isVisible() and not ins.abs_bar.isVisible()
 
 
@@ -146,3 +146,29 @@ def test_blink_title_is_restored_and_swipe_follows_a_drag_on_the_image(qtbot, in
     assert vb.viewRange() == before            # the drag swiped, it did not pan
     ins.compare.setCurrentIndex(ins.compare.findData("side"))
     assert vb.on_swipe is None and not ins.swipe_line.isVisible()
+
+
+def test_the_difference_views_are_computed_off_the_gui_thread(qtbot, monkeypatch):
+    """A big item's |Δ| and signed Δ (numpy over every pixel) never hold the GUI thread."""
+    import threading
+
+    from gui import image_ops
+    from tests.gui.conftest import record_threads
+
+    threads = record_threads(monkeypatch, image_ops, "signed_difference")
+    rng = np.random.default_rng(0)
+    clean = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    attacked = clean.copy()
+    attacked[::2] ^= 3
+    ins = Inspector()
+    ins.DIFF_IN_BACKGROUND = 96 * 128 - 1   # as for a big item (a small one is computed on the next turn)
+    qtbot.addWidget(ins)
+    ins.show_images(InspectorImages("t", clean, attacked, {"jpeg": clean}, {"jpeg": attacked}))
+    qtbot.waitUntil(lambda: not ins._diff_pending, timeout=5_000)
+    ins.mode.setCurrentIndex(ins.mode.findData("signed-defended"))
+    qtbot.waitUntil(lambda: not ins._diff_pending, timeout=5_000)
+    assert len(threads) == 2 and threading.main_thread() not in threads
+    expected = (attacked.astype(np.float32) - clean.astype(np.float32)).mean(axis=2)
+    assert np.allclose(ins._diff_signed, expected)             # what arrived is shown
+    lo, hi = ins.colorbar.levels()
+    assert hi == pytest.approx(float(np.abs(expected).max())) and lo == pytest.approx(-hi)

@@ -24,8 +24,8 @@ def test_after_opening_a_second_folder_every_panel_shows_it_or_nothing(qtbot, ma
     fake_store(tmp_path / "store" / "results.sqlite", exp, done=2)
     assert w.open_store(tmp_path / "store" / "results.sqlite")
     qtbot.waitUntil(lambda: bool(w.leaderboard.rows), timeout=30_000)
-    w.panel.start_progress(2, 2)
-    w.panel.finish_progress("7 done · 213 s · 5 stored before")   # what the last run left
+    w.panel.progress.start(2, 2)
+    w.panel.progress.finish("7 done · 213 s · 5 stored before")   # what the last run left
     w.curves.show_steps("coffee.png", "niqe", 40.0, {"ifgsm": [(0, 40.0), (1, 90.0)]})
     w.images.list.setCurrentRow(1)   # a thumbnail of folder a: its read is in flight…
     w.status_run.setText("cannot start: no images")
@@ -40,7 +40,7 @@ def test_after_opening_a_second_folder_every_panel_shows_it_or_nothing(qtbot, ma
     assert w.exp_id is None and w.model.rowCount() == 0 and w.status_store.text() == "no store"
     assert w.leaderboard.rows == [] and w.leaderboard.table.rowCount() == 0
     assert w.leaderboard.shown_experiment() is None
-    assert w.panel.progress.format() == "idle" and w.panel.progress.value() == 0
+    assert w.panel.progress.bar.format() == "idle" and w.panel.progress.bar.value() == 0
     assert w.curves.attacks() == []
     (_, _), (_, y1) = w.curves.plot.viewRange()
     assert y1 < 40, "the curve keeps the old item's y-range"

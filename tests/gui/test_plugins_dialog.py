@@ -44,7 +44,7 @@ def _set(window, folder, out, metrics, attacks, defences) -> None:
 def test_the_dialog_loads_files_and_the_lists_follow(qtbot, make_window, settings, plugin_files, one_photo,
                                                       tmp_path):
     w = make_window(settings)
-    dlg = w.open_plugins()
+    dlg = w.tools.open_plugins()
     assert dlg.isVisible() and dlg.tree.topLevelItemCount() == 0
     for path in plugin_files.values():
         assert dlg.load(path)
@@ -73,7 +73,7 @@ def test_the_dialog_loads_files_and_the_lists_follow(qtbot, make_window, setting
 
 def test_a_bad_file_shows_its_error_in_the_dialog_and_the_log(qtbot, make_window, settings, tmp_path, one_photo):
     w = make_window(settings)
-    dlg = w.open_plugins()
+    dlg = w.tools.open_plugins()
     bad = tmp_path / "bad.py"
     bad.write_text("from engine.api import DEFENCES\n\nraise RuntimeError('broken on purpose')\n")
     before = _names(w.panel.defences)
@@ -99,7 +99,7 @@ def test_installed_and_environment_plugins_are_there_at_start(qtbot, make_window
     w = make_window(settings)
     assert "ep-ifgsm" in _names(w.panel.attacks) and {"ep-tv", "env-tv"} <= set(_names(w.panel.defences))
     assert any(level == "error" and f"{bad}:1" in m for level, m in w.log.entries)
-    dlg = w.open_plugins()
+    dlg = w.tools.open_plugins()
     assert f"{bad}:1: ModuleNotFoundError" in dlg.error.toPlainText()
     labels = {dlg.tree.topLevelItem(i).text(0) for i in range(dlg.tree.topLevelItemCount())}
     assert labels == {"package iqa-lab-test-pkg 1.2", f"file {good}"}
@@ -122,7 +122,7 @@ def test_entry_point_components_run_from_the_gui(qtbot, make_window, settings, e
 def test_a_torchscript_metric_from_the_dialog_is_attacked(qtbot, make_window, settings, torchscript_file,
                                                          one_photo, tmp_path):
     w = make_window(settings)
-    dlg = w.open_plugins()
+    dlg = w.tools.open_plugins()
     assert dlg.add_torchscript(tmp_path / "missing.pt") is None and "no such file" in dlg.error.toPlainText()
     spec = dlg.add_torchscript(torchscript_file, lower_better=False, low=0.0, high=1.0)
     assert spec == f"torchscript:path={torchscript_file}:lower_better=0:range=0,1"
@@ -132,8 +132,8 @@ def test_a_torchscript_metric_from_the_dialog_is_attacked(qtbot, make_window, se
     w.images.wait_thumbnails()
     w.panel.attacks.set_state({"ifgsm": {"checked": True, "preset": "", "params": {"iters": 2}}})
     w.panel.defences.set_state({"jpeg": {"checked": True, "preset": "", "params": {}}})
-    w.panel.show_output(str(tmp_path / "out"))
-    w.panel.outputEdited.emit(str(tmp_path / "out"))
+    w.panel.options.show_output(str(tmp_path / "out"))
+    w.panel.options.outputEdited.emit(str(tmp_path / "out"))
     run_to_end(qtbot, w)
     rows = [r for r in w.model.rows if r["defence"] == "none"]
     assert len(rows) == 1 and rows[0]["attacked"] > rows[0]["clear"]
@@ -144,8 +144,8 @@ def test_a_torchscript_metric_from_the_dialog_is_attacked(qtbot, make_window, se
 def test_metrics_added_with_parameters_survive_the_rescan_after_a_plugin_load(qtbot, make_window, settings,
                                                                              plugin_files):
     w = make_window(settings)
-    w.use_robust_metric("linearity:weights=/tmp/robust.pt")
-    dlg = w.open_plugins()
+    w.tools.use_robust_metric("linearity:weights=/tmp/robust.pt")
+    dlg = w.tools.open_plugins()
     assert dlg.load(plugin_files["metric"])  # the metric list is scanned again
     qtbot.waitUntil(lambda: "p-sharp" in _metric_names(w), timeout=60_000)
     assert "linearity:weights=/tmp/robust.pt" in _metric_names(w)

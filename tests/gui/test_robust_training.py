@@ -25,7 +25,7 @@ def test_robust_training_plots_each_epoch_and_offers_the_metric(qtbot, make_wind
     folder = tmp_path / "set"
     build_dataset(folder, size=32, kinds=("blur",))
     w = make_window(settings)
-    d = w.open_robust_training()
+    d = w.tools.open_robust_training()
     assert d.isVisible() and w.train_robust_action.text() == "Train robust metric…"
     d.folder.setText(str(folder))
     d.metric_box.setCurrentText(_tiny_metric.NAME)
@@ -70,6 +70,6 @@ def test_robust_training_plots_each_epoch_and_offers_the_metric(qtbot, make_wind
 
 def test_bad_settings_say_so_without_starting(qtbot, make_window, settings, tmp_path):
     w = make_window(settings)
-    d = w.open_robust_training()
+    d = w.tools.open_robust_training()
     d.folder.setText(str(tmp_path / "missing"))
     assert not d.start() and "not a folder" in d.status.text() and not d.running

@@ -13,20 +13,20 @@ ONE_STEP = {"ifgsm": {"checked": True, "preset": "", "params": {"iters": 1, "alp
 def test_batch_size_and_back_end_reach_the_experiment_and_worker(qtbot, make_window, settings, one_photo, tmp_path):
     w = make_window(settings)
     configure(w, one_photo, tmp_path / "out", attack=ONE_STEP, defences={})
-    w.panel.batch_size.setValue(0)
+    w.panel.options.batch_size.setValue(0)
     assert w.panel.build_experiment(w.session.images, w.session.folder).batch_size == "auto"
-    w.panel.batch_size.setValue(4)
+    w.panel.options.batch_size.setValue(4)
     assert w.panel.build_experiment(w.session.images, w.session.folder).batch_size == 4
-    assert not w.panel.ray_address.isEnabled()
-    w.panel.backend.setCurrentIndex(w.panel.backend.findData("ray"))
-    assert w.panel.ray_address.isEnabled()
-    w.panel.ray_address.setText("127.0.0.1:1")
-    w.panel.ray_workers.setValue(2)
-    assert w.panel.backend_options() == {"name": "ray", "address": "127.0.0.1:1", "workers": 2}
+    assert not w.panel.options.ray_address.isEnabled()
+    w.panel.options.backend.setCurrentIndex(w.panel.options.backend.findData("ray"))
+    assert w.panel.options.ray_address.isEnabled()
+    w.panel.options.ray_address.setText("127.0.0.1:1")
+    w.panel.options.ray_workers.setValue(2)
+    assert w.panel.options.backend_options() == {"name": "ray", "address": "127.0.0.1:1", "workers": 2}
     state = w.panel.state()
     w.panel.set_state({**state, "backend": "local"})
     w.panel.set_state(state)
-    assert w.panel.backend_options()["name"] == "ray" and w.panel.ray_workers.value() == 2
+    assert w.panel.options.backend_options()["name"] == "ray" and w.panel.options.ray_workers.value() == 2
 
 
 def test_a_back_end_that_cannot_start_is_a_clear_message(qtbot, make_window, settings, one_photo, tmp_path,
@@ -44,8 +44,8 @@ def test_a_back_end_that_cannot_start_is_a_clear_message(qtbot, make_window, set
     monkeypatch.setattr(backends, "make_backend", failing)
     w = make_window(settings)
     configure(w, one_photo, tmp_path / "out", attack=ONE_STEP, defences={})
-    w.panel.backend.setCurrentIndex(w.panel.backend.findData("ray"))
-    w.panel.ray_address.setText("10.0.0.9:6379")
+    w.panel.options.backend.setCurrentIndex(w.panel.options.backend.findData("ray"))
+    w.panel.options.ray_address.setText("10.0.0.9:6379")
     run_to_end(qtbot, w)
     assert built_in == [False]  # built in the worker thread, never on the GUI thread
     assert w.log.contains("the back end could not start: cannot reach the Ray cluster at 10.0.0.9:6379")
@@ -59,8 +59,9 @@ def test_unavailable_components_are_listed_before_anything_starts(qtbot, make_wi
                         "jpeg": {"checked": True}})
     assert not w.start_run()
     assert not w.controller.running and not (tmp_path / "out" / "results.sqlite").exists()
+    qtbot.waitUntil(lambda: w.runs.plan_dialog is not None, timeout=30_000)   # the plan is made in the background
     d = w.runs.plan_dialog
-    assert d is not None and d.isVisible()
+    assert d.isVisible()
     text = d.text.text()
     assert "1 item(s) to compute" in text and "cannot run defence fcn" in text and "no.pt" in text
     assert d.run_button.text() == "Skip unavailable and run" and d.run_button.isEnabled()
@@ -69,8 +70,9 @@ def test_unavailable_components_are_listed_before_anything_starts(qtbot, make_wi
     assert {r["defence"] for r in w.model.rows} == {"none", "jpeg"}
     # the next plan's estimate comes from the stored timing of the same components
     w.panel.defences.set_choice("fcn", checked=False)
-    w.panel.seed.setValue(9)
-    plan = w.runs.preview().plan
+    w.panel.options.seed.setValue(9)
+    w.runs.preview().wait()
+    plan = w.runs.plan
     assert plan.seconds is not None and plan.seconds > 0 and plan.timed_from == 1
 
 
@@ -137,11 +139,11 @@ def test_protocol_combo_reaches_the_experiment_and_a_study_sets_it(qtbot, make_w
     w = make_window(settings)
     configure(w, one_photo, tmp_path / "out", attack=ONE_STEP, defences={})
     assert w.panel.build_experiment(w.session.images, w.session.folder).protocol == "lab"  # the default
-    w.panel.protocol.setCurrentIndex(w.panel.protocol.findData("msu"))
+    w.panel.options.protocol.setCurrentIndex(w.panel.options.protocol.findData("msu"))
     assert w.panel.build_experiment(w.session.images, w.session.folder).protocol == "msu"
     state = w.panel.state()
     assert state["protocol"] == "msu"
     w.panel.set_state({**state, "protocol": "lab"})
-    assert w.panel.protocol.currentData() == "lab"
+    assert w.panel.options.protocol.currentData() == "lab"
     apply_study(w.panel, "guardians-lite")  # MSU's benchmark: MSU's protocol
     assert w.panel.build_experiment(w.session.images, w.session.folder).protocol == "msu"

@@ -14,7 +14,7 @@ def test_a_budget_is_calibrated_in_the_worker_and_the_rows_record_it(qtbot, make
                                                                      tmp_path):
     w = make_window(settings)
     configure(w, one_photo, tmp_path / "out", attack=ONE_STEP, defences={})
-    w.panel.budget.setCurrentIndex(w.panel.budget.findData("linf-4"))
+    w.panel.options.budget.setCurrentIndex(w.panel.options.budget.findData("linf-4"))
     assert w.panel.build_experiment(w.session.images, w.session.folder).budget == "linf-4"
     run_to_end(qtbot, w)
     presets = json.loads((tmp_path / "out" / "budgets.json").read_text())

@@ -11,8 +11,8 @@ def test_settings_persist(qtbot, make_window, settings, photo_folder, tmp_path):
     configure(w, photo_folder, tmp_path / "out")
     w.panel.defences.set_choice("jpeg", checked=True, preset="q=30")
     w.panel.attacks.set_choice("ifgsm", checked=True, preset="eps=4/255", params={"iters": 7})
-    w.panel.seed.setValue(42)
-    w.panel.eot_draws.setValue(4)
+    w.panel.options.seed.setValue(42)
+    w.panel.options.eot_draws.setValue(4)
     w.resize(1100, 700)
     state = w.panel.state()
     w.close()
@@ -23,8 +23,8 @@ def test_settings_persist(qtbot, make_window, settings, photo_folder, tmp_path):
     assert again.images.paths() == w.images.paths()
     assert again.images.recent[0] == str(photo_folder.resolve())
     assert again.panel.state() == state
-    assert again.panel.seed.value() == 42
-    assert again.panel.eot_draws.value() == 4
+    assert again.panel.options.seed.value() == 42
+    assert again.panel.options.eot_draws.value() == 4
     assert again.panel.build_experiment(again.images.paths(), again.images.folder).eot_draws == 4
     specs = {s.name: s for s in again.panel.attacks.specs()}
     assert specs["ifgsm"].preset == "eps=4/255" and specs["ifgsm"].params == {"iters": 7}
