@@ -226,7 +226,8 @@ class ExperimentPanel(QWidget):
             raise ValueError("CUDA was chosen but this machine has no CUDA device")
         return Experiment(images=list(images), root=root, metrics=metrics, attacks=attacks,
                           defences=self.defences.specs(), seed=o.seed.value(), adaptive=o.adaptive.isChecked(),
-                          save_images=o.save_images.isChecked(), device=o.device.currentData(),
+                          save_images=o.save_images.isChecked(), keep_attacked=o.keep_attacked.isChecked(),
+                          device=o.device.currentData(),
                           eot_draws=o.eot_draws.value(), batch_size=o.batch_size.value() or "auto",
                           budget=o.budget.currentData(), study=self.study,
                           protocol=o.protocol.currentData() or "lab")

@@ -79,6 +79,7 @@ class RunOptions(QGroupBox):
         self._shown_output = ""
         form = QFormLayout(self)
         form.setContentsMargins(6, 6, 6, 6)
+        form.setVerticalSpacing(3)  # ten rows fit the 1024×700 window without raising its height
         self.device = QComboBox()
         self.device.setObjectName("device")
         for text, value in (("auto", "auto"), ("CPU", "cpu"), ("CUDA", "cuda")):
@@ -93,10 +94,16 @@ class RunOptions(QGroupBox):
         self.save_images.setObjectName("save_images")
         self.save_images.setToolTip("Write clean, attacked and defended images as lossless PNG next to the store "
                                     "(the inspector shows them for stored items)")
+        self.keep_attacked = QCheckBox("keep attacked")
+        self.keep_attacked.setObjectName("keep_attacked")
+        self.keep_attacked.setToolTip("Keep an exact float copy of every attacked image next to the store (12 bytes "
+                                      "per pixel: 2.4 MB for 512×384), so that a defence added later reuses the "
+                                      "attack instead of running it again")
         self.adaptive = QCheckBox("adaptive")
         self.adaptive.setObjectName("adaptive")
         self.adaptive.setToolTip("Attack the metric behind each defence (M∘D, BPDA/EOT) instead of the bare metric")
         form.addRow("", _row((self.save_images, 0), (self.adaptive, 0)))
+        form.addRow("", self.keep_attacked)
         self.eot_draws = _spin("eot_draws", 1, 1000,
                                "Random defences (noise, crop, rotate, DiffPure…) are evaluated over N seeded draws: "
                                "every score is the mean, its spread is stored as *_std (1 = one draw)")
@@ -137,8 +144,8 @@ class RunOptions(QGroupBox):
         self.output.editingFinished.connect(self._on_output_edited)
         form.addRow("output", _row((self.output, 1), (browse, 0)))
 
-        self.widgets = (self.device, self.seed, self.save_images, self.adaptive, self.eot_draws, self.batch_size,
-                        self.budget, self.protocol, self.backend, self.ray_address, self.ray_workers, self.output)
+        self.widgets = (self.device, self.seed, self.save_images, self.keep_attacked, self.adaptive, self.eot_draws,
+                        self.batch_size, self.budget, self.protocol, self.backend, self.ray_address, self.ray_workers, self.output)
         for w in self.widgets:
             sig = getattr(w, "currentIndexChanged", None) or getattr(w, "valueChanged", None) \
                 or getattr(w, "toggled", None) or w.editingFinished
@@ -198,7 +205,8 @@ class RunOptions(QGroupBox):
     def state(self) -> dict[str, Any]:
         """The options' part of :meth:`gui.experiment_panel.ExperimentPanel.state`."""
         return {"seed": self.seed.value(), "device": self.device.currentData(),
-                "save_images": self.save_images.isChecked(), "adaptive": self.adaptive.isChecked(),
+                "save_images": self.save_images.isChecked(), "keep_attacked": self.keep_attacked.isChecked(),
+                "adaptive": self.adaptive.isChecked(),
                 "eot_draws": self.eot_draws.value(), "batch_size": self.batch_size.value() or "auto",
                 "backend": self.backend.currentData(), "budget": self.budget.currentData(),
                 "protocol": self.protocol.currentData(), "ray_address": self.ray_address.text().strip(),
@@ -208,6 +216,7 @@ class RunOptions(QGroupBox):
         self.seed.setValue(int(state.get("seed", 0)))
         self.device.setCurrentIndex(max(0, self.device.findData(state.get("device", "auto"))))
         self.save_images.setChecked(bool(state.get("save_images", False)))
+        self.keep_attacked.setChecked(bool(state.get("keep_attacked", False)))
         self.adaptive.setChecked(bool(state.get("adaptive", False)))
         self.eot_draws.setValue(int(state.get("eot_draws", 1)))
         batch = state.get("batch_size", 1)

@@ -80,3 +80,37 @@ def test_the_gui_thread_never_decodes_an_image(qtbot, make_window, settings, pho
     assert threads, "the plan and the run hash the images"
     assert threading.main_thread() not in threads
     assert len(w.model.rows) == 6 and all(i.status == "done" for i in w.session.items.values())
+
+
+def test_keep_attacked_lets_a_defence_added_later_reuse_the_attack(qtbot, make_window, settings, photo_folder,
+                                                                    tmp_path, monkeypatch):
+    from engine.attacks.ifgsm import IFGSM
+    from tests.gui.conftest import DEFENCES
+
+    out = tmp_path / "out"
+    w = make_window(settings)
+    configure(w, photo_folder, out, defences={"jpeg": DEFENCES["jpeg"]}, save_images=False)
+    assert w.panel.build_experiment(find_images(photo_folder), str(photo_folder.resolve())).keep_attacked is False
+    w.panel.options.keep_attacked.setChecked(True)
+    assert w.panel.options.state()["keep_attacked"] is True
+    run_to_end(qtbot, w)
+    assert len(list((out / "attacked").glob("*.npy"))) == 3
+
+    calls = []
+    original = IFGSM.run
+
+    def counted(self, *args, **kwargs):
+        calls.append(threading.current_thread())
+        return (yield from original(self, *args, **kwargs))
+
+    monkeypatch.setattr(IFGSM, "run", counted)
+    w.panel.set_state({"metrics": ["niqe"], "attacks": FAST_ATTACK, "defences": DEFENCES, "seed": 3,
+                       "device": "cpu", "save_images": False, "output": str(out)})
+    assert w.panel.options.keep_attacked.isChecked() is False   # a state without the key: off
+    w.runs.preview().wait()
+    qtbot.waitUntil(lambda: w.runs.plan_dialog is not None, timeout=30_000)
+    assert "3 attack(s) reused from stored attacked images" in w.runs.plan_dialog.text.text()
+    w.runs.plan_dialog.reject()
+    run_to_end(qtbot, w)
+    assert calls == []
+    assert sorted(r["defence"] for r in w.model.rows if r["defence"] == "median-blur") == ["median-blur"] * 3
