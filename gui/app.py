@@ -26,6 +26,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+GIL_SWITCH_INTERVAL_S = 0.001
+
+
 def create_application(argv: list[str] | None = None):
     """The QApplication, created after OpenCV's Qt variables are removed from the environment."""
     from gui.qt_env import prepare_qt_environment
@@ -45,6 +48,10 @@ def create_application(argv: list[str] | None = None):
     from gui.gc_guard import install
 
     install(app)  # garbage (closed windows' widgets) is collected on the GUI thread only
+    # The worker thread runs Python between torch calls; the GUI thread waits for the GIL up
+    # to one switch interval (5 ms by default) each time it wants it back, and an event-loop
+    # turn needs it several times. 1 ms keeps the GUI's turns short during a run.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     app.setProperty("removed_env", removed)
     return app
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Slot
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtGui import QCloseEvent, QPaintEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QMainWindow,
@@ -96,6 +96,15 @@ class MainWindow(QMainWindow):
         if scan:
             self.rescan_metrics()
         QTimer.singleShot(0, self.freeze_startup_objects)
+        self._warm_up_pending = True  # started after the first paint: it would compete with it
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        if self._warm_up_pending:
+            self._warm_up_pending = False
+            QTimer.singleShot(0, self._start_warm_up)
+
+    def _start_warm_up(self) -> None:
         self.pool.call(warm_up, self._on_warmed_up, self._on_warm_up_failed)
 
     @Slot(object)
