@@ -72,8 +72,11 @@ def environment_key(environ: dict[str, str] | None = None) -> str:
     """A hash of the interpreter, the installed packages' folders and the relevant variables."""
     env = environ if environ is not None else os.environ
     h = hashlib.sha256(f"{FORMAT}\0{sys.executable}\0{sys.version}\n".encode())
+    # the lab's own folder is covered by code_key; its time changes whenever a run makes a
+    # folder beside main.py, which says nothing about the catalogue
+    lab = Path(engine.__file__).resolve().parent.parent
     for entry in sys.path:
-        if entry and os.path.isdir(entry):
+        if entry and os.path.isdir(entry) and Path(entry).resolve() != lab:
             h.update(f"{entry}\0{_mtime(Path(entry))}\n".encode())
     for name in sorted(env):
         if name.startswith(_ENV_PREFIXES) or name in _ENV_NAMES:

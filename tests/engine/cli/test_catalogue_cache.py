@@ -143,3 +143,17 @@ def test_a_kept_catalogue_lists_without_importing_torch(tmp_path):
     assert [r.stderr.strip().splitlines()[-1] for r in runs] == ["TORCH True 0", "TORCH False 0"]
     assert runs[0].stdout == runs[1].stdout
     assert "niqe" in runs[1].stdout
+
+
+def test_a_folder_made_beside_main_py_keeps_the_catalogue(monkeypatch):
+    """A run's output folder next to main.py changes the lab folder's time, not the catalogue."""
+    from engine.cli.catalogue_cache import environment_key
+
+    lab = str(ROOT)
+    monkeypatch.setattr(sys, "path", [lab, *[p for p in sys.path if p != lab]])
+    before = environment_key()
+    os.utime(ROOT, ns=(1, 1))
+    try:
+        assert environment_key() == before
+    finally:
+        os.utime(ROOT)
