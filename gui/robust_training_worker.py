@@ -7,15 +7,10 @@ resumable ``X.last.pt`` stay, so starting again resumes.
 """
 from __future__ import annotations
 
-import os
-import traceback
 from dataclasses import dataclass
-from typing import Any
-
-from PySide6.QtCore import Slot
+from typing import Any, Generator
 
 from gui.training_worker import TrainWorkerBase
-from gui.worker import lower_thread_priority
 
 
 @dataclass
@@ -48,33 +43,12 @@ class RobustTrainSettings:
 class RobustTrainWorker(TrainWorkerBase):
     """Runs one robust training in a worker thread."""
 
-    @Slot()
-    def run(self) -> None:
-        lower_thread_priority(int(os.environ.get("IQA_LAB_WORKER_NICE", "5")))
-        from engine.metrics.base import MetricError
-        from engine.spec.registry import UnknownComponent
-        from engine.training.pairs import TrainingError
-        from engine.training.robust import previous_history, train_robust
+    def start(self) -> Generator[Any, None, Any]:
+        from engine.training.robust import train_robust
 
-        s = self.settings
-        try:
-            if s.resume:
-                self.history.emit(previous_history(s.checkpoint_path))
-            run = train_robust(s.folder, **s.kwargs())
-            while True:
-                if self.token.cancelled:
-                    run.close()
-                    self.stopped.emit("stopped; start again to resume")
-                    return
-                try:
-                    step = next(run)
-                except StopIteration as stop:
-                    self.finished.emit(str(stop.value))
-                    return
-                self.epochDone.emit(step)
-        except (TrainingError, MetricError, UnknownComponent, ValueError) as exc:
-            self.failed.emit(str(exc))
-        except Exception as exc:  # noqa: BLE001 - shown in the dialog, never a crash
-            self.failed.emit(f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}")
-        finally:
-            self.done.emit()
+        return train_robust(self.settings.folder, **self.settings.kwargs())
+
+    def previous_history(self, checkpoint_path: str) -> list[dict[str, Any]]:
+        from engine.training.robust import previous_history
+
+        return previous_history(checkpoint_path)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import traceback
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generator
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -48,9 +48,11 @@ class _Stopped(Exception):
 
 
 class TrainWorkerBase(QObject):
-    """What every training worker shares: its outcome signals and a thread-safe cancel.
+    """What every training worker shares: its outcome signals, a thread-safe cancel and
+    the ``run`` slot that iterates the trainer's generator epoch by epoch.
 
-    Subclasses add their progress signals and a ``run`` slot."""
+    Subclasses say how their training starts (:meth:`start`) and where a resumed run's
+    history comes from (:meth:`previous_history`), and may add progress signals."""
 
     history = Signal(object)          # epochs already trained (resume), list of dicts
     epochDone = Signal(object)        # the trainer's per-epoch step
@@ -70,31 +72,26 @@ class TrainWorkerBase(QObject):
         """Thread-safe; called from the GUI thread."""
         self.token.cancel()
 
+    def start(self) -> Generator[Any, None, Any]:
+        """The trainer's generator (one step per epoch; returns the checkpoint path)."""
+        raise NotImplementedError
 
-class FCNTrainWorker(TrainWorkerBase):
-    """Runs one training in a worker thread."""
-
-    pairMade = Signal(object)         # (done, total, image name)
-
-    def _on_pair(self, done: int, total: int, name: str) -> None:
-        if self.token.cancelled:
-            raise _Stopped()
-        self.pairMade.emit((done, total, name))
+    def previous_history(self, checkpoint_path: str) -> list[dict[str, Any]]:
+        """The epochs a resumed training already has."""
+        raise NotImplementedError
 
     @Slot()
     def run(self) -> None:
         lower_thread_priority(int(os.environ.get("IQA_LAB_WORKER_NICE", "5")))
         from engine.metrics.base import MetricError
         from engine.spec.registry import UnknownComponent
-        from engine.training import TrainingError, train_fcn
-        from engine.training.fcn_trainer import previous_history
+        from engine.training.pairs import TrainingError
 
         s = self.settings
-        run = None
         try:
             if s.resume:
-                self.history.emit(previous_history(s.checkpoint_path))
-            run = train_fcn(s.folder, on_pair=self._on_pair, **s.kwargs())
+                self.history.emit(self.previous_history(s.checkpoint_path))
+            run = self.start()
             while True:
                 if self.token.cancelled:
                     run.close()
@@ -114,3 +111,24 @@ class FCNTrainWorker(TrainWorkerBase):
             self.failed.emit(f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}")
         finally:
             self.done.emit()
+
+
+class FCNTrainWorker(TrainWorkerBase):
+    """Runs one FCN training in a worker thread."""
+
+    pairMade = Signal(object)         # (done, total, image name)
+
+    def _on_pair(self, done: int, total: int, name: str) -> None:
+        if self.token.cancelled:
+            raise _Stopped()
+        self.pairMade.emit((done, total, name))
+
+    def start(self) -> Generator[Any, None, Any]:
+        from engine.training import train_fcn
+
+        return train_fcn(self.settings.folder, on_pair=self._on_pair, **self.settings.kwargs())
+
+    def previous_history(self, checkpoint_path: str) -> list[dict[str, Any]]:
+        from engine.training.fcn_trainer import previous_history
+
+        return previous_history(checkpoint_path)
