@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from engine.defences.fcn import CHECKPOINT_FORMAT, FCNFilter, param_count
 from engine.evaluation.pairs import ssim
 from engine.core.seeds import derive_seed
+from engine.training import resume as resume_from
 from engine.training.pairs import (
     PairSet,
     TrainingError,
@@ -160,44 +161,10 @@ def _save(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _read_last(path: Path) -> Any:
-    """The resumable state saved at ``path`` (None when there is no file).
-
-    Raises:
-        TrainingError: the file cannot be read.
-    """
-    if not path.is_file():
-        return None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise TrainingError(f"cannot resume from {str(path)!r} ({type(exc).__name__}: {exc}); "
-                            "start over with resume=False (--no-resume)") from None
-
-
-def _load_last(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
-    state = _read_last(path)
-    if state is None:
-        return None
-    old = state.get("manifest", {})
-    diff = [k for k in _RESUME_KEYS if old.get(k) != settings.get(k)]
-    if state.get("format") != CHECKPOINT_FORMAT or diff:
-        what = ", ".join(f"{k}: {old.get(k)!r} → {settings.get(k)!r}" for k in diff) or "not an FCN run"
-        raise TrainingError(f"{path!s} belongs to a different training run ({what}); "
-                            "use the same settings or start over with resume=False (--no-resume)")
-    return state
-
-
 def previous_history(checkpoint_path: str | Path) -> list[dict[str, Any]]:
     """The epochs a resumable run writing ``checkpoint_path`` has already trained
     (``[{"epoch", "train_loss", "val_ssim"}, …]``); empty when there is none to resume."""
-    try:
-        state = _read_last(last_checkpoint_path(checkpoint_path))
-    except TrainingError:  # train_fcn reports an unreadable file itself
-        return []
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        return []
-    return [dict(h) for h in state.get("manifest", {}).get("history", [])]
+    return resume_from.previous_history(last_checkpoint_path(checkpoint_path), CHECKPOINT_FORMAT)
 
 
 def train_fcn(
@@ -261,18 +228,11 @@ def train_fcn(
         model = FCNFilter(residual=residual)
     model.to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    history: list[dict[str, Any]] = []
-    best_ssim, best_epoch, start = -math.inf, 0, 1
-    created = time.strftime("%Y-%m-%dT%H:%M:%S")
-    state = _load_last(last_path, settings) if resume else None
-    if state is not None:
-        model.load_state_dict(state["state_dict"])
-        opt.load_state_dict(state["optimizer"])
-        history = list(state["manifest"].get("history", []))
-        best_ssim = float(state["manifest"].get("val_ssim", -math.inf))
-        best_epoch = int(state["manifest"].get("best_epoch", 0))
-        start = int(state["epoch"]) + 1
-        created = state["manifest"].get("created", created)
+    state = resume_from.load_last(last_path, settings, fmt=CHECKPOINT_FORMAT, keys=_RESUME_KEYS,
+                                  kind="an FCN run") if resume else None
+    point = resume_from.resume(state, model, opt, "val_ssim")
+    history, best_ssim, best_epoch, start, created = (point.history, point.best, point.best_epoch, point.start,
+                                                      point.created)
     baseline = _val_ssim(None, pairs, val, dev)
 
     def manifest(epoch: int) -> dict[str, Any]:

@@ -68,6 +68,7 @@ from engine.training.fcn_trainer import (
     _versions,
     last_checkpoint_path,
 )
+from engine.training import resume as resume_from
 from engine.training.mos_formats import SubjectiveSet, read_subjective
 from engine.training.pairs import TrainingError, build_attack
 from engine.spec.recipes import (
@@ -433,18 +434,11 @@ def train_robust(
     def to_metric(tn: torch.Tensor) -> torch.Tensor:
         return worst + tn * (best - worst)
 
-    history: list[dict[str, Any]] = []
-    best_value, best_epoch, start = -math.inf, 0, 1
-    created = time.strftime("%Y-%m-%dT%H:%M:%S")
-    state = _load_last(last_path, settings) if resume else None
-    if state is not None:
-        m.load_state_dict(state["state_dict"])
-        opt.load_state_dict(state["optimizer"])
-        history = list(state["manifest"].get("history", []))
-        best_value = float(state["manifest"].get("best_value", -math.inf))
-        best_epoch = int(state["manifest"].get("best_epoch", 0))
-        start = int(state["epoch"]) + 1
-        created = state["manifest"].get("created", created)
+    state = resume_from.load_last(last_path, settings, fmt=CHECKPOINT_FORMAT, keys=_RESUME_KEYS,
+                                  kind="a robust-training run") if resume else None
+    point = resume_from.resume(state, m, opt, "best_value")
+    history, best_value, best_epoch, start, created = (point.history, point.best, point.best_epoch, point.start,
+                                                       point.created)
     subset = val[:max(0, val_attack_images)] if val_att is not None else []
 
     def manifest(epoch: int) -> dict[str, Any]:
@@ -546,31 +540,6 @@ def _write_best(ckpt: Path, metric: Any, layout: str, manifest: dict[str, Any], 
     os.replace(tmp, recipe_path(ckpt))
 
 
-def _load_last(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise TrainingError(f"cannot resume from {str(path)!r} ({type(exc).__name__}: {exc}); "
-                            "start over with resume=False (--no-resume)") from None
-    old = state.get("manifest", {}) if isinstance(state, dict) else {}
-    diff = [k for k in _RESUME_KEYS if json.dumps(old.get(k), sort_keys=True, default=str)
-            != json.dumps(settings.get(k), sort_keys=True, default=str)]
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or diff:
-        what = ", ".join(diff) or "not a robust-training run"
-        raise TrainingError(f"{path!s} belongs to a different training run (differs in: {what}); "
-                            "use the same settings or start over with resume=False (--no-resume)")
-    return state
-
-
 def previous_history(checkpoint_path: str | os.PathLike) -> list[dict[str, Any]]:
     """The epochs a resumable run writing ``checkpoint_path`` has already trained."""
-    p = last_checkpoint_path(checkpoint_path)
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True) if p.is_file() else None
-    except Exception:  # noqa: BLE001 - train_robust reports an unreadable file itself
-        return []
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        return []
-    return [dict(h) for h in state.get("manifest", {}).get("history", [])]
+    return resume_from.previous_history(last_checkpoint_path(checkpoint_path), CHECKPOINT_FORMAT)
