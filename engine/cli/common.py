@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -62,6 +63,20 @@ def pixels(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"--max-pixels must be positive, got {text!r}")
     return value
+
+
+def fraction(text: str) -> float:
+    """``"4/255"`` or ``"0.02"`` → a finite non-negative float (argparse type), parsed as
+    experiment parameters are (budgets, step sizes, learning rates, weights)."""
+    from engine.spec.experiment import parse_scalar
+
+    try:
+        value = parse_scalar(text)
+    except ValueError:
+        value = None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"not a non-negative number or fraction: {text!r} (e.g. 4/255 or 0.02)")
+    return float(value)
 
 
 def batch_size(text: str):

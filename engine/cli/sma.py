@@ -24,20 +24,10 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from engine.cli.common import device_arg, out_folder
+from engine.cli.common import device_arg, fraction, out_folder
 from engine.core.errors import EXIT_OK, UsageError
 
 CSV_NAME, JSON_NAME = "sma.csv", "sma.json"
-
-
-def _fraction(text: str) -> float:
-    """``"4/255"`` or ``"0.02"`` → float (argparse type)."""
-    from engine.spec.experiment import parse_scalar
-
-    value = parse_scalar(text)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise argparse.ArgumentTypeError(f"not a non-negative number or fraction: {text!r}")
-    return float(value)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -50,12 +40,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("folder", metavar="FOLDER", help="folder of images (searched recursively)")
     p.add_argument("--metric", required=True, help="the attacked metric")
     p.add_argument("--mos", default=None, help="CSV of image name and MOS (default: FOLDER/mos.csv)")
-    p.add_argument("--eps", type=_fraction, default=4 / 255, help="L∞ bound per image (default 4/255)")
+    p.add_argument("--eps", type=fraction, default=4 / 255, help="L∞ bound per image (default 4/255)")
     p.add_argument("--iters", type=int, default=20, help="sign steps of stage two (default 20)")
-    p.add_argument("--alpha", type=_fraction, default=1 / 255, help="sign-step size (default 1/255)")
-    p.add_argument("--reach", type=_fraction, default=None,
+    p.add_argument("--alpha", type=fraction, default=1 / 255, help="sign-step size (default 1/255)")
+    p.add_argument("--reach", type=fraction, default=None,
                    help="how far a target score may move, metric units (default 0.2 × the metric's range)")
-    p.add_argument("--lam", type=_fraction, default=0.1, help="stage one's score-change weight (default 0.1)")
+    p.add_argument("--lam", type=fraction, default=0.1, help="stage one's score-change weight (default 0.1)")
     p.add_argument("--target-steps", type=int, default=300, help="stage one's Adam steps (default 300)")
     p.add_argument("--size", type=int, default=None, help="resize every image to SIZE×SIZE first")
     p.add_argument("--out", default="sma-out", help="output folder (default sma-out)")

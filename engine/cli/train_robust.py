@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from engine.cli.common import fraction
 from engine.core.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from engine.training.options import DEFAULT_TRAIN_ATTACK, DEFAULT_VAL_ATTACK, METHODS, MOS_FORMATS
 
@@ -32,7 +33,7 @@ def add_train_robust_parser(subparsers: argparse._SubParsersAction) -> argparse.
     p.add_argument("--crop", type=int, default=224, help="training crop size in pixels (default: 224)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     p.add_argument("--attack", default=None, help=f"training attack of at/at-corrected (default: {DEFAULT_TRAIN_ATTACK})")
-    p.add_argument("--eps", type=_eps, default=4 / 255, help="free-at: L∞ budget (default: 4/255)")
+    p.add_argument("--eps", type=fraction, default=4 / 255, help="free-at: L∞ budget (default: 4/255)")
     p.add_argument("--replays", type=int, default=4, help="free-at: replays per batch (default: 4)")
     p.add_argument("--label-measure", choices=("ssim", "lpips"), default="ssim",
                    help="at-corrected: how much the attack changed the image (default: ssim)")
@@ -47,12 +48,6 @@ def add_train_robust_parser(subparsers: argparse._SubParsersAction) -> argparse.
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     p.set_defaults(func=train_robust_cli)
     return p
-
-
-def _eps(text: str) -> float:
-    from engine.spec.experiment import parse_scalar
-
-    return float(parse_scalar(text))
 
 
 def train_robust_cli(args: argparse.Namespace) -> int:

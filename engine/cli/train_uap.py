@@ -16,19 +16,10 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from engine.cli.common import fraction
 from engine.core.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 #: --method → the attack that applies the file
 METHODS = {"sign": "uap", "cumulative": "cumulative-uap", "generative": "generative-uap", "cnn": "cnn-attack"}
-
-
-def _fraction(text: str) -> float:
-    """``"10/255"`` or ``"0.04"`` → float (argparse type), parsed as experiment parameters are."""
-    from engine.spec.experiment import parse_scalar
-
-    value = parse_scalar(text)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise argparse.ArgumentTypeError(f"not a number or fraction: {text!r}")
-    return float(value)
 
 
 def add_train_uap_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -40,12 +31,12 @@ def add_train_uap_parser(subparsers: argparse._SubParsersAction) -> argparse.Arg
                     "the 'uap' attack.")
     p.add_argument("folder", metavar="FOLDER", help="folder of training images (searched recursively)")
     p.add_argument("--metric", default="linearity", help="metric to raise (default: linearity)")
-    p.add_argument("--eps", type=_fraction, default=10 / 255, help="L∞ budget, e.g. 10/255 (default)")
+    p.add_argument("--eps", type=fraction, default=10 / 255, help="L∞ budget, e.g. 10/255 (default)")
     p.add_argument("--method", choices=tuple(METHODS), default="sign",
                    help="sign steps (uap, default), cumulative raw gradients (cumulative-uap), a "
                         "generator network (generative-uap) or a per-image generator (cnn-attack)")
-    p.add_argument("--step", type=_fraction, default=1 / 255, help="sign-step size (default: 1/255)")
-    p.add_argument("--lr", type=_fraction, default=None,
+    p.add_argument("--step", type=fraction, default=1 / 255, help="sign-step size (default: 1/255)")
+    p.add_argument("--lr", type=fraction, default=None,
                    help="cumulative: gradient factor (default 1); generative, cnn: Adam rate (default 1e-3)")
     p.add_argument("--epochs", type=int, default=5, help="passes over the folder (default: 5)")
     p.add_argument("--batch-size", type=int, default=4, help="images per update (default: 4)")

@@ -142,3 +142,19 @@ def test_mos_file_in_folder_gives_correlations(tmp_path, photo_folder):
         corr = list(csv.DictReader(f))
     assert len(corr) == 2 and all(r["n"] == "3" for r in corr)
     assert all(-1.0 <= float(r["srocc_clear"]) <= 1.0 for r in corr)
+
+
+@pytest.mark.parametrize("command", [["train-uap", "F", "--eps"], ["train-robust", "F", "--metric", "niqe", "--eps"],
+                                     ["sma", "F", "--metric", "niqe", "--eps"]])
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "abc", "1/0"])
+def test_every_fraction_option_refuses_what_is_not_a_finite_non_negative_number(command, value, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        _cli(*command, value)
+    assert exit_.value.code == EXIT_USAGE
+    assert f"not a non-negative number or fraction: {value!r}" in capsys.readouterr().err
+
+
+def test_a_fraction_option_reads_4_over_255():
+    from engine.cli.common import fraction
+
+    assert fraction("4/255") == 4 / 255 and fraction("0.02") == 0.02 and fraction("0") == 0.0
