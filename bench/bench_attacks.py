@@ -46,6 +46,24 @@ def photo(w: int, h: int):
     return F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
 
 
+def add_machine_options(ap: argparse.ArgumentParser, size: str) -> None:
+    """``--size W×H``, ``--device`` and ``--threads``, which every timing benchmark takes."""
+    ap.add_argument("--size", default=size, help="W×H of the input")
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads on the CPU")
+
+
+def machine(args: argparse.Namespace):
+    """Apply ``--threads``; the resolved device and the input's width and height."""
+    import torch
+
+    from engine.run.runtime import resolve_device
+
+    torch.set_num_threads(max(1, args.threads))
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    return resolve_device(args.device), w, h
+
+
 def sync(device) -> None:
     import torch
 
@@ -139,21 +157,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--attacks", default=DEFAULT_ATTACKS, help="comma-separated attack names")
     ap.add_argument("--metrics", default="niqe,metaiqa", help="comma-separated metric names")
-    ap.add_argument("--size", default="512x384", help="W×H of the input")
-    ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
     ap.add_argument("--runs", type=int, default=2, help="runs per attack")
-    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads on the CPU")
+    add_machine_options(ap, "512x384")
     args = ap.parse_args()
 
     import torch
 
     from engine.metrics import create_metric
 
-    torch.set_num_threads(max(1, args.threads))
-    from engine.run.runtime import resolve_device
-
-    device = resolve_device(args.device)
-    w, h = (int(v) for v in args.size.lower().split("x"))
+    device, w, h = machine(args)
     x = photo(w, h).to(device)
     print(f"device {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
           f"input {w}×{h}, torch {torch.__version__}, threads {torch.get_num_threads()}")

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_attacks import LEARNED_RANDOM, photo, sync, time_forward  # noqa: E402
+from bench.bench_attacks import LEARNED_RANDOM, add_machine_options, machine, photo, sync, time_forward  # noqa: E402
 
 DEFAULT_ATTACKS = "square,parsimonious,onepixel,patch-rs"
 #: per attack: settings that give several steps within a small budget
@@ -58,10 +58,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--attacks", default=DEFAULT_ATTACKS, help="comma-separated black-box attack names")
     ap.add_argument("--metrics", default="brisque,metaiqa", help="comma-separated metric names")
-    ap.add_argument("--size", default="256x256", help="W×H of the input")
     ap.add_argument("--queries", type=int, default=300, help="query budget per attack run")
-    ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads on the CPU")
+    add_machine_options(ap, "256x256")
     args = ap.parse_args()
 
     import torch
@@ -69,11 +67,7 @@ def main() -> None:
     from engine.attacks import ATTACKS
     from engine.metrics import create_metric
 
-    torch.set_num_threads(max(1, args.threads))
-    from engine.run.runtime import resolve_device
-
-    device = resolve_device(args.device)
-    w, h = (int(v) for v in args.size.lower().split("x"))
+    device, w, h = machine(args)
     x = photo(w, h).to(device)
     print(f"device {device}, input {w}×{h}, budget {args.queries} queries, torch {torch.__version__}, "
           f"threads {torch.get_num_threads()}")

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_attacks import LEARNED_RANDOM, sync  # noqa: E402
+from bench.bench_attacks import LEARNED_RANDOM, add_machine_options, machine, sync  # noqa: E402
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry")
 
@@ -48,25 +48,20 @@ def timed(fn):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--metric", default="metaiqa", help="a learned metric with a head (random weights)")
-    ap.add_argument("--size", default="128x128", help="W×H of the input")
     ap.add_argument("--photos", type=int, default=2, help="how many photos")
     ap.add_argument("--radius", type=float, default=0.05, help="pixel L2 radius r")
     ap.add_argument("--sigma", type=float, default=0.25, help="σ of both (pixels for RS, features for FS)")
     ap.add_argument("--n", type=int, default=100, help="noise samples of both")
     ap.add_argument("--power-iters", type=int, default=20, help="feature-smoothing's power iterations")
-    ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads on the CPU")
+    add_machine_options(ap, "128x128")
     args = ap.parse_args()
 
     import torch
 
     from engine.defences import DEFENCES
     from engine.metrics import create_metric
-    from engine.run.runtime import resolve_device
 
-    torch.set_num_threads(max(1, args.threads))
-    device = resolve_device(args.device)
-    w, h = (int(v) for v in args.size.lower().split("x"))
+    device, w, h = machine(args)
     kw = {"pretrained": False} if args.metric in LEARNED_RANDOM else {}
     metric = create_metric(args.metric, device=str(device), **kw)
     common = dict(sigma=args.sigma, n=args.n, radius=args.radius)

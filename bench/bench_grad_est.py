@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_attacks import LEARNED_RANDOM, photo, sync, time_forward  # noqa: E402
+from bench.bench_attacks import LEARNED_RANDOM, add_machine_options, machine, photo, sync, time_forward  # noqa: E402
 from bench.bench_blackbox import per_query_timings  # noqa: E402
 
 
@@ -47,22 +47,17 @@ def batch_forward_per_image(metric, x, n: int, repeats: int = 3) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--metrics", default="brisque,metaiqa", help="comma-separated metric names")
-    ap.add_argument("--size", default="256x256", help="W×H of the input")
     ap.add_argument("--iters", type=int, default=5, help="grad-est iterations to time")
     ap.add_argument("--draws", type=int, default=20, help="antithetic pairs per iteration (MSU: 20)")
-    ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads on the CPU")
+    add_machine_options(ap, "256x256")
     args = ap.parse_args()
 
     import torch
 
     from engine.attacks import ATTACKS
     from engine.metrics import create_metric
-    from engine.run.runtime import resolve_device
 
-    torch.set_num_threads(max(1, args.threads))
-    device = resolve_device(args.device)
-    w, h = (int(v) for v in args.size.lower().split("x"))
+    device, w, h = machine(args)
     x = photo(w, h).to(device)
     queries = 1 + args.iters * (2 * args.draws + 1)
     print(f"device {device}, input {w}×{h}, {args.iters} iterations × {2 * args.draws + 1} queries, "
