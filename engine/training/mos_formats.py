@@ -140,22 +140,21 @@ def _mos_csv(root: Path) -> SubjectiveSet:
     return out
 
 
-def _koniq(root: Path) -> SubjectiveSet:
-    path = root / "koniq10k_scores_and_distributions.csv"
+def _csv_entries(path: Path, name_cols: tuple[str, ...], score_cols: tuple[str, ...]) -> list[tuple[str, float]]:
+    """(image name, score) of every row of a data set's CSV; each column is the first of
+    its candidates that the header has."""
     rows = _read_csv_rows(path)
-    name_col = _column(rows, path, "image_name")
-    score_col = _column(rows, path, "MOS_zscore", "MOS")
-    entries = [(r[name_col].strip(), _number(r[score_col], f"{path.name}, line {i}"))
-               for i, r in enumerate(rows, 2)]
+    name_col, score_col = _column(rows, path, *name_cols), _column(rows, path, *score_cols)
+    return [(r[name_col].strip(), _number(r[score_col], f"{path.name}, line {i}")) for i, r in enumerate(rows, 2)]
+
+
+def _koniq(root: Path) -> SubjectiveSet:
+    entries = _csv_entries(root / "koniq10k_scores_and_distributions.csv", ("image_name",), ("MOS_zscore", "MOS"))
     return _collect("koniq10k", entries, [root / "1024x768", root / "512x384", root], root)
 
 
 def _kadid(root: Path) -> SubjectiveSet:
-    path = root / "dmos.csv"
-    rows = _read_csv_rows(path)
-    name_col, score_col = _column(rows, path, "dist_img"), _column(rows, path, "dmos")
-    entries = [(r[name_col].strip(), _number(r[score_col], f"{path.name}, line {i}"))
-               for i, r in enumerate(rows, 2)]
+    entries = _csv_entries(root / "dmos.csv", ("dist_img",), ("dmos",))
     return _collect("kadid10k", entries, [root / "images", root], root)
 
 
@@ -210,11 +209,7 @@ def _pipal(root: Path) -> SubjectiveSet:
 
 
 def _agiqa3k(root: Path) -> SubjectiveSet:
-    path = root / "data.csv"
-    rows = _read_csv_rows(path)
-    name_col, score_col = _column(rows, path, "name"), _column(rows, path, "mos_quality")
-    entries = [(r[name_col].strip(), _number(r[score_col], f"{path.name}, line {i}"))
-               for i, r in enumerate(rows, 2)]
+    entries = _csv_entries(root / "data.csv", ("name",), ("mos_quality",))
     return _collect("agiqa3k", entries, [root, root / "images", root / "AGIQA-3K"], root)
 
 
