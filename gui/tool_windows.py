@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Slot
+from PySide6.QtCore import QObject, Slot
 
 from gui.catalog import attack_classes, defence_classes
 from gui.plugins_dialog import PluginsDialog
@@ -86,24 +86,9 @@ class ToolWindows(QObject):
     @Slot(str)
     def use_robust_metric(self, spec: str) -> None:
         """Add ``NAME:weights=FILE`` to the metric list, ticked (a row of its own in results)."""
-        from PySide6.QtWidgets import QListWidgetItem
-
-        from engine.spec.experiment import ComponentSpec
-
         panel = self.w.panel
-        metrics = panel.metrics
-        item = next((metrics.item(i) for i in range(metrics.count())
-                     if metrics.item(i).data(Qt.ItemDataRole.UserRole) == spec), None)
-        if item is None:
-            item = QListWidgetItem(f"{ComponentSpec.parse(spec).label}  —  trained weights")
-            item.setData(Qt.ItemDataRole.UserRole, spec)
-            item.setToolTip(spec)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            metrics.addItem(item)
-        item.setCheckState(Qt.CheckState.Checked)
-        if all(e["name"] != spec for e in panel.extra_metrics):  # kept when the metrics are scanned again
-            panel.extra_metrics.append({"name": spec, "state": "ready", "reason": "", "lower_better": None,
-                                        "source": "trained weights"})
+        panel.add_metric_entry({"name": spec, "state": "ready", "reason": "", "lower_better": None,
+                                "source": "trained weights"})
         panel.tabs.setCurrentIndex(0)
         self.w.log.log("info", f"metric added: {spec}")
 

@@ -150,3 +150,18 @@ def test_metrics_added_with_parameters_survive_the_rescan_after_a_plugin_load(qt
     qtbot.waitUntil(lambda: "p-sharp" in _metric_names(w), timeout=60_000)
     assert "linearity:weights=/tmp/robust.pt" in _metric_names(w)
     assert "linearity:weights=/tmp/robust.pt" in w.panel.checked_metrics()
+
+
+def test_a_trained_metric_is_listed_as_ready_and_stays_listed_when_unticked(qtbot, make_window, settings):
+    from PySide6.QtCore import Qt
+
+    w = make_window(settings)
+    spec = "linearity:weights=/tmp/robust.pt"
+    w.tools.use_robust_metric(spec)
+    assert w.panel.metric_info[spec]["state"] == "ready"
+    assert spec in w.panel.checked_metrics()
+    w.panel.ready_only.setChecked(True)
+    item = next(w.panel.metrics.item(i) for i in range(w.panel.metrics.count())
+                if w.panel.metrics.item(i).data(Qt.ItemDataRole.UserRole) == spec)
+    item.setCheckState(Qt.CheckState.Unchecked)
+    assert spec in w.panel.shown_metrics()
