@@ -88,10 +88,6 @@ def description(cls: type, limit: int = 240) -> str:
     return out if out.endswith((".", "!", "?", ")")) else out + "."
 
 
-def _first_doc_line(cls: type) -> str:
-    return description(cls)
-
-
 def _list_item(name: str, cls: type) -> QListWidgetItem:
     """A checkable entry: the tooltip has the first doc line, where a plug-in comes from,
     and why the component cannot run here (then it is disabled)."""
@@ -99,7 +95,7 @@ def _list_item(name: str, cls: type) -> QListWidgetItem:
     item.setData(Qt.ItemDataRole.UserRole, name)
     item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
     item.setCheckState(Qt.CheckState.Unchecked)
-    tip = _first_doc_line(cls)
+    tip = description(cls)
     plugin = getattr(cls, "plugin", None)
     if plugin:
         item.setText(f"{name}  (plug-in)")
@@ -239,7 +235,7 @@ class ComponentPicker(QWidget):
         try:
             choice = self.choices[name]
             cls = self.classes[name]
-            self.editor_title.setText(f"<b>{html.escape(name)}</b> — {html.escape(_first_doc_line(cls))}")
+            self.editor_title.setText(f"<b>{html.escape(name)}</b> — {html.escape(description(cls))}")
             self.preset.clear()
             self.preset.addItem("defaults", DEFAULTS)
             literal = getattr(cls, "literal_presets", {})

@@ -10,34 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generator
 
-from gui.training_worker import TrainWorkerBase
+from gui.training_worker import TrainSettingsBase, TrainWorkerBase
 
 
 @dataclass
-class RobustTrainSettings:
-    """What the dialog asks the trainer for (keyword arguments of ``train_robust``)."""
+class RobustTrainSettings(TrainSettingsBase):
+    """``train_robust``'s settings."""
 
-    folder: str
-    metric: str
-    checkpoint_path: str
     method: str = "none"
     mos_format: str = "auto"
-    attack: str | None = None
-    epochs: int = 10
-    batch_size: int = 8
-    lr: float = 1e-4
-    seed: int = 0
-    crop_size: int = 224
     val_attack_images: int = 8
-    device: str = "auto"
-    resume: bool = True
-
-    def kwargs(self) -> dict[str, Any]:
-        return {"metric": self.metric, "method": self.method, "mos_format": self.mos_format,
-                "attack": self.attack or None, "epochs": self.epochs, "batch_size": self.batch_size,
-                "lr": self.lr, "seed": self.seed, "crop_size": self.crop_size,
-                "val_attack_images": self.val_attack_images, "checkpoint_path": self.checkpoint_path,
-                "resume": self.resume, "device": self.device}
 
 
 class RobustTrainWorker(TrainWorkerBase):

@@ -67,7 +67,6 @@ class Session(RunTracking):
         self.running = False
         self.current_item: str | None = None
         self.followed: str | None = None
-        self.done_before = 0
         self.reused = 0                         # items of the run in flight reused from the store
         self.finished = 0
         self.unreadable: dict[str, str] = {}    # image → why it cannot be read (header check)

@@ -69,7 +69,7 @@ class RunTracking:
         out = Path(self.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         self.running = True
-        self.finished = self.done_before = self.reused = 0
+        self.finished = self.reused = 0
         self._show_starting(store_path_for(out), exp)
         self.running_changed.emit(True)
         return self.store_path  # type: ignore[return-value]
@@ -98,7 +98,6 @@ class RunTracking:
             handler(self, ev)
 
     def _on_run_started(self, ev: RunStarted) -> None:
-        self.done_before = ev.total - ev.pending
         self.reused = getattr(ev, "reused", 0)
         self.run_started.emit(ev)
 

@@ -26,7 +26,6 @@ class StoredState:
         experiments: ``ResultStore.experiments()`` of the whole store.
         rows: its raw rows (done items, every defence), in experiment order.
         items: its computed items (``ResultStore.items``: done or failed, with ``idx``).
-        reused: items of a starting run whose rows came from the store (0 otherwise).
         error: why the store could not be read ("" when it was).
     """
 
@@ -35,7 +34,6 @@ class StoredState:
     experiments: list[dict[str, Any]] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
     items: list[dict[str, Any]] = field(default_factory=list)
-    reused: int = 0
     error: str = ""
 
 

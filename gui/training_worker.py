@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import traceback
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Generator
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -20,27 +20,37 @@ from gui.worker import lower_thread_priority
 
 
 @dataclass
-class TrainSettings:
-    """What the dialog asks the trainer for (keyword arguments of ``train_fcn``)."""
+class TrainSettingsBase:
+    """What a training dialog asks its trainer for; every field but ``folder`` is a keyword
+    argument of the trainer (``train_fcn``, ``train_robust``)."""
 
     folder: str
     metric: str
     checkpoint_path: str
     attack: str | None = None
-    epochs: int = 200
-    batch_size: int = 4
-    lr: float = 1e-3
-    val_split: float = 0.2
+    epochs: int = 10
+    batch_size: int = 8
+    lr: float = 1e-4
     seed: int = 0
-    crop_size: int = 128
+    crop_size: int = 224
     device: str = "auto"
     resume: bool = True
 
     def kwargs(self) -> dict[str, Any]:
-        return {"attack": self.attack or None, "metric": self.metric, "epochs": self.epochs,
-                "batch_size": self.batch_size, "lr": self.lr, "val_split": self.val_split, "seed": self.seed,
-                "checkpoint_path": self.checkpoint_path, "resume": self.resume, "device": self.device,
-                "crop_size": self.crop_size}
+        out = {k: v for k, v in asdict(self).items() if k != "folder"}
+        out["attack"] = self.attack or None
+        return out
+
+
+@dataclass
+class TrainSettings(TrainSettingsBase):
+    """``train_fcn``'s settings (the paper's defaults)."""
+
+    epochs: int = 200
+    batch_size: int = 4
+    lr: float = 1e-3
+    crop_size: int = 128
+    val_split: float = 0.2
 
 
 class _Stopped(Exception):

@@ -109,9 +109,7 @@ class RunWorker(QObject):
 
         try:
             if isinstance(event, RunStarted):
-                stored = read_stored(store, event.experiment_id, self.experiment)
-                stored.reused = getattr(event, "reused", 0)
-                return [stored]
+                return [read_stored(store, event.experiment_id, self.experiment)]
             if isinstance(event, RunFinished):
                 return [StoredList(store.experiments())]
         except Exception as exc:  # noqa: BLE001 - the run goes on; the panels show what arrives
