@@ -135,13 +135,13 @@ def _write(path: Path, data: dict[str, Any]) -> None:
         pass  # a read-only or full cache folder only costs the next `list` a rebuild
 
 
-def cached_catalogue(build: Callable[[], Catalogue], watched: Callable[[], list[Path]], *,
+def cached_catalogue(build: Callable[[], Catalogue], watched: Callable[[Catalogue], list[Path]], *,
                      refresh: bool = False, live: bool = False) -> tuple[Catalogue, bool]:
     """The catalogue, from the cache when it is fresh, else built (and kept).
 
     Args:
         build: builds the catalogue (imports the components).
-        watched: the weights folders availability reads (called after ``build``).
+        watched: the weights folders availability read, given the built catalogue.
         refresh: build even when the cache is fresh.
         live: build and keep nothing (a plug-in is loaded).
 
@@ -156,8 +156,8 @@ def cached_catalogue(build: Callable[[], Catalogue], watched: Callable[[], list[
     if data is not None and _fresh(data, key):
         return data["catalogue"], True
     catalogue = build()
+    folders = {str(p): folder_state(Path(p)) for p in sorted({str(Path(f)) for f in watched(catalogue)})}
     # JSON round trip: the cached and the live catalogue print the same.
     catalogue = json.loads(json.dumps(catalogue, default=str))
-    folders = {str(p): folder_state(Path(p)) for p in sorted({str(Path(f)) for f in watched()})}
     _write(path, {"format": FORMAT, "key": key, "watched": folders, "catalogue": catalogue})
     return catalogue, False

@@ -5,8 +5,9 @@ import argparse
 import math
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
-from engine.core.errors import UsageError
+from engine.core.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
 
 
 def split_names(values: list[str] | None) -> list[str]:
@@ -86,6 +87,23 @@ def batch_size(text: str):
         return parse_batch_size(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def drive_training(run: Any, epoch_line: Callable[[Any], str], done_line: Callable[[Any], str], out: str) -> int:
+    """Print a line per epoch of a trainer's generator and one at its end (exit 0); Ctrl+C
+    closes it, so what it saved stays and the same command resumes (exit 130)."""
+    try:
+        while True:
+            try:
+                step = next(run)
+            except StopIteration as stop:
+                print(done_line(stop.value), flush=True)
+                return EXIT_OK
+            print(epoch_line(step) + ("  * best" if step.best else ""), flush=True)
+    except KeyboardInterrupt:
+        run.close()
+        print(f"stopped; run the same command again to resume ({out})", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def add_plugin_option(parser: argparse.ArgumentParser) -> None:

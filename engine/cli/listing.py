@@ -44,6 +44,7 @@ def catalogue() -> dict[str, list[dict[str, Any]]]:
         metrics.append({"name": name, "lower_better": info.get("lower_better"), "bounds": info.get("bounds"),
                         "differentiable": info.get("differentiable"), "source": info.get("source"),
                         "status": av.state, "reason": av.reason, "plugin": _origin("metric", name),
+                        "folders": sorted({str(f["folder"]) for f in info.get("files", ()) if f.get("folder")}),
                         "params": [_spec_dict(s) for s in metric_params(name)]})
     attacks = []
     for name in ATTACKS.names():
@@ -65,15 +66,13 @@ def catalogue() -> dict[str, list[dict[str, Any]]]:
     return {"metrics": metrics, "attacks": attacks, "defences": defences}
 
 
-def weights_folders() -> list[Path]:
-    """Every folder whose files decide an availability in :func:`catalogue`."""
+def weights_folders(cat: dict[str, list[dict[str, Any]]]) -> list[Path]:
+    """Every folder whose files decide an availability in ``cat`` (from :func:`catalogue`)."""
     from engine.defences.diffpure import hub_cache_dir
-    from engine.metrics import list_metrics, metric_info
     from engine.metrics.weights import hf_hub_cache_dir, pyiqa_weights_dir, torch_hub_checkpoints_dir, weights_dir
 
     folders = {weights_dir(), torch_hub_checkpoints_dir(), pyiqa_weights_dir(), hf_hub_cache_dir(), hub_cache_dir()}
-    for name in list_metrics():
-        folders.update(Path(f["folder"]) for f in metric_info(name).get("files", ()) if f.get("folder"))
+    folders.update(Path(f) for m in cat["metrics"] for f in m.get("folders", ()))
     return sorted(folders)
 
 

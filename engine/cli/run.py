@@ -185,7 +185,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         with ResultStore(store_path_for(out)) as store:
             ready = prepare(exp, store, backend=backend, presets=getattr(args, "budget_presets", None),
-                            log=lambda s: print(s, file=sys.stderr))
+                            log=lambda s: print(s, file=sys.stderr), checked=True)
             for warning in ready.warnings:
                 print(f"warning: {warning}", file=sys.stderr)
             return _run_into(args, ready.experiment, backend, out, store)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.core.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from engine.cli.common import drive_training
+from engine.core.errors import EXIT_USAGE
 
 
 def add_train_fcn_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -52,19 +53,9 @@ def train_fcn_cli(args: argparse.Namespace) -> int:
                     checkpoint_path=args.out, resume=not args.no_resume, device=args.device,
                     crop_size=args.crop, residual=args.residual, on_pair=on_pair)
     try:
-        while True:
-            try:
-                s = next(run)
-            except StopIteration as stop:
-                print(f"best checkpoint: {stop.value}", flush=True)
-                return EXIT_OK
-            mark = "  * best" if s.best else ""
-            print(f"epoch {s.epoch}/{s.epochs}  train_loss {s.train_loss:.6f}  "
-                  f"val_ssim {s.val_ssim:.4f}  ({s.seconds:.1f}s){mark}", flush=True)
-    except KeyboardInterrupt:
-        run.close()
-        print(f"stopped; run the same command again to resume ({args.out})", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return drive_training(run, lambda s: f"epoch {s.epoch}/{s.epochs}  train_loss {s.train_loss:.6f}  "
+                                             f"val_ssim {s.val_ssim:.4f}  ({s.seconds:.1f}s)",
+                              lambda best: f"best checkpoint: {best}", args.out)
     except WeightsUnavailable:
         raise  # the CLI's error boundary reports it with its own exit code
     except (TrainingError, MetricError, UnknownComponent, ValueError) as exc:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.cli.common import fraction
-from engine.core.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from engine.cli.common import drive_training, fraction
+from engine.core.errors import EXIT_USAGE
 from engine.training.options import DEFAULT_TRAIN_ATTACK, DEFAULT_VAL_ATTACK, METHODS, MOS_FORMATS
 
 
@@ -67,19 +67,12 @@ def train_robust_cli(args: argparse.Namespace) -> int:
                            val_attack=args.val_attack, val_attack_images=args.val_attack_images,
                            best_by=args.best_by, checkpoint_path=args.out, resume=not args.no_resume,
                            device=args.device)
-        while True:
-            try:
-                s = next(run)
-            except StopIteration as stop:
-                print(f"best weights: {stop.value}  (use as --metric '{args.metric.split(':')[0]}:weights={stop.value}')",
-                      flush=True)
-                return EXIT_OK
-            mark = "  * best" if s.best else ""
-            print(f"epoch {s.epoch}/{s.epochs}  train_loss {s.train_loss:.5f}  val_srocc {s.val_srocc:.4f}  "
-                  f"val_plcc {s.val_plcc:.4f}  val_gain {s.val_gain:.4f}  ({s.seconds:.1f}s){mark}", flush=True)
-    except KeyboardInterrupt:
-        print(f"stopped; run the same command again to resume ({args.out})", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        name = args.metric.split(":")[0]
+        return drive_training(run, lambda s: f"epoch {s.epoch}/{s.epochs}  train_loss {s.train_loss:.5f}  "
+                                             f"val_srocc {s.val_srocc:.4f}  val_plcc {s.val_plcc:.4f}  "
+                                             f"val_gain {s.val_gain:.4f}  ({s.seconds:.1f}s)",
+                              lambda best: f"best weights: {best}  (use as --metric '{name}:weights={best}')",
+                              args.out)
     except WeightsUnavailable:
         raise  # the CLI's error boundary reports it with its own exit code
     except (TrainingError, MetricError, UnknownComponent, ValueError) as exc:

@@ -33,6 +33,7 @@ import torch
 from engine.core.errors import ExpectedError
 from engine.evaluation.pairs import PAIR_MEASURES
 from engine.metrics.counting import QueryCounter, queries_of
+from engine.run.scoring import sync
 from engine.spec.budgets import Budget
 from engine.core.seeds import derive_seed
 from engine.spec.experiment import ComponentSpec
@@ -85,11 +86,6 @@ def cost_spec(attack_cls: type):
         raise CalibrationError(f"attack {attack_cls.name!r} has no iteration or query count to calibrate to a "
                                "time or query budget (cost_param, iters or queries)")
     return specs[name]
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _key(metric: ComponentSpec, attack: ComponentSpec, budget: Budget) -> str:
@@ -156,11 +152,11 @@ class _Evaluator:
             sums = {"linf": 0.0, "psnr": 0.0, "ssim": 0.0, "time": 0.0, "queries": 0.0}
             for x, name in zip(self.images, self.names):
                 gen = torch.Generator().manual_seed(derive_seed(self.seed, "calibrate", name))
-                _sync(x.device)
+                sync(x.device)
                 t0 = time.perf_counter()
                 with QueryCounter(self.metric) as counter:
                     outcome = attack(x, self.metric, generator=gen)
-                _sync(x.device)
+                sync(x.device)
                 sums["time"] += time.perf_counter() - t0
                 sums["queries"] += queries_of(outcome, counter.images / x.shape[0])
                 xa = outcome.image.detach()

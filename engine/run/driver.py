@@ -17,7 +17,7 @@ from engine.core.events import Event, ItemFailed, ItemFinished, ItemImages, RunF
 from engine.io.images import save_png
 from engine.plugins.records import manifest as plugin_manifest
 from engine.run.backends.local import LocalBackend
-from engine.run.batching import plan_units as plan
+from engine.run.batching import plan_units
 from engine.run.identity import reuse_plan
 from engine.run.leases import LeaseKeeper, UnitFeed
 from engine.run.runtime import Runtime
@@ -55,16 +55,6 @@ def _load_mos(exp: Experiment) -> dict[str, float]:
     from engine.evaluation.correlation import read_mos
 
     return read_mos(exp.mos_file)
-
-
-def plan_units(pending: list[WorkItem], exp: Experiment) -> list[list[WorkItem]]:
-    """Group pending items into units of work, in order (see :func:`engine.run.batching.plan_units`).
-
-    A unit is what one call of :func:`run_unit` computes: one item, or a batch of
-    compatible items when ``exp.batch_size`` allows; back ends schedule units, the driver
-    commits items.
-    """
-    return plan(pending, exp)
 
 
 def run_experiment(exp: Experiment, store: ResultStore, *, cancel: CancelToken | None = None,

@@ -25,6 +25,7 @@ from typing import Any
 
 from engine.spec.experiment import Experiment, WorkItem
 from engine.spec.identity import Contents
+from engine.spec.recipes import file_sha256
 
 
 #: (absolute path, size, mtime_ns, max_pixels) → hash, for this process (the GUI re-plans often)
@@ -59,15 +60,13 @@ def _decode_hash(path: str, max_pixels: int) -> str | None:
 
 
 def file_hash(path: str) -> str | None:
-    """SHA-256 of a file's bytes (a metric's ``weights=`` file); None when unreadable."""
-    h = hashlib.sha256()
+    """SHA-256 of a file's bytes (a metric's ``weights=`` file), 32 hex digits; None when
+    unreadable. Cached by path, size and time (:func:`engine.spec.recipes.file_sha256`): a
+    plan, the run and the manifest all ask for it."""
     try:
-        with open(os.path.expanduser(path), "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+        return file_sha256(os.path.expanduser(path))[:32]
     except OSError:
         return None
-    return h.hexdigest()[:32]
 
 
 def _stamp(path: str) -> tuple[int, int] | None:

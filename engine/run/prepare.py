@@ -140,11 +140,10 @@ def _plugin_problems(exp: Experiment) -> list[Problem]:
 
 
 def _usage_problems(exp: Experiment) -> list[Problem]:
-    """Unknown names, presets and bad parameter values; a batch size that does not read."""
+    """Unknown names, presets and bad parameter values (the schema checks the options)."""
     from engine.attacks import ATTACKS
     from engine.defences import DEFENCES
     from engine.metrics import _params_class, list_metrics
-    from engine.run.batching import parse_batch_size
     from engine.run.runtime import merged_params
     from engine.spec.params import ParamError, make_params
     from engine.spec.registry import UnknownComponent, did_you_mean
@@ -153,11 +152,6 @@ def _usage_problems(exp: Experiment) -> list[Problem]:
 
     out: list[Problem] = _plugin_problems(exp)
     out += [Problem(OPTION, line.split(" ", 1)[0], line, usage=True) for line in experiment_problems(exp.to_dict())]
-    try:
-        parse_batch_size(exp.batch_size)
-    except ValueError as exc:
-        if not out:
-            out.append(Problem(OPTION, "batch size", str(exc), usage=True))
     known = list_metrics()
     for m in exp.metrics:
         if m.name not in known:
@@ -308,7 +302,7 @@ def apply_budget(exp: Experiment, budget_text: str | None, presets: Path, runtim
 
 
 def prepare(exp: Experiment, store: Any, *, backend: Any = None, presets: str | Path | None = None,
-            log: Callable[[str], None] = lambda s: None) -> Prepared:
+            log: Callable[[str], None] = lambda s: None, checked: bool = False) -> Prepared:
     """Check, plan, calibrate and size a run of ``exp`` into the open ``store``.
 
     Args:
@@ -319,6 +313,7 @@ def prepare(exp: Experiment, store: Any, *, backend: Any = None, presets: str | 
             here, on the driver, on a runtime of ``exp.device``.
         presets: the calibrated presets' file (default ``budgets.json`` next to the store).
         log: where progress lines of the calibration go.
+        checked: the caller has just run :func:`check` on ``exp`` (it is not run again).
 
     Returns:
         The experiment to run (budget-calibrated attacks), its item counts and the
@@ -331,7 +326,7 @@ def prepare(exp: Experiment, store: Any, *, backend: Any = None, presets: str | 
     from engine.run.batching import plan_units
     from engine.run.identity import reuse_plan
 
-    problems = check(exp)
+    problems = [] if checked else check(exp)
     if problems:
         raise NotRunnable(problems)
     if exp.budget:

@@ -58,7 +58,6 @@ class ItemResult:
     seconds: float
     note: str = ""
     images: ItemImages | None = None
-    tensors: dict[str, Any] = field(default_factory=dict, repr=False)
     #: x_a as a 1×3×H×W numpy array for the store to keep (``keep_attacked``), else None
     attacked_copy: Any = field(default=None, repr=False)
 

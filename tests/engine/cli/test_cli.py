@@ -158,3 +158,34 @@ def test_a_fraction_option_reads_4_over_255():
     from engine.cli.common import fraction
 
     assert fraction("4/255") == 4 / 255 and fraction("0.02") == 0.02 and fraction("0") == 0.0
+
+
+def test_ctrl_c_during_a_training_closes_the_trainer_and_says_how_to_resume(capsys):
+    """train-fcn and train-robust share the loop: the trainer's generator is closed (its
+    saved state stays), and the exit code is 130."""
+    from types import SimpleNamespace
+
+    from engine.cli.common import drive_training
+    from engine.core.errors import EXIT_INTERRUPTED
+
+    closed = []
+
+    def trainer():
+        try:
+            for epoch in (1, 2, 3):
+                yield SimpleNamespace(epoch=epoch, best=epoch == 1)
+            return "best.pt"
+        finally:
+            closed.append(True)
+
+    def line(step):
+        if step.epoch == 2:
+            raise KeyboardInterrupt  # as if Ctrl+C arrived while printing
+        return f"epoch {step.epoch}"
+
+    assert drive_training(trainer(), line, str, "out.pt") == EXIT_INTERRUPTED
+    out = capsys.readouterr()
+    assert out.out == "epoch 1  * best\n" and closed == [True]
+    assert "run the same command again to resume (out.pt)" in out.err
+    assert drive_training(trainer(), lambda s: f"epoch {s.epoch}", lambda b: f"done {b}", "o") == EXIT_OK
+    assert capsys.readouterr().out.splitlines()[-1] == "done best.pt"
