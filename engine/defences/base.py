@@ -156,5 +156,6 @@ def msu_sweep(name: str, values: list[Any], fmt: str = "{}", **fixed: Any) -> di
 
 
 def msu_reference(defence_dir: str, presets: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """``literal_presets`` for ``presets``: every label → MSU's ``<defence_dir>/run.py``."""
-    return {label: f"{MSU_DEFENCES}/{defence_dir}/run.py" for label in presets}
+    """``literal_presets`` of a defence's ``presets``: each ``msu-literal…`` label → MSU's
+    ``<defence_dir>/run.py``."""
+    return {label: f"{MSU_DEFENCES}/{defence_dir}/run.py" for label in presets if label.startswith(MSU_LITERAL)}

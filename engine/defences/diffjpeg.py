@@ -66,7 +66,7 @@ class DiffJPEG(Defence):
 
     Params = DiffJPEGParams
     presets = {**sweep("q", QUALITIES), **msu_sweep("q", QUALITIES, codec="reich-ste")}
-    literal_presets = msu_reference("diffjpeg", msu_sweep("q", QUALITIES))
+    literal_presets = msu_reference("diffjpeg", presets)
     differentiable = True
     split_batch = True  # the batched DCT rounds differently from one image (~3e-7)
 

@@ -162,7 +162,7 @@ class DiffPureDefence(NeuralDefence):
 
     Params = DiffPureParams
     presets = {**sweep("t", T_STARS), **msu_sweep("t", T_STARS, resample="bilinear", draw="device")}
-    literal_presets = msu_reference("diffpure", msu_sweep("t", T_STARS))
+    literal_presets = msu_reference("diffpure", presets)
     differentiable = False
     random = True
 

@@ -75,7 +75,7 @@ class JPEG(Defence):
 
     Params = JPEGParams
     presets = {**sweep("q", QUALITIES), **msu_sweep("q", QUALITIES, quantise="truncate")}
-    literal_presets = msu_reference("jpeg", msu_sweep("q", QUALITIES))
+    literal_presets = msu_reference("jpeg", presets)
     differentiable = False
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

@@ -105,7 +105,7 @@ class RandomRotate(Defence):
     Params = RandomRotateParams
     presets = {**sweep("angle_limit", LIMITS, fmt="{:g}"),
                **msu_sweep("angle_limit", LIMITS, fmt="{:g}", interpolation="nearest", draw="torchvision")}
-    literal_presets = msu_reference("random-rotate", msu_sweep("angle_limit", LIMITS, fmt="{:g}"))
+    literal_presets = msu_reference("random-rotate", presets)
     differentiable = True
     random = True
     geometric = True

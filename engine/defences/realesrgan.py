@@ -78,7 +78,7 @@ class RealESRGANDefence(NeuralDefence):
     Params = RealESRGANParams
     presets = {**sweep("denoise_strength", [0.0, 0.2, 0.5, 0.8, 1.0]),
                MSU_LITERAL: {"denoise_strength": 0.2, "mode": "up", "clamp": False}}
-    literal_presets = msu_reference("realesrgan", {MSU_LITERAL: {}})
+    literal_presets = msu_reference("realesrgan", presets)
     differentiable = True
     random = False
 

@@ -107,7 +107,7 @@ class Resize(Defence):
     Params = ResizeParams
     presets = {**sweep("scale", SCALES, fmt="{:g}"),
                **msu_sweep("scale", SCALES, fmt="{:g}", restore=False, rounding="floor")}
-    literal_presets = msu_reference("resize", msu_sweep("scale", SCALES, fmt="{:g}"))
+    literal_presets = msu_reference("resize", presets)
     differentiable = True
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

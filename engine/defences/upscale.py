@@ -60,7 +60,7 @@ class Upscale(Defence):
     presets = {**sweep("scale", SCALES, fmt="{:g}"),
                **msu_sweep("scale", SCALES, fmt="{:g}", mode="bilinear", antialias=True, rounding="floor",
                            out_height=MSU_OUT[0], out_width=MSU_OUT[1])}
-    literal_presets = msu_reference("upscale", msu_sweep("scale", SCALES, fmt="{:g}"))
+    literal_presets = msu_reference("upscale", presets)
     differentiable = True
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
