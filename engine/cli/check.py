@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from engine.cli.common import store_file
+from engine.store.paths import store_file
 from engine.core.errors import EXIT_OK, EXIT_STORE, epilog
 
 
@@ -26,8 +25,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     report = check_store(store_file(args.store))
     print(report.text())
     if args.salvage:
-        target = Path(args.salvage)
-        target = target / "results.sqlite" if target.is_dir() else target
+        target = store_file(args.salvage)
         counts = salvage_store(report.path, target)
         print(f"salvaged into {target}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
         return EXIT_OK

@@ -41,11 +41,6 @@ def out_folder(path: str) -> Path:
     return out
 
 
-def store_file(path: str) -> Path:
-    p = Path(path)
-    return p / "results.sqlite" if p.is_dir() else p
-
-
 def device_arg(value: str) -> str:
     v = value.lower()
     if v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()):

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from engine.cli.common import out_folder, store_file
+from engine.cli.common import out_folder
+from engine.store.paths import store_file
 from engine.core.errors import EXIT_OK, epilog
 
 

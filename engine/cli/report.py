@@ -8,7 +8,8 @@ from engine.core.errors import EXIT_OK, EXIT_STORE
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from engine.results.report.build import build_report, store_file
+    from engine.results.report.build import build_report
+    from engine.store.paths import store_file
     from engine.store.db import StoreError
 
     if not store_file(args.store).is_file():

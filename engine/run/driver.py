@@ -27,6 +27,7 @@ from engine.spec.identity import compute_version
 from engine.store.attacked import remove_copy, write_copy
 from engine.store.db import ResultStore
 from engine.spec.recipes import weights_manifest
+from engine.store.paths import STORE_NAME
 
 
 def _save_images(store: ResultStore, exp_id: str, item: WorkItem, images: ItemImages) -> int:
@@ -176,4 +177,4 @@ def _store_bytes(store: ResultStore) -> int:
 
 def store_path_for(out_dir: str | Path) -> Path:
     """The conventional store file inside an output folder."""
-    return Path(out_dir) / "results.sqlite"
+    return Path(out_dir) / STORE_NAME

@@ -10,15 +10,10 @@ from engine.results.report.figures import SavedFigure, save_figure
 from engine.results.report.html import render_page
 from engine.results.report.plots import gain_distribution, pareto_plot, score_curves
 from engine.results.report.strips import select_cases, strip_figure
+from engine.store.paths import store_file
 
 REPORT_NAME = "report.html"
 STRIP_DPI = 120  # photos: PNG size grows with the square of this; panels stay near native size
-
-
-def store_file(path: str | Path) -> Path:
-    """``results.sqlite`` inside a folder, or the file itself."""
-    p = Path(path)
-    return p / "results.sqlite" if p.is_dir() else p
 
 
 def make_plots(data: ReportData, fig_dir: Path) -> list[tuple[SavedFigure, str]]:
