@@ -145,10 +145,11 @@ def defence_rows(items: list[WorkItem], loaded: list[LoadedImage], x: torch.Tens
     measures = [PairMeasures() for _ in range(n)]  # x vs x_a measured once per image
     images = [ItemImages(to_uint8(views[0][i]), to_uint8(views[1][i])) for i in range(n)]
     rows: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+    common = [common_columns(item, mos, loaded[i].note, clean[i], att, i, metric.lower_better)
+              for i, item in enumerate(items)]  # the same for every defence (plain values)
     for spec in items[0].defences:
-        base = [dict(common_columns(item, mos, loaded[i].note, clean[i], att, i, metric.lower_better),
-                     defence=spec.name, defence_preset=spec.preset_label, defence_label=spec.label)
-                for i, item in enumerate(items)]
+        base = [dict(common[i], defence=spec.name, defence_preset=spec.preset_label, defence_label=spec.label)
+                for i in range(n)]
         try:
             one_defence(spec, items, x, att, views, metric, clean, exp, runtime, base, measures, images)
         except Exception as exc:  # noqa: BLE001 - one defence failing must not lose the others
