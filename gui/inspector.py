@@ -41,6 +41,7 @@ from gui.inspector_views import (
     image_views,
     keep_space_when_hidden,
 )
+from gui.worker import BackgroundPool
 
 __all__ = ["Inspector", "InspectorImages", "amplified_difference", "score_line", "signed_difference"]
 COMPARE_MODES = [("side", "side by side"), ("blink", "blink clean/attacked"), ("swipe", "swipe clean|attacked")]
@@ -67,6 +68,7 @@ class Inspector(CompareModes, ReadoutAndExport, QWidget):
         self._fit_pending = False
         self._diff_pending = False
         self._diff_request = 0      # the difference views asked for last (older answers are dropped)
+        self.pool = BackgroundPool(self)   # difference views of big items (shutdown waits for them)
         self.rows: dict[str, dict] = {}
         self._diff_signed: np.ndarray | None = None
         self._diff_rgb: np.ndarray | None = None
@@ -321,8 +323,6 @@ class Inspector(CompareModes, ReadoutAndExport, QWidget):
         background call (numpy over every pixel: a 3-megapixel item held the GUI thread
         ~0.3 s), :meth:`_on_diff` shows them; a small item on the next event-loop turn (a
         thread costs more than its 1–3 ms)."""
-        from gui.worker import BackgroundCall
-
         self._diff_pending = True
         self._diff_request += 1
         request, inputs = self._diff_request, self._diff_inputs()
@@ -330,9 +330,11 @@ class Inspector(CompareModes, ReadoutAndExport, QWidget):
         if shape is None or shape[0] * shape[1] <= self.DIFF_IN_BACKGROUND:
             QTimer.singleShot(0, self._refresh_diff)
             return
-        call = BackgroundCall(lambda: (request, difference_views(*inputs)))
-        call.finished.connect(self._on_diff)   # emitted in the GUI thread by the call's own slot
-        call.start()
+        self.pool.call(lambda: (request, difference_views(*inputs)), self._on_diff, self._on_diff_failed)
+
+    @Slot(str)
+    def _on_diff_failed(self, message: str) -> None:
+        """A failed background computation is left pending: :meth:`_refresh_diff` makes it."""
 
     @Slot(object)
     def _on_diff(self, answer: tuple[int, DiffViews]) -> None:

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from engine.evaluation.leaderboard import QUALITY_FLOOR
 from engine.core.labels import component_label, fmt
 from gui.elided_label import ElidedLabel
-from gui.worker import BackgroundCall
+from gui.worker import BackgroundCall, BackgroundPool
 
 def _store_leaderboard(store: str, experiment: str | None, floor: float) -> list[dict]:
     """:func:`engine.results.leaderboard.store_leaderboard`, imported in the background
@@ -60,7 +60,8 @@ class LeaderboardPanel(QWidget):
         self.rows: list[dict[str, Any]] = []
         self._store: str | None = None
         self._experiment: str | None = None
-        self._call: BackgroundCall | None = None
+        self._call: BackgroundCall | None = None   # the newest computation; older answers are dropped
+        self.pool = BackgroundPool(self)            # keeps every computation until it ends (shutdown waits)
         lay = QVBoxLayout(self)
         bar = QHBoxLayout()
         bar.addWidget(QLabel("table"))
@@ -116,16 +117,23 @@ class LeaderboardPanel(QWidget):
         if self._store is None:
             return None
         self.note.setText("computing the leaderboard …")
-        call = BackgroundCall(partial(_store_leaderboard, self._store, self._experiment, self.floor.value()), self)
-        # an answer for another experiment (the user moved on meanwhile) is dropped
-        call.finished.connect(lambda rows, c=call: self.set_leaderboard(rows) if c is self._call else None)
-        call.failed.connect(lambda msg, c=call: self._on_failed(msg) if c is self._call else None)
-        self._call = call
-        return call.start()
+        self._call = self.pool.call(partial(_store_leaderboard, self._store, self._experiment, self.floor.value()),
+                                    self._on_rows, self._on_call_failed)
+        return self._call
+
+    @Slot(object)
+    def _on_rows(self, rows: list[dict[str, Any]]) -> None:
+        if self.sender() is self._call:   # an answer for another experiment (the user moved on) is dropped
+            self.set_leaderboard(rows)
+
+    @Slot(str)
+    def _on_call_failed(self, message: str) -> None:
+        if self.sender() is self._call:
+            self._on_failed(message)
 
     def wait(self, ms: int = 30_000) -> bool:
-        """Block until a computation in flight has ended (shutdown, tests)."""
-        return self._call.wait(ms) if self._call is not None else True
+        """Block until every computation in flight has ended, the dropped ones too (shutdown, tests)."""
+        return all([call.wait(ms) for call in list(self.pool.calls)])
 
     @Slot(object)
     def set_leaderboard(self, rows: list[dict[str, Any]]) -> None:

@@ -359,7 +359,8 @@ class MainWindow(QMainWindow):
             self._closing = True
             self.tools.stop_training(120_000)
             self.save_settings()
-            self.pool.wait(30_000)
+            for pool in (self.pool, self.inspector.pool):
+                pool.wait(30_000)
             self.leaderboard.wait()
             self.log_bridge.uninstall()
         event.accept()

@@ -49,3 +49,26 @@ def test_panel_reports_an_unreadable_store(qtbot, tmp_path):
     call = w.show_store(str(tmp_path / "missing.sqlite"), "nope")
     assert call.wait()
     assert "could not compute the leaderboard" in w.note.text()
+
+
+def test_wait_waits_for_a_computation_that_clear_dropped(qtbot, tmp_path, monkeypatch):
+    """Shutdown waits for every leaderboard computation, also one the panel no longer shows."""
+    import time
+
+    import gui.leaderboard_panel as panel_module
+
+    ended = []
+
+    def slow_leaderboard(*args):
+        time.sleep(0.5)
+        ended.append(True)
+        return []
+
+    monkeypatch.setattr(panel_module, "_store_leaderboard", slow_leaderboard)
+    panel = LeaderboardPanel()
+    qtbot.addWidget(panel)
+    panel.show_store(str(tmp_path / "results.sqlite"))
+    panel.clear()                 # the user opened another folder: the answer will be dropped
+    assert panel.wait(10_000)
+    assert ended == [True]
+    assert panel.rows == [] and panel.shown_experiment() is None
