@@ -106,14 +106,10 @@ class ItemDisplay(QObject):
         self._select = select
         if select:
             self.w.images.select_path(info.image)
-            # the row now (the images may come later); the same defence as the inspector picks
-            labels = list(self.session.rows_of(item_id))
-            pick = defence if defence in labels else next((lb for lb in labels if lb != "none"), None)
-            self.w.results.select_item(item_id, pick)
         images = self.cache.get(item_id)
         if images is not None:
             self._request = None
-            self._show(item_id, images, defence)
+            self._show(item_id, images, defence)   # selects the row with the inspector's defence
             return True
         if info.status == "failed":
             self._request = None
@@ -123,11 +119,17 @@ class ItemDisplay(QObject):
                                  f"[{info.stage}] {info.error}")
             return True
         s = self.session
+        rows = s.rows_of(item_id)
+        if select:
+            # the row now (the images come later); the same defence as the inspector picks
+            labels = list(rows)
+            pick = defence if defence in labels else next((lb for lb in labels if lb != "none"), None)
+            self.w.results.select_item(item_id, pick)
         if s.store_path is None or s.exp_id is None or info.status != "done":
             self._request = ("file", info.image)
             self._read_file(info.image)
             return True
-        labels = sorted(k for k, r in s.rows_of(item_id).items() if not r.get("error"))
+        labels = sorted(k for k, r in rows.items() if not r.get("error"))
         store_path, exp_id = s.store_path, s.exp_id
         item = {"item_id": item_id, "image": info.image}
         title = item_title(info.image_name, info.metric, info.attack)
