@@ -77,6 +77,20 @@ ALTER TABLE items ADD COLUMN image_hash TEXT;
 ALTER TABLE experiments ADD COLUMN identity TEXT;
 """,
 }
+
+
+def _statements(script: str) -> list[str]:
+    """The SQL statements of a migration script (``executescript`` would commit first and
+    run them outside the migration's transaction)."""
+    out, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            out.append(current.strip())
+            current = ""
+    return out
+
+
 #: the identity of an experiment's units (``experiments.identity``); NULL: by file name (schema ≤ 2)
 CONTENT_IDENTITY = "content"
 _CORRUPT_HINTS = ("malformed", "not a database", "corrupt", "disk i/o error", "file is encrypted")
@@ -184,10 +198,22 @@ class ResultStore:
             raise StoreCorrupt(corrupt_message(self.path, "; ".join(problems[:2])))
 
     def _migrate(self, version: int) -> None:
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            with self._db:
-                self._db.executescript(MIGRATIONS[target])
+        """Bring an older (or new, empty) store to :data:`SCHEMA_VERSION` in one write
+        transaction, reading the version again under its lock: two processes opening the
+        same new store at once (a shared run) migrate it once, not twice."""
+        if version >= SCHEMA_VERSION:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for target in range(self._check_version() + 1, SCHEMA_VERSION + 1):
+                for statement in _statements(MIGRATIONS[target]):
+                    self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {target}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
 
     @property
     def schema_version(self) -> int:

@@ -122,3 +122,19 @@ def test_items_finished_by_another_run_are_not_claimed(tmp_path):
         assert got == [items[2].id] and held == []
         # a failure from before this run started is retried, as a resume does
         assert store.claim(exp.id, [items[0].id], "me", ttl=60, since=time.time() + 1)[0] == [items[0].id]
+
+
+def test_two_processes_opening_a_new_store_together_migrate_it_once(tmp_path):
+    """The version a process read before another one migrated the store is read again under
+    the write lock (it was: 'duplicate column name: image_hash', exit 4, in a shared run)."""
+    from engine.store.db import SCHEMA_VERSION, ResultStore
+
+    path = tmp_path / "results.sqlite"
+    other = ResultStore(path)          # the other process: created and migrated the store
+    assert other.schema_version == SCHEMA_VERSION
+    late = ResultStore(path)
+    late._migrate(0)                   # this one had read the version before the other migrated
+    assert late.schema_version == SCHEMA_VERSION
+    assert late._db.in_transaction is False
+    late.close()
+    other.close()
